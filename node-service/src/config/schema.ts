@@ -1,0 +1,146 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { duration } from './duration.ts';
+import { parseCidr } from './net.ts';
+
+// The raw shape of cluster.yaml. Keys marked "contract" in ARCHITECTURE.md must keep their names;
+// everything is strict so that a typo ("heartbeet") is an error rather than a silently ignored key.
+
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
+
+const ipAddr = z.string().refine((s) => isIP(s) !== 0, (s) => ({ message: `"${s}" is not an IPv4 or IPv6 address` }));
+
+const absPath = z.string().refine((s) => s.startsWith('/'), (s) => ({ message: `"${s}" must be an absolute path` }));
+
+const hostPort = z.string().refine(
+  (s) => /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(s) && Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535,
+  (s) => ({ message: `"${s}" must be host:port` }),
+);
+
+const onFailure = z.enum(['restart', 'stopstart', 'wait', 'failover']);
+
+const checkerBase = {
+  name: z.string().optional(),
+  interval: duration.default('5s'),
+  timeout: duration.default('3s'),
+  on_failure: onFailure.default('restart'),
+  /** consecutive failures before the checker is down */
+  failures: z.number().int().min(1).max(100).default(2),
+};
+
+export const checkerSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('tcp'), target: hostPort, ...checkerBase }).strict(),
+  z.object({ type: z.literal('ping'), target: ipAddr, ...checkerBase }).strict(),
+  z.object({ type: z.literal('interface'), interface: z.string().min(1), ...checkerBase }).strict(),
+  z.object({ type: z.literal('script'), command: z.string().min(1), ...checkerBase }).strict(),
+  z
+    .object({
+      type: z.literal('process'),
+      match: z.string().min(1),
+      regex: z.boolean().default(false),
+      at_least: z.number().int().min(0).default(1),
+      at_most: z.number().int().min(1).optional(),
+      max_restarts: z.number().int().min(1).default(3),
+      restart_window: duration.default('60s'),
+      ...checkerBase,
+    })
+    .strict(),
+  z.object({ type: z.literal('vip'), ...checkerBase }).strict(),
+]);
+
+export const vipSchema = z
+  .object({
+    addr: z.string().refine((s) => parseCidr(s) !== undefined, (s) => ({
+      message: `"${s}" must be an address with its prefix length, e.g. 198.18.0.100/24`,
+    })),
+    interface: z.string().min(1).max(15),
+  })
+  .strict();
+
+export const farmRuleSchema = z
+  .object({
+    port: z.number().int().min(0).max(65535).optional(),
+    proto: z.enum(['tcp', 'udp']).default('tcp'),
+    balance: z.enum(['client_ip', 'client_session']).default('client_ip'),
+  })
+  .strict();
+
+export const moduleSchema = z
+  .object({
+    name,
+    mode: z.enum(['mirror', 'farm'], { errorMap: () => ({ message: 'must be "mirror" or "farm"' }) }),
+    id: z.number().int().min(1).max(60),
+    heartbeat: z
+      .object({ pulse: duration.optional(), timeout: duration.optional() })
+      .strict()
+      .default({}),
+    vip: z.array(vipSchema).default([]),
+    replication: z
+      .object({
+        dirs: z.array(absPath).min(1),
+        send_timeout: duration.default('2s'),
+        zone_size: z.number().int().min(4096).default(1 << 20),
+      })
+      .strict()
+      .optional(),
+    scripts_dir: z.string().optional(),
+    scripts: z
+      .object({ timeout: duration.default('30s'), stop_timeout: duration.default('10s') })
+      .strict()
+      .default({}),
+    checkers: z.array(checkerSchema).default([]),
+    default_primary: name.optional(),
+    /** what a failing start script leads to */
+    on_start_failure: z.enum(['wait', 'stop', 'failover']).default('wait'),
+    witness: z
+      .object({
+        ping: z.array(ipAddr).default([]),
+        http: z.array(z.string().url()).default([]),
+        grace: duration.default('3s'),
+      })
+      .strict()
+      .optional(),
+    arp: z
+      .object({ count: z.number().int().min(0).max(100).default(5), interval: duration.default('200ms'), refresh: duration.optional() })
+      .strict()
+      .default({}),
+    farm: z
+      .object({
+        rules: z.array(farmRuleSchema).default([]),
+        power: z.record(z.number().int().min(1).max(100)).default({}),
+      })
+      .strict()
+      .optional(),
+    /** subset of the cluster nodes this module runs on (default: all); a mirror module needs exactly 2 */
+    nodes: z.array(name).optional(),
+    cloud_events: z.object({ url: z.string().url(), secret_file: absPath }).strict().optional(),
+  })
+  .strict();
+
+export const nodeSchema = z.object({ name, addrs: z.array(ipAddr).min(1) }).strict();
+
+export const clusterSchema = z
+  .object({
+    cluster: name,
+    secret_file: z.string().min(1),
+    state_dir: z.string().min(1).default('/var/lib/vigil'),
+    api: z
+      .object({
+        port: z.number().int().min(1).max(65535).default(9010),
+        admin_token_file: z.string().min(1),
+        listen: z.array(ipAddr).optional(),
+      })
+      .strict(),
+    log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info') }).strict().default({}),
+    nodes: z.array(nodeSchema).min(1),
+    modules: z.array(moduleSchema).default([]),
+  })
+  .strict();
+
+export type RawCluster = z.input<typeof clusterSchema>;
+export type ParsedCluster = z.output<typeof clusterSchema>;
+export type CheckerConfig = z.output<typeof checkerSchema>;
+export type VipConfig = z.output<typeof vipSchema>;
+export type FarmRule = z.output<typeof farmRuleSchema>;
