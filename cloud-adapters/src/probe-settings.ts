@@ -27,8 +27,14 @@ export interface AwsProbeSettings {
   readonly healthCheckTimeoutSeconds: 2;
   readonly healthyThresholdCount: 2;
   readonly unhealthyThresholdCount: 2;
-  /** target group attributes, as the ELBv2 API names them */
+  /**
+   * target group attributes of a Network Load Balancer target group (TCP/TLS), as the ELBv2 API names
+   * them. Two of them (`*.connection_termination.enabled`) exist only on NLBs: use `albAttributes`
+   * (or `awsTargetGroupAttributes(settings, protocol)`) for an Application Load Balancer's HTTP(S) target group.
+   */
   readonly attributes: Readonly<Record<string, string>>;
+  /** target group attributes of an Application Load Balancer target group (HTTP/HTTPS) */
+  readonly albAttributes: Readonly<Record<string, string>>;
 }
 
 export interface AzureProbeSettings {
@@ -47,9 +53,14 @@ export interface GcpProbeSettings {
   readonly type: 'HTTP';
   readonly port: number;
   readonly requestPath: string;
-  /** 2 s with 2/2 thresholds: a shift in about 4-6 s; 1 s intervals make probes race the 1 s heartbeat timeout */
-  readonly checkIntervalSec: 2;
-  readonly timeoutSec: 2;
+  /**
+   * 1 s, the API's minimum (timeoutSec may not exceed it): ready.txt is answered from memory and flips
+   * within 100 ms, so a 1 s answer budget is generous; with 2/2 thresholds the LB shifts in about 2-3 s.
+   * A node stalled long enough to miss two probes has also missed its heartbeats (1 s timeout), so the
+   * LB is no quicker to give up on it than the cluster is.
+   */
+  readonly checkIntervalSec: 1;
+  readonly timeoutSec: 1;
   readonly healthyThreshold: 2;
   readonly unhealthyThreshold: 2;
   /** mirror only: backend service failover policy */
@@ -58,8 +69,14 @@ export interface GcpProbeSettings {
     readonly disableConnectionDrainOnFailover: true;
     readonly failoverRatio: 0;
   };
-  /** Google's health-check source ranges (backend services and passthrough load balancers) */
+  /**
+   * Google's health-check source ranges to allow on the health port: the union of the ranges of
+   * backend-service load balancers (35.191.0.0/16, 130.211.0.0/22: internal passthrough, proxies) and of
+   * external passthrough Network Load Balancers (35.191.0.0/16, 209.85.152.0/22, 209.85.204.0/22).
+   */
   readonly probeSourceRanges: readonly string[];
+  /** the same for IPv6 backends */
+  readonly probeSourceRangesIpv6: readonly string[];
 }
 
 export interface ProbeSettings {
@@ -70,6 +87,15 @@ export interface ProbeSettings {
 }
 
 export const GCP_PROBE_RANGES = ['35.191.0.0/16', '130.211.0.0/22', '209.85.152.0/22', '209.85.204.0/22'] as const;
+export const GCP_PROBE_RANGES_IPV6 = ['2600:2d00:1:b029::/64', '2600:2d00:1:1::/64'] as const;
+
+/** NLB-only attributes, rejected by the API on an ALB target group */
+const NLB_ONLY_ATTRIBUTES = ['deregistration_delay.connection_termination.enabled', 'target_health_state.unhealthy.connection_termination.enabled', 'preserve_client_ip.enabled', 'proxy_protocol_v2.enabled'];
+
+/** The attributes to set on a target group of this protocol (TCP/TLS: NLB, HTTP/HTTPS: ALB). */
+export function awsTargetGroupAttributes(aws: AwsProbeSettings, protocol: string): Readonly<Record<string, string>> {
+  return protocol === 'HTTP' || protocol === 'HTTPS' ? aws.albAttributes : aws.attributes;
+}
 
 export function probeSettings(t: ProbeTarget): ProbeSettings {
   const path = readyPath(t.module);
@@ -84,6 +110,7 @@ export function probeSettings(t: ProbeTarget): ProbeSettings {
     awsAttributes['target_health_state.unhealthy.connection_termination.enabled'] = 'true';
     awsAttributes['load_balancing.cross_zone.enabled'] = 'true';
   }
+  const albAttributes = Object.fromEntries(Object.entries(awsAttributes).filter(([k]) => !NLB_ONLY_ATTRIBUTES.includes(k)));
   return {
     path,
     aws: {
@@ -96,6 +123,7 @@ export function probeSettings(t: ProbeTarget): ProbeSettings {
       healthyThresholdCount: 2,
       unhealthyThresholdCount: 2,
       attributes: awsAttributes,
+      albAttributes,
     },
     azure: {
       protocol: 'Http',
@@ -110,12 +138,13 @@ export function probeSettings(t: ProbeTarget): ProbeSettings {
       type: 'HTTP',
       port: t.healthPort,
       requestPath: path,
-      checkIntervalSec: 2,
-      timeoutSec: 2,
+      checkIntervalSec: 1,
+      timeoutSec: 1,
       healthyThreshold: 2,
       unhealthyThreshold: 2,
       ...(mirror ? { failoverPolicy: { dropTrafficIfUnhealthy: true, disableConnectionDrainOnFailover: true, failoverRatio: 0 } } : {}),
       probeSourceRanges: GCP_PROBE_RANGES,
+      probeSourceRangesIpv6: GCP_PROBE_RANGES_IPV6,
     },
   };
 }

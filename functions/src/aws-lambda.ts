@@ -1,0 +1,32 @@
+/**
+ * AWS Lambda entry point (bundled by infra with esbuild: this file, export `handler`).
+ * Accepts Lambda function URL, API Gateway (REST and HTTP) and ALB events through hono's adapter,
+ * and an EventBridge scheduled event ("Scheduled Event") which reconciles every configured cluster.
+ */
+import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
+import { getRuntime } from './runtime.ts';
+
+export interface ScheduledEvent {
+  readonly 'detail-type': 'Scheduled Event';
+  readonly source: string;
+  readonly id?: string;
+  readonly time?: string;
+  readonly resources?: readonly string[];
+  readonly detail?: unknown;
+}
+
+export function isScheduledEvent(e: unknown): e is ScheduledEvent {
+  return typeof e === 'object' && e !== null && (e as Record<string, unknown>)['detail-type'] === 'Scheduled Event';
+}
+
+export const handler = async (event: LambdaEvent | ScheduledEvent, context?: LambdaContext) => {
+  const rt = getRuntime();
+  if (isScheduledEvent(event)) {
+    const results = await rt.controller.reconcileAll();
+    const failed = results.filter((r) => r.error);
+    // throwing makes the invocation count as failed (CloudWatch Errors metric, EventBridge retry)
+    if (failed.length > 0) throw new Error(`reconcile failed for ${failed.map((r) => `${r.cluster}/${r.module}: ${r.error}`).join('; ')}`);
+    return { reconciled: results.map((r) => ({ cluster: r.cluster, module: r.module, changes: r.changes.length })) };
+  }
+  return handle(rt.app)(event, context);
+};

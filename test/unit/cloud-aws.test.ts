@@ -1,0 +1,233 @@
+import { describe, expect, it, beforeEach } from 'vitest';
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  CreateTargetGroupCommand,
+  DeregisterTargetsCommand,
+  DescribeTargetGroupAttributesCommand,
+  DescribeTargetGroupsCommand,
+  DescribeTargetHealthCommand,
+  ElasticLoadBalancingV2Client,
+  ModifyTargetGroupAttributesCommand,
+  ModifyTargetGroupCommand,
+  RegisterTargetsCommand,
+  TargetGroupNotFoundException,
+  type TargetGroup,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { AwsTargetGroupAdapter, type AwsResources } from '../../cloud-adapters/src/aws/adapter.ts';
+import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
+
+const ARN = 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/vigil-demo-mirror/0123456789abcdef';
+
+function desired(over: Partial<AwsResources> = {}, mode: 'mirror' | 'farm' = 'mirror'): Desired<AwsResources> {
+  return {
+    cluster: 'demo',
+    module: 'mirror',
+    mode,
+    healthPort: 9010,
+    nodes: [
+      { name: 'node1', address: '10.0.1.10' },
+      { name: 'node2', address: '10.0.2.10' },
+    ],
+    resources: { targetGroupName: 'vigil-demo-mirror', vpcId: 'vpc-0abc', protocol: 'TCP', port: 5432, targetType: 'ip', ...over },
+  };
+}
+
+/** A stateful stand-in for ELBv2 behind aws-sdk-client-mock: what was written is what is read back. */
+class FakeElb {
+  tgs = new Map<string, { tg: TargetGroup; attrs: Map<string, string>; targets: Map<string, { Id: string; Port: number; state: string }> }>();
+  byArn(arn: string | undefined) {
+    for (const v of this.tgs.values()) if (v.tg.TargetGroupArn === arn) return v;
+    throw new TargetGroupNotFoundException({ message: `One or more target groups not found`, $metadata: {} });
+  }
+  install(mock: ReturnType<typeof mockClient>) {
+    mock.on(DescribeTargetGroupsCommand).callsFake((i) => {
+      const v = this.tgs.get(i.Names[0]);
+      if (!v) throw new TargetGroupNotFoundException({ message: `One or more target groups not found`, $metadata: {} });
+      return { TargetGroups: [structuredClone(v.tg)] };
+    });
+    mock.on(CreateTargetGroupCommand).callsFake((i) => {
+      const { Tags: _t, ...tg } = i;
+      this.tgs.set(i.Name, { tg: { ...tg, TargetGroupName: i.Name, TargetGroupArn: ARN }, attrs: new Map([['deregistration_delay.timeout_seconds', '300'], ['load_balancing.cross_zone.enabled', 'use_load_balancer_configuration']]), targets: new Map() });
+      return { TargetGroups: [{ TargetGroupArn: ARN, TargetGroupName: i.Name }] };
+    });
+    mock.on(ModifyTargetGroupCommand).callsFake((i) => {
+      const v = this.byArn(i.TargetGroupArn);
+      const { TargetGroupArn: _a, ...rest } = i;
+      Object.assign(v.tg, rest);
+      return { TargetGroups: [v.tg] };
+    });
+    mock.on(DescribeTargetGroupAttributesCommand).callsFake((i) => ({ Attributes: [...this.byArn(i.TargetGroupArn).attrs].map(([Key, Value]) => ({ Key, Value })) }));
+    mock.on(ModifyTargetGroupAttributesCommand).callsFake((i) => {
+      const v = this.byArn(i.TargetGroupArn);
+      for (const a of i.Attributes) v.attrs.set(a.Key, a.Value);
+      return { Attributes: [] };
+    });
+    mock.on(RegisterTargetsCommand).callsFake((i) => {
+      const v = this.byArn(i.TargetGroupArn);
+      for (const t of i.Targets) if (v.targets.get(`${t.Id}:${t.Port}`)?.state !== 'healthy') v.targets.set(`${t.Id}:${t.Port}`, { Id: t.Id, Port: t.Port, state: 'initial' });
+      return {};
+    });
+    mock.on(DeregisterTargetsCommand).callsFake((i) => {
+      const v = this.byArn(i.TargetGroupArn);
+      for (const t of i.Targets) {
+        const cur = v.targets.get(`${t.Id}:${t.Port}`);
+        if (cur) cur.state = 'draining';
+      }
+      return {};
+    });
+    mock.on(DescribeTargetHealthCommand).callsFake((i) => ({
+      TargetHealthDescriptions: [...this.byArn(i.TargetGroupArn).targets.values()].map((t) => ({ Target: { Id: t.Id, Port: t.Port }, TargetHealth: { State: t.state } })),
+    }));
+  }
+}
+
+describe('AWS target group adapter (aws-sdk-client-mock)', () => {
+  const elb = mockClient(ElasticLoadBalancingV2Client);
+  let fake: FakeElb;
+  let adapter: AwsTargetGroupAdapter;
+
+  beforeEach(() => {
+    elb.reset();
+    fake = new FakeElb();
+    fake.install(elb);
+    adapter = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), desired());
+  });
+
+  it('creates the target group with the shared probe settings, then its attributes and targets', async () => {
+    // GIVEN no target group  WHEN planned and applied
+    const plan = await adapter.plan();
+    expect(plan.changes.map((c) => c.request.operation)).toEqual(['CreateTargetGroup', 'ModifyTargetGroupAttributes', 'RegisterTargets']);
+    await adapter.apply(plan);
+    // THEN the exact requests
+    expect(elb.commandCalls(CreateTargetGroupCommand)[0].args[0].input).toEqual({
+      Name: 'vigil-demo-mirror',
+      Protocol: 'TCP',
+      Port: 5432,
+      VpcId: 'vpc-0abc',
+      TargetType: 'ip',
+      HealthCheckEnabled: true,
+      HealthCheckProtocol: 'HTTP',
+      HealthCheckPort: '9010',
+      HealthCheckPath: '/var/modules/mirror/ready.txt',
+      HealthCheckIntervalSeconds: 5,
+      HealthCheckTimeoutSeconds: 2,
+      HealthyThresholdCount: 2,
+      UnhealthyThresholdCount: 2,
+      Matcher: { HttpCode: '200' },
+      Tags: [
+        { Key: 'vigil:cluster', Value: 'demo' },
+        { Key: 'vigil:module', Value: 'mirror' },
+      ],
+    });
+    expect(elb.commandCalls(ModifyTargetGroupAttributesCommand)[0].args[0].input).toEqual({
+      TargetGroupArn: ARN,
+      Attributes: [
+        { Key: 'deregistration_delay.timeout_seconds', Value: '5' },
+        { Key: 'deregistration_delay.connection_termination.enabled', Value: 'true' },
+        { Key: 'target_health_state.unhealthy.connection_termination.enabled', Value: 'true' },
+        { Key: 'load_balancing.cross_zone.enabled', Value: 'true' },
+      ],
+    });
+    expect(elb.commandCalls(RegisterTargetsCommand)[0].args[0].input).toEqual({
+      TargetGroupArn: ARN,
+      Targets: [
+        { Id: '10.0.1.10', Port: 5432 },
+        { Id: '10.0.2.10', Port: 5432 },
+      ],
+    });
+  });
+
+  it('is idempotent: the second plan is empty and applying it sends nothing', async () => {
+    await adapter.apply(await adapter.plan());
+    elb.resetHistory();
+    const again = await adapter.plan();
+    expect(again.changes).toEqual([]);
+    expect(formatPlan(again)).toBe('aws demo/mirror: no changes');
+    await adapter.apply(again);
+    const writes = [CreateTargetGroupCommand, ModifyTargetGroupCommand, ModifyTargetGroupAttributesCommand, RegisterTargetsCommand, DeregisterTargetsCommand];
+    for (const c of writes) expect(elb.commandCalls(c)).toHaveLength(0);
+    // the reads a plan makes on an existing group
+    expect(elb.commandCalls(DescribeTargetGroupsCommand)[0].args[0].input).toEqual({ Names: ['vigil-demo-mirror'] });
+    expect(elb.commandCalls(DescribeTargetGroupAttributesCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN });
+    expect(elb.commandCalls(DescribeTargetHealthCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN });
+  });
+
+  it('modifies only the health-check fields and attributes that drifted, and shows them as a diff', async () => {
+    await adapter.apply(await adapter.plan());
+    const v = fake.tgs.get('vigil-demo-mirror')!;
+    v.tg.HealthCheckIntervalSeconds = 30;
+    v.tg.Matcher = { HttpCode: '200-399' };
+    v.attrs.set('deregistration_delay.timeout_seconds', '300');
+    elb.resetHistory();
+    const plan = await adapter.plan();
+    expect(formatPlan(plan)).toBe(
+      [
+        'aws demo/mirror: 2 change(s)',
+        '~ update target-group vigil-demo-mirror',
+        '    HealthCheckIntervalSeconds: 30 -> 5',
+        '    Matcher.HttpCode: 200-399 -> 200',
+        '~ update target-group vigil-demo-mirror attributes',
+        '    deregistration_delay.timeout_seconds: 300 -> 5',
+      ].join('\n'),
+    );
+    await adapter.apply(plan);
+    expect(elb.commandCalls(ModifyTargetGroupCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN, HealthCheckIntervalSeconds: 5, Matcher: { HttpCode: '200' } });
+    expect(elb.commandCalls(ModifyTargetGroupAttributesCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN, Attributes: [{ Key: 'deregistration_delay.timeout_seconds', Value: '5' }] });
+    expect((await adapter.plan()).changes).toEqual([]);
+  });
+
+  it('registers missing nodes and deregisters targets that are not nodes of the cluster', async () => {
+    await adapter.apply(await adapter.plan());
+    const v = fake.tgs.get('vigil-demo-mirror')!;
+    v.targets.delete('10.0.2.10:5432');
+    v.targets.set('10.9.9.9:5432', { Id: '10.9.9.9', Port: 5432, state: 'healthy' });
+    elb.resetHistory();
+    await adapter.apply(await adapter.plan());
+    expect(elb.commandCalls(RegisterTargetsCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN, Targets: [{ Id: '10.0.2.10', Port: 5432 }] });
+    expect(elb.commandCalls(DeregisterTargetsCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN, Targets: [{ Id: '10.9.9.9', Port: 5432 }] });
+  });
+
+  it('drain is one DeregisterTargets; restore re-registers; instance targets use instance ids', async () => {
+    const a = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), {
+      ...desired({ targetType: 'instance' }),
+      nodes: [
+        { name: 'node1', address: '10.0.1.10', instanceId: 'i-0aaa' },
+        { name: 'node2', address: '10.0.2.10', instanceId: 'i-0bbb' },
+      ],
+    });
+    await a.apply(await a.plan());
+    elb.resetHistory();
+    await a.drain('node1');
+    expect(elb.commandCalls(DeregisterTargetsCommand).map((c) => c.args[0].input)).toEqual([{ TargetGroupArn: ARN, Targets: [{ Id: 'i-0aaa', Port: 5432 }] }]);
+    const obs = await a.observe();
+    expect(obs.targets).toEqual([
+      { node: 'node1', target: 'i-0aaa:5432', state: 'draining' },
+      { node: 'node2', target: 'i-0bbb:5432', state: 'initial' },
+    ]);
+    // a reconcile puts a drained node back (the probe keeps it out of traffic while its ready.txt is 404)
+    expect((await a.plan()).changes.map((c) => c.request.input)).toEqual([{ TargetGroupArn: ARN, Targets: [{ Id: 'i-0aaa', Port: 5432 }] }]);
+    await a.restore('node1');
+    expect(elb.commandCalls(RegisterTargetsCommand).at(-1)!.args[0].input).toEqual({ TargetGroupArn: ARN, Targets: [{ Id: 'i-0aaa', Port: 5432 }] });
+  });
+
+  it('an ALB (HTTP) target group gets no NLB-only attributes; farm gets no connection termination', async () => {
+    const alb = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), desired({ protocol: 'HTTP', port: 8080 }));
+    await alb.apply(await alb.plan());
+    expect(elb.commandCalls(ModifyTargetGroupAttributesCommand)[0].args[0].input.Attributes).toEqual([
+      { Key: 'deregistration_delay.timeout_seconds', Value: '5' },
+      { Key: 'load_balancing.cross_zone.enabled', Value: 'true' },
+    ]);
+    elb.resetHistory();
+    fake.tgs.clear();
+    const farm = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), { ...desired({}, 'farm'), module: 'web' });
+    await farm.apply(await farm.plan());
+    expect(elb.commandCalls(CreateTargetGroupCommand)[0].args[0].input.HealthCheckPath).toBe('/var/modules/web/ready.txt');
+    expect(elb.commandCalls(ModifyTargetGroupAttributesCommand)[0].args[0].input.Attributes).toEqual([{ Key: 'deregistration_delay.timeout_seconds', Value: '5' }]);
+  });
+
+  it('refuses to change what ELBv2 cannot change (protocol, target type)', async () => {
+    await adapter.apply(await adapter.plan());
+    const other = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), desired({ protocol: 'TLS' }));
+    await expect(other.plan()).rejects.toThrow(/protocol cannot be changed/);
+  });
+});
