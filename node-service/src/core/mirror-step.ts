@@ -1,0 +1,400 @@
+import {
+  type Base,
+  enterPrimarySteps,
+  enterSecondarySteps,
+  enterStopSteps,
+  enterWaitSteps,
+  persist,
+  queue,
+  restartInPlaceSteps,
+} from './transitions.ts';
+import { type Action, type CoreEvent, FRESH, isPrimary, type ModuleState, type OnFailure, type Persisted, type PeerView, type StepResult } from './types.ts';
+
+/**
+ * The mirror module's decision state. Everything the decisions need is here, and nothing else:
+ * no clock, socket or file. The daemon feeds events and performs the returned actions.
+ */
+export interface MirrorCore extends Base {
+  readonly mode: 'mirror';
+  readonly self: string;
+  readonly peerName: string;
+  readonly defaultPrimary?: string;
+  readonly witnessConfigured: boolean;
+  readonly witnessGraceMs: number;
+  readonly now: number;
+  readonly peer?: PeerView;
+  readonly peerAlive: boolean;
+  /** the heartbeat monitor declared the peer lost (or never saw it within timeout of boot) */
+  readonly peerGone: boolean;
+  /** we watched the peer die while our copy was in sync (in memory only: a restarted node cannot know
+   *  what the peer did while it was down) */
+  readonly lostWhileInSync: boolean;
+  /** primary: the secondary is a synchronous copy; secondary: our resync is complete */
+  readonly synced: boolean;
+  /** we are releasing primary to the peer (advertised in heartbeats) */
+  readonly handover: boolean;
+  /** we ask the primary to swap (advertised) */
+  readonly swapRequest: boolean;
+  /** do not promote on our own (operator `second`, stopstart, failed start) until the peer is primary or gone */
+  readonly hold: boolean;
+  /** checkers that are down and forbid being primary */
+  readonly down: Readonly<Record<string, OnFailure>>;
+  readonly restarts: Readonly<Record<string, readonly number[]>>;
+  readonly witnessReachable?: boolean;
+  readonly witnessUnreachableSince?: number;
+  readonly fullSyncNext: boolean;
+  /** the last "waiting because ..." explanation, so it is logged once rather than on every tick */
+  readonly waitingReason: string;
+}
+
+export interface MirrorInit {
+  readonly self: string;
+  readonly peerName: string;
+  readonly defaultPrimary?: string;
+  readonly witnessConfigured?: boolean;
+  readonly witnessGraceMs?: number;
+  readonly onStartFailure?: 'wait' | 'stop' | 'failover';
+  readonly persisted?: Persisted;
+}
+
+export function initMirror(i: MirrorInit): MirrorCore {
+  return {
+    mode: 'mirror',
+    self: i.self,
+    peerName: i.peerName,
+    defaultPrimary: i.defaultPrimary,
+    witnessConfigured: i.witnessConfigured ?? false,
+    witnessGraceMs: i.witnessGraceMs ?? 3000,
+    onStartFailure: i.onStartFailure ?? 'wait',
+    state: 'STOP',
+    target: 'STOP',
+    busy: 0,
+    nextId: 1,
+    p: i.persisted ?? FRESH,
+    now: 0,
+    peerAlive: false,
+    peerGone: false,
+    lostWhileInSync: false,
+    synced: false,
+    handover: false,
+    swapRequest: false,
+    hold: false,
+    down: {},
+    restarts: {},
+    fullSyncNext: false,
+    waitingReason: '',
+  };
+}
+
+type R = StepResult<MirrorCore>;
+const DEFAULT_MAX_RESTARTS = 3;
+const DEFAULT_RESTART_WINDOW_MS = 60_000;
+
+export function stepMirror(core: MirrorCore, ev: CoreEvent): R {
+  const c: MirrorCore = { ...core, now: ev.now };
+  switch (ev.type) {
+    case 'boot':
+      return bootMirror(c, ev.now);
+    case 'tick':
+      return settle(c, []);
+    case 'peer':
+      return onPeer(c, ev.peer);
+    case 'peerLost': {
+      const lostWhileInSync = c.peerAlive && c.p.inSync && !isPrimary(c.target);
+      const next = { ...c, peerAlive: false, peerGone: true, lostWhileInSync, handover: false, swapRequest: false, hold: false, synced: isPrimary(c.target) ? false : c.synced };
+      return settle(next, [{ type: 'witness', poll: c.witnessConfigured }, { type: 'publish' }]);
+    }
+    case 'replication':
+      return onReplication(c, ev.status, ev.reason);
+    case 'transitionDone':
+      return onTransitionDone(c, ev.ok, ev.detail);
+    case 'checker':
+      return onChecker(c, ev);
+    case 'witness':
+      return settle(
+        { ...c, witnessReachable: ev.reachable, witnessUnreachableSince: ev.reachable ? undefined : (c.witnessUnreachableSince ?? ev.now) },
+        [],
+      );
+    case 'command':
+      return onCommand(c, ev.command);
+  }
+}
+
+function onPeer(c: MirrorCore, peer: PeerView): R {
+  const actions: Action[] = [];
+  const wasGone = !c.peerAlive;
+  let next: MirrorCore = { ...c, peer, peerAlive: true, peerGone: false, lostWhileInSync: false };
+  if (wasGone && c.witnessConfigured) actions.push({ type: 'witness', poll: false });
+  if (isPrimary(peer.state)) next = { ...next, hold: false, handover: false };
+  if (!isPrimary(peer.state) || peer.state !== 'PRIM') next = { ...next, swapRequest: next.swapRequest && isPrimary(peer.state) };
+  // A secondary whose primary moved on without it (ALONE, newer generation) no longer holds a copy.
+  if (c.target === 'SECOND' && next.p.inSync && peer.gen > next.p.gen) {
+    next = { ...next, synced: false, p: { ...next.p, inSync: false } };
+    actions.push(persist(next.p), { type: 'publish' });
+  }
+  return settle(next, actions);
+}
+
+function onReplication(c: MirrorCore, status: 'synced' | 'lost', reason: string): R {
+  if (status === 'synced') {
+    if (c.target === 'SECOND') {
+      const p: Persisted = { ...c.p, inSync: true, gen: Math.max(c.p.gen, c.peer?.gen ?? 0), lastState: 'SECOND' };
+      return settle({ ...c, synced: true, p }, [persist(p), { type: 'publish' }, { type: 'log', level: 'info', msg: 'resync complete: in sync with the primary' }]);
+    }
+    return settle({ ...c, synced: true }, []);
+  }
+  // On a secondary, losing the stream changes nothing by itself: every acknowledged write is here.
+  // We become stale only when the primary advertises a newer generation (see onPeer).
+  return settle({ ...c, synced: isPrimary(c.target) ? false : c.synced }, [{ type: 'log', level: 'warn', msg: `replication lost: ${reason}` }]);
+}
+
+function onTransitionDone(c: MirrorCore, ok: boolean, detail: string): R {
+  const done: MirrorCore = { ...c, busy: Math.max(0, c.busy - 1) };
+  if (ok) {
+    const stateNow = done.busy === 0 ? done.target : done.state;
+    return settle({ ...done, state: stateNow }, [{ type: 'publish' }]);
+  }
+  // A start step failed: never a silent PRIM. Apply the configured policy from a clean WAIT or STOP.
+  const failedInto = c.target;
+  const actions: Action[] = [{ type: 'log', level: 'error', msg: `transition to ${failedInto} failed: ${detail}` }];
+  // Published state stays what it was (the failed role was never reached); cleanup starts from the failed role.
+  const cleared: MirrorCore = { ...done, busy: 0, state: c.state, target: failedInto };
+  if (c.onStartFailure === 'stop') {
+    const p = { ...cleared.p, stopped: true };
+    const r = queue({ ...cleared, p }, 'STOP', `start failed (${detail}); on_start_failure: stop`, enterStopSteps(failedInto), [persist(p)]);
+    return { state: r.state, actions: [...actions, ...r.actions] };
+  }
+  const r = queue({ ...cleared, hold: true }, 'WAIT', `start failed (${detail}); on_start_failure: ${c.onStartFailure}`, enterWaitSteps(failedInto));
+  return { state: r.state, actions: [...actions, ...r.actions, { type: 'publish' }] };
+}
+
+function onChecker(c: MirrorCore, ev: Extract<CoreEvent, { type: 'checker' }>): R {
+  if (ev.up) {
+    const { [ev.checker]: _gone, ...down } = c.down;
+    return settle({ ...c, down }, [{ type: 'log', level: 'info', msg: `checker ${ev.checker} up: ${ev.reason}` }]);
+  }
+  const log: Action = { type: 'log', level: 'warn', msg: `checker ${ev.checker} down: ${ev.reason} (on_failure: ${ev.onFailure})` };
+  let policy = ev.onFailure;
+  let next = c;
+  if (policy === 'restart') {
+    const window = ev.restartWindow ?? DEFAULT_RESTART_WINDOW_MS;
+    const recent = [...(c.restarts[ev.checker] ?? []).filter((t) => ev.now - t < window), ev.now];
+    next = { ...c, restarts: { ...c.restarts, [ev.checker]: recent } };
+    if (recent.length > (ev.maxRestarts ?? DEFAULT_MAX_RESTARTS)) policy = 'stopstart';
+  }
+  if (!isPrimary(next.target)) {
+    // Not serving: remember that this node must not become primary until the checker is up again.
+    return settle(policy === 'restart' ? next : { ...next, down: { ...next.down, [ev.checker]: policy } }, [log]);
+  }
+  const peerCanTakeOver = next.peerAlive && next.peer?.state === 'SECOND' && next.peer.inSync;
+  if (policy === 'restart' || (!peerCanTakeOver && policy !== 'wait')) {
+    const why = policy === 'restart' ? `restart in place: checker ${ev.checker} down` : `checker ${ev.checker} down, no in-sync secondary to fail over to: restart in place`;
+    if (next.busy > 0) return { state: next, actions: [log] };
+    const r = queue(next, next.target, why, restartInPlaceSteps(next.target));
+    return { state: r.state, actions: [log, ...r.actions] };
+  }
+  const reason = `checker ${ev.checker} down (${policy}): ${ev.reason}`;
+  const held: MirrorCore = { ...next, down: policy === 'wait' ? { ...next.down, [ev.checker]: policy } : next.down };
+  if (peerCanTakeOver) return handOver(held, reason, [log]);
+  const r = queue({ ...held, hold: true }, 'WAIT', reason, enterWaitSteps(held.target));
+  return { state: r.state, actions: [log, ...r.actions, { type: 'publish' }] };
+}
+
+function onCommand(c: MirrorCore, cmd: Extract<CoreEvent, { type: 'command' }>['command']): R {
+  const refuse = (message: string): R => ({ state: c, actions: [], reply: { ok: false, message } });
+  const accept = (r: { state: MirrorCore; actions: readonly Action[] }, message: string): R => ({ ...r, reply: { ok: true, message } });
+  switch (cmd.type) {
+    case 'start': {
+      if (!c.p.stopped && c.target !== 'STOP') return refuse(`already started (${c.target})`);
+      const p = { ...c.p, stopped: false };
+      const r = queue({ ...c, p }, 'WAIT', 'operator start', enterWaitSteps(c.target), [persist(p)]);
+      return accept(settle(r.state, r.actions), 'starting');
+    }
+    case 'stop': {
+      if (c.p.stopped && c.target === 'STOP') return refuse('already stopped');
+      const p = { ...c.p, stopped: true, lastState: c.target === 'STOP' ? c.p.lastState : c.target };
+      return accept(queue({ ...c, p, handover: false, swapRequest: false }, 'STOP', 'operator stop', enterStopSteps(c.target), [persist(p)]), 'stopping');
+    }
+    case 'restart': {
+      if (c.target === 'STOP') return onCommand(c, { type: 'start' });
+      if (c.busy > 0) return refuse(`a transition to ${c.target} is in progress; retry when it is done`);
+      return accept(queue(c, c.target, 'operator restart: application restarted in place', restartInPlaceSteps(c.target)), 'restarting the application in place');
+    }
+    case 'prim': {
+      if (isPrimary(c.target)) return refuse(`already primary (${c.target})`);
+      if (c.p.stopped || c.target === 'STOP') return refuse('the module is stopped: run vigil start first');
+      if (c.peerAlive && c.peer && isPrimary(c.peer.state)) return refuse(`${c.peerName} is primary (${c.peer.state}): use vigil swap`);
+      if (c.busy > 0) return refuse(`a transition to ${c.target} is in progress; retry when it is done`);
+      const fresh = c.p.gen === 0 && !c.p.inSync && (!c.peer || c.peer.fresh);
+      if (!cmd.force && !fresh) {
+        if (!c.peerAlive) return refuse(`${c.peerName} is not reachable, so this node cannot know its data is the latest: use --force if you are sure`);
+        if (!ranksAbove(c, c.peer!)) return refuse(`${c.peerName} holds newer data (generation ${c.peer!.gen} > ${c.p.gen}): use --force to accept losing it`);
+      }
+      const why = cmd.force ? 'operator forced prim' : fresh ? 'operator prim on first start' : 'operator prim';
+      return accept(promote({ ...c, hold: false, fullSyncNext: cmd.fullSync ?? false }, why), 'becoming primary');
+    }
+    case 'second': {
+      if (isPrimary(c.target)) {
+        if (!(c.peerAlive && c.peer?.state === 'SECOND' && c.peer.inSync)) {
+          return refuse(`${c.peerName} is not an in-sync secondary, so it cannot take over without losing data: use vigil stop if you mean it`);
+        }
+        return accept(handOver({ ...c, fullSyncNext: cmd.fullSync }, 'operator second', []), `handing primary over to ${c.peerName}`);
+      }
+      if (c.target === 'STOP') return refuse('the module is stopped: run vigil start first');
+      if (c.target === 'SECOND') {
+        if (!cmd.fullSync) return refuse('already secondary');
+        return accept(queue({ ...c, synced: false }, 'SECOND', 'operator second --fullsync', enterSecondarySteps('SECOND', { fullSync: true })), 'full resync');
+      }
+      return accept(settle({ ...c, hold: true, fullSyncNext: cmd.fullSync }, []), 'will join as secondary');
+    }
+    case 'swap': {
+      if (c.target === 'PRIM' && c.peerAlive && c.peer?.state === 'SECOND' && c.peer.inSync) {
+        return accept(handOver(c, 'swap', []), `swapping: ${c.peerName} becomes primary`);
+      }
+      if (c.target === 'SECOND' && c.peerAlive && c.peer?.state === 'PRIM' && c.p.inSync) {
+        return accept({ state: { ...c, swapRequest: true }, actions: [{ type: 'publish' }] }, `asked ${c.peerName} to swap`);
+      }
+      return refuse(`swap needs a PRIM and an in-sync SECOND; now ${c.self}=${c.target}, ${c.peerName}=${c.peerAlive ? (c.peer?.state ?? '?') : 'unreachable'}`);
+    }
+  }
+}
+
+/** Release primary to an in-sync peer: become SECOND and advertise the handover. No write is lost:
+ *  the view turns read-only before the peer is told to take over. */
+function handOver(c: MirrorCore, reason: string, pre: Action[]): R {
+  const p: Persisted = { ...c.p, inSync: true, lastState: 'SECOND' };
+  const r = queue({ ...c, p, handover: true, hold: true, synced: true }, 'SECOND', reason, enterSecondarySteps(c.target, { fullSync: c.fullSyncNext }), [persist(p)]);
+  return { state: { ...r.state, fullSyncNext: false }, actions: [...pre, ...r.actions, { type: 'publish' }] };
+}
+
+function promote(c: MirrorCore, reason: string): R {
+  const gen = Math.max(c.p.gen, c.peer?.gen ?? 0) + 1;
+  const p: Persisted = { gen, primaryEpoch: gen, lastState: 'ALONE', inSync: false, stopped: false };
+  const r = queue({ ...c, p, synced: false, swapRequest: false, handover: false, waitingReason: '' }, 'ALONE', reason, enterPrimarySteps(c.target, { fullSync: c.fullSyncNext }), [persist(p)]);
+  return { state: { ...r.state, fullSyncNext: false }, actions: [...r.actions, { type: 'publish' }] };
+}
+
+function demote(c: MirrorCore, reason: string, opts: { divergent: boolean }): R {
+  const p: Persisted = { ...c.p, inSync: false, lastState: 'SECOND' };
+  const r = queue({ ...c, p, synced: false, waitingReason: '' }, 'SECOND', reason, enterSecondarySteps(c.target, { fullSync: c.fullSyncNext, divergent: opts.divergent }), [persist(p)]);
+  return { state: { ...r.state, fullSyncNext: false }, actions: [...r.actions, { type: 'publish' }] };
+}
+
+function toWait(c: MirrorCore, reason: string): R {
+  const r = queue({ ...c, waitingReason: reason }, 'WAIT', reason, enterWaitSteps(c.target));
+  return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
+}
+
+/** Is our data at least as new as the peer's (ties broken the same way on both nodes)? */
+function ranksAbove(c: MirrorCore, peer: PeerView): boolean {
+  if (c.p.gen !== peer.gen) return c.p.gen > peer.gen;
+  const mine = c.p.inSync || isPrimary(c.p.lastState) ? 1 : 0;
+  const theirs = peer.inSync || isPrimary(peer.state) ? 1 : 0;
+  if (mine !== theirs) return mine > theirs;
+  return c.self < peer.node;
+}
+
+/** After a split, both primaries see each other: the higher generation stays; on a tie, the older
+ *  primary (lower epoch: it was primary before the split); then the lower node name. */
+export function keepsPrimary(self: { node: string; gen: number; primaryEpoch: number }, peer: { node: string; gen: number; primaryEpoch: number }): boolean {
+  if (self.gen !== peer.gen) return self.gen > peer.gen;
+  if (self.primaryEpoch !== peer.primaryEpoch) return self.primaryEpoch < peer.primaryEpoch;
+  return self.node < peer.node;
+}
+
+const canPromote = (c: MirrorCore): boolean => !c.hold && Object.keys(c.down).length === 0;
+
+function witnessAllows(c: MirrorCore): 'yes' | 'no' | 'unknown' {
+  if (!c.witnessConfigured) return 'yes';
+  if (c.witnessReachable === undefined) return 'unknown';
+  return c.witnessReachable ? 'yes' : 'no';
+}
+
+/** Level-triggered decisions: given everything we know now, where should this node be? */
+function settle(c: MirrorCore, pre: Action[]): R {
+  if (c.busy > 0 || c.target === 'STOP') return { state: c, actions: pre };
+  const r = decide(c);
+  return { state: r.state, actions: [...pre, ...r.actions], reply: r.reply };
+}
+
+function waiting(c: MirrorCore, reason: string): R {
+  if (c.waitingReason === reason) return { state: c, actions: [] };
+  return { state: { ...c, waitingReason: reason }, actions: [{ type: 'log', level: 'info', msg: `${c.target}: ${reason}` }] };
+}
+
+function decide(c: MirrorCore): R {
+  const peer = c.peerAlive ? c.peer : undefined;
+  switch (c.target) {
+    case 'ALONE':
+    case 'PRIM': {
+      if (peer && isPrimary(peer.state)) {
+        const mine = { node: c.self, gen: c.p.gen, primaryEpoch: c.p.primaryEpoch };
+        if (keepsPrimary(mine, peer)) return waiting(c, `split brain healed: ${peer.node} is also primary; we stay (generation ${c.p.gen}/${peer.gen}, epoch ${c.p.primaryEpoch}/${peer.primaryEpoch})`);
+        return demote(c, `split brain healed: ${peer.node} stays primary (generation ${peer.gen} vs ours ${c.p.gen}, epoch ${peer.primaryEpoch} vs ${c.p.primaryEpoch}); our divergent files are moved aside`, { divergent: true });
+      }
+      if (!peer && c.peerGone && c.witnessConfigured && c.witnessReachable === false && c.witnessUnreachableSince !== undefined && c.now - c.witnessUnreachableSince >= c.witnessGraceMs) {
+        return toWait({ ...c, hold: false }, `peer and every witness unreachable for ${c.now - c.witnessUnreachableSince}ms: our network is the one cut, stepping down`);
+      }
+      if (peer?.swapRequest && c.target === 'PRIM' && peer.state === 'SECOND' && peer.inSync) return handOver(c, `swap requested by ${peer.node}`, []);
+      const sub: ModuleState = c.synced && peer !== undefined && peer.state === 'SECOND' ? 'PRIM' : 'ALONE';
+      if (sub === c.target) return { state: c, actions: [] };
+      if (sub === 'ALONE') {
+        // Writes from now on are not mirrored: a new generation marks our data as newer than the peer's.
+        const p: Persisted = { ...c.p, gen: Math.max(c.p.gen, peer?.gen ?? 0) + 1, lastState: 'ALONE' };
+        return { state: { ...c, p, state: 'ALONE', target: 'ALONE' }, actions: [persist(p), { type: 'publish' }, { type: 'log', level: 'warn', msg: `PRIM -> ALONE: ${peer ? 'replication to ' + peer.node + ' lost' : 'peer lost'}; changes are tracked for resync` }] };
+      }
+      const p: Persisted = { ...c.p, lastState: 'PRIM' };
+      return { state: { ...c, p, state: 'PRIM', target: 'PRIM' }, actions: [persist(p), { type: 'publish' }, { type: 'log', level: 'info', msg: `ALONE -> PRIM: ${c.peerName} is an in-sync secondary` }] };
+    }
+    case 'SECOND': {
+      if (!peer) {
+        if (!c.peerGone) return { state: c, actions: [] };
+        if (!c.p.inSync) return toWait(c, `peer ${c.peerName} lost while we were not in sync: our data may be stale`);
+        if (!canPromote(c)) return toWait(c, `peer ${c.peerName} lost; a checker forbids taking over (${Object.keys(c.down).join(', ')})`);
+        const w = witnessAllows(c);
+        if (w === 'unknown') return waiting(c, 'peer lost: asking the witnesses');
+        if (w === 'no') return toWait(c, `peer ${c.peerName} lost and no witness reachable: not taking over (we may be the one cut off)`);
+        return promote(c, `peer ${c.peerName} lost; our data is in sync`);
+      }
+      if (!isPrimary(peer.state) && c.p.inSync && canPromote(c)) {
+        if (peer.handover) return promote({ ...c, hold: false }, `${peer.node} handed primary over`);
+        if (peer.state === 'STOP' || peer.state === 'WAIT') return promote(c, `${peer.node} is ${peer.state} and our data is in sync`);
+      }
+      return { state: c, actions: [] };
+    }
+    case 'WAIT': {
+      if (peer && isPrimary(peer.state)) {
+        const divergent = c.p.lastState === 'ALONE' && (peer.gen !== c.p.gen || peer.primaryEpoch !== c.p.primaryEpoch);
+        return demote({ ...c, hold: false }, `${peer.node} is primary (${peer.state})${divergent ? '; we were ALONE, our divergent files are moved aside' : ''}`, { divergent });
+      }
+      if (!canPromote(c)) return waiting(c, c.hold ? `held: waiting for ${c.peerName} to become primary` : `checker down: ${Object.keys(c.down).join(', ')}`);
+      if (peer) {
+        if (peer.handover) return waiting(c, `${peer.node} is handing over`);
+        const fresh = c.p.gen === 0 && !c.p.inSync && peer.fresh;
+        if (fresh) {
+          if (c.defaultPrimary === c.self) return promote(c, 'first start: default_primary');
+          return waiting(c, `first start: waiting for vigil prim on the node with good data${c.defaultPrimary ? ` (default_primary: ${c.defaultPrimary})` : ''}`);
+        }
+        if (ranksAbove(c, peer)) return promote(c, `${peer.node} is ${peer.state} with generation ${peer.gen}; ours (${c.p.gen}) is the latest`);
+        return waiting(c, `${peer.node} holds newer data (generation ${peer.gen} vs ${c.p.gen}): waiting for it to become primary`);
+      }
+      if (!c.peerGone) return { state: c, actions: [] };
+      if (c.p.lastState === 'ALONE' || c.lostWhileInSync) {
+        const w = witnessAllows(c);
+        if (w === 'unknown') return waiting(c, 'restarted without peer: asking the witnesses');
+        if (w === 'no') return waiting(c, 'restarted without peer and no witness reachable');
+        return promote(c, c.lostWhileInSync ? `${c.peerName} lost while our data was in sync` : `restarted without ${c.peerName}; we were ALONE, so our data is the latest`);
+      }
+      return waiting(c, `${c.peerName} not seen and our data may be stale (last state ${c.p.lastState}): start ${c.peerName}, or run vigil prim --force on the node with good data`);
+    }
+    default:
+      return { state: c, actions: [] };
+  }
+}
+
+/** Start-up: from STOP to WAIT unless an operator stopped the module. */
+export function bootMirror(c: MirrorCore, now: number): R {
+  if (c.p.stopped) return { state: { ...c, now }, actions: [{ type: 'log', level: 'info', msg: 'module was stopped by an operator: staying STOP (vigil start to start it)' }] };
+  const r = queue({ ...c, now }, 'WAIT', 'daemon start', enterWaitSteps('STOP'));
+  return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
+}

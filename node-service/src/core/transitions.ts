@@ -1,0 +1,80 @@
+import type { Action, ModuleState, Persisted, Step, Transition } from './types.ts';
+
+/**
+ * The orderings of entering and leaving a role, in one place (keepalived's become_master/leave_master):
+ * becoming primary takes the data first, then the address, then starts the application; leaving does
+ * the reverse, so clients never reach an application whose data is read-only.
+ */
+export function enterPrimarySteps(from: ModuleState, opts: { fullSync?: boolean }): Step[] {
+  const steps: Step[] = [];
+  if (from === 'SECOND') steps.push({ type: 'script', script: 'stop_second', stop: true });
+  steps.push({ type: 'replication', op: 'primary', fullSync: opts.fullSync });
+  steps.push({ type: 'vip', op: 'add' });
+  steps.push({ type: 'script', script: 'start_prim', stop: false });
+  return steps;
+}
+
+export function leavePrimarySteps(): Step[] {
+  return [
+    { type: 'script', script: 'stop_prim', stop: true },
+    { type: 'vip', op: 'remove' },
+  ];
+}
+
+export function enterSecondarySteps(from: ModuleState, opts: { fullSync?: boolean; divergent?: boolean }): Step[] {
+  const steps: Step[] = from === 'ALONE' || from === 'PRIM' ? leavePrimarySteps() : [];
+  if (from === 'SECOND') steps.push({ type: 'script', script: 'stop_second', stop: true });
+  steps.push({ type: 'replication', op: 'secondary', fullSync: opts.fullSync, divergent: opts.divergent });
+  steps.push({ type: 'script', script: 'start_second', stop: false });
+  return steps;
+}
+
+export function enterWaitSteps(from: ModuleState): Step[] {
+  if (from === 'ALONE' || from === 'PRIM') return [...leavePrimarySteps(), { type: 'replication', op: 'idle' }];
+  if (from === 'SECOND') return [{ type: 'script', script: 'stop_second', stop: true }, { type: 'replication', op: 'idle' }];
+  if (from === 'UP') return [{ type: 'farm', op: 'leave' }, { type: 'script', script: 'stop_both', stop: true }];
+  if (from === 'STOP') return [{ type: 'script', script: 'prestart', stop: false }, { type: 'replication', op: 'idle' }];
+  return [];
+}
+
+export function enterStopSteps(from: ModuleState): Step[] {
+  const steps: Step[] = [];
+  if (from === 'ALONE' || from === 'PRIM') steps.push(...leavePrimarySteps());
+  if (from === 'SECOND') steps.push({ type: 'script', script: 'stop_second', stop: true });
+  if (from === 'UP') steps.push({ type: 'farm', op: 'leave' }, { type: 'script', script: 'stop_both', stop: true });
+  steps.push({ type: 'replication', op: 'stop' });
+  steps.push({ type: 'script', script: 'poststop', stop: true });
+  return steps;
+}
+
+export function restartInPlaceSteps(state: ModuleState): Step[] {
+  if (state === 'ALONE' || state === 'PRIM') {
+    return [{ type: 'script', script: 'stop_prim', stop: true }, { type: 'script', script: 'start_prim', stop: false }];
+  }
+  if (state === 'SECOND') return [{ type: 'script', script: 'stop_second', stop: true }, { type: 'script', script: 'start_second', stop: false }];
+  if (state === 'UP') return [{ type: 'script', script: 'stop_both', stop: true }, { type: 'script', script: 'start_both', stop: false }];
+  return [];
+}
+
+/** Shared bookkeeping of both modes' cores. */
+export interface Base {
+  readonly state: ModuleState;
+  /** where the queued transitions lead; equal to state when idle */
+  readonly target: ModuleState;
+  readonly busy: number;
+  readonly nextId: number;
+  readonly p: Persisted;
+  readonly onStartFailure: 'wait' | 'stop' | 'failover';
+}
+
+export function queue<S extends Base>(core: S, to: ModuleState, reason: string, steps: Step[], extra: Action[] = []): { state: S; actions: Action[] } {
+  const transition: Transition = { id: core.nextId, from: core.target, to, reason, steps };
+  return {
+    state: { ...core, target: to, busy: core.busy + 1, nextId: core.nextId + 1 },
+    actions: [...extra, { type: 'transition', transition }],
+  };
+}
+
+export function persist(p: Persisted): Action {
+  return { type: 'persist', data: p };
+}

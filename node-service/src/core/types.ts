@@ -1,0 +1,104 @@
+/** Module states (contract, SafeKit's names). */
+export type ModuleState = 'STOP' | 'WAIT' | 'ALONE' | 'PRIM' | 'SECOND' | 'UP';
+export type ModuleMode = 'mirror' | 'farm';
+
+export const PRIMARY_STATES: ReadonlySet<ModuleState> = new Set(['ALONE', 'PRIM']);
+export const isPrimary = (s: ModuleState): boolean => PRIMARY_STATES.has(s);
+/** ready.txt answers 200 in exactly these states (contract). */
+export const isReady = (s: ModuleState): boolean => s === 'ALONE' || s === 'PRIM' || s === 'UP';
+
+export type ScriptName =
+  | 'prestart'
+  | 'start_prim'
+  | 'stop_prim'
+  | 'start_second'
+  | 'stop_second'
+  | 'start_both'
+  | 'stop_both'
+  | 'poststop';
+
+export type OnFailure = 'restart' | 'stopstart' | 'wait' | 'failover';
+
+/** What a node keeps in its state directory so that decisions survive restarts and crashes. */
+export interface Persisted {
+  /** data generation: bumped whenever this node accepts writes its peer does not get (ALONE) */
+  readonly gen: number;
+  /** the generation at which this node last became primary; the older primary wins a split-brain tie */
+  readonly primaryEpoch: number;
+  /** state at the last stop or crash */
+  readonly lastState: ModuleState;
+  /** secondary only: the data was a synchronous copy of the primary's at the last moment we knew */
+  readonly inSync: boolean;
+  /** the operator stopped the module: it stays STOP across daemon restarts */
+  readonly stopped: boolean;
+}
+
+export const FRESH: Persisted = { gen: 0, primaryEpoch: 0, lastState: 'STOP', inSync: false, stopped: false };
+
+/** What a heartbeat tells about the peer's module. */
+export interface PeerView {
+  readonly node: string;
+  readonly state: ModuleState;
+  readonly gen: number;
+  readonly primaryEpoch: number;
+  readonly inSync: boolean;
+  /** the peer is releasing primary to us (swap, second, checker failure) */
+  readonly handover: boolean;
+  /** the peer asks the primary (us) to swap */
+  readonly swapRequest: boolean;
+  /** the peer has never been primary nor in sync: a first start */
+  readonly fresh: boolean;
+}
+
+export type Command =
+  | { readonly type: 'start' }
+  | { readonly type: 'stop' }
+  | { readonly type: 'restart' }
+  | { readonly type: 'prim'; readonly force: boolean; readonly fullSync?: boolean }
+  | { readonly type: 'second'; readonly fullSync: boolean }
+  | { readonly type: 'swap' };
+
+export type CoreEvent =
+  /** daemon start; time enters as `now` (ms, monotonic) on every event that needs it */
+  | { readonly type: 'boot'; readonly now: number }
+  | { readonly type: 'tick'; readonly now: number }
+  | { readonly type: 'command'; readonly command: Command; readonly now: number }
+  | { readonly type: 'peer'; readonly peer: PeerView; readonly now: number }
+  | { readonly type: 'peerLost'; readonly node: string; readonly now: number }
+  | { readonly type: 'replication'; readonly status: 'synced' | 'lost'; readonly reason: string; readonly now: number }
+  | { readonly type: 'transitionDone'; readonly id: number; readonly ok: boolean; readonly detail: string; readonly now: number }
+  | { readonly type: 'checker'; readonly checker: string; readonly up: boolean; readonly reason: string; readonly onFailure: OnFailure; readonly maxRestarts?: number; readonly restartWindow?: number; readonly now: number }
+  | { readonly type: 'witness'; readonly reachable: boolean; readonly now: number };
+
+/** One effect of a transition, executed in order by the daemon. */
+export type Step =
+  | { readonly type: 'script'; readonly script: ScriptName; readonly stop: boolean }
+  | { readonly type: 'vip'; readonly op: 'add' | 'remove' }
+  | { readonly type: 'replication'; readonly op: 'primary' | 'secondary' | 'idle' | 'stop'; readonly fullSync?: boolean; readonly divergent?: boolean }
+  | { readonly type: 'farm'; readonly op: 'join' | 'leave' };
+
+export interface Transition {
+  readonly id: number;
+  readonly from: ModuleState;
+  readonly to: ModuleState;
+  readonly reason: string;
+  readonly steps: readonly Step[];
+}
+
+export type Action =
+  /** run steps in order and report transitionDone(id); on a failed step, drop every queued transition
+   *  (they assumed this one succeeds) before reporting */
+  | { readonly type: 'transition'; readonly transition: Transition }
+  | { readonly type: 'persist'; readonly data: Persisted }
+  /** state or advertised fields changed: send a heartbeat now, refresh ready.txt, notify listeners */
+  | { readonly type: 'publish' }
+  /** start polling the split-brain witnesses (peer silent) or stop */
+  | { readonly type: 'witness'; readonly poll: boolean }
+  | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string };
+
+export interface StepResult<S> {
+  readonly state: S;
+  readonly actions: readonly Action[];
+  /** the answer to a command: accepted, or refused with the reason */
+  readonly reply?: { readonly ok: boolean; readonly message: string };
+}
