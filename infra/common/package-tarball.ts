@@ -1,0 +1,34 @@
+/**
+ * The project's packed tarball (`npm pack`), the artefact the nodes install with `npm install -g`.
+ * Packed once per process into infra/out/package/<pid>/ (git-ignored); `VIGIL_PACKAGE_TGZ=path`
+ * reuses a tarball built elsewhere (e.g. by a release job).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let packed: string | undefined;
+
+export function packageTarball(): string {
+  const override = process.env.VIGIL_PACKAGE_TGZ;
+  if (override) {
+    if (!existsSync(override)) throw new Error(`VIGIL_PACKAGE_TGZ=${override} does not exist`);
+    return resolve(override);
+  }
+  if (packed && existsSync(packed)) return packed;
+  const dest = join(REPO_ROOT, 'infra', 'out', 'package', String(process.pid));
+  mkdirSync(dest, { recursive: true });
+  const out = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dest], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const file = out.trim().split('\n').pop()!.trim();
+  packed = join(dest, file);
+  if (!existsSync(packed)) throw new Error(`npm pack did not produce ${packed}`);
+  return packed;
+}
