@@ -1,0 +1,205 @@
+import { describe, expect, it, beforeEach } from 'vitest';
+import { NetworkManagementClient } from '@azure/arm-network';
+import { createHttpHeaders, type HttpClient, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
+import type { TokenCredential } from '@azure/core-auth';
+import { AzureLoadBalancerAdapter, type AzureResources } from '../../cloud-adapters/src/azure/adapter.ts';
+import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
+
+const SUB = '00000000-0000-0000-0000-000000000001';
+const RG = 'rg-vigil';
+const LB_ID = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Network/loadBalancers/lb-vigil`;
+const VNET = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Network/virtualNetworks/vnet-vigil`;
+
+const credential: TokenCredential = { getToken: async () => ({ token: 'fake-token', expiresOnTimestamp: Date.now() + 3_600_000 }) };
+
+function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<AzureResources> {
+  return {
+    cluster: 'demo',
+    module: 'mirror',
+    mode,
+    healthPort: 9010,
+    nodes: [
+      { name: 'node1', address: '10.1.0.4' },
+      { name: 'node2', address: '10.1.0.5' },
+    ],
+    resources: {
+      subscriptionId: SUB,
+      resourceGroup: RG,
+      loadBalancer: 'lb-vigil',
+      frontendIpConfiguration: 'fe',
+      backendPool: 'vigil-mirror',
+      virtualNetworkId: VNET,
+      rules: [{ frontendPort: 5432, backendPort: 5432 }],
+    },
+  };
+}
+
+interface Recorded {
+  method: string;
+  path: string;
+  apiVersion: string | null;
+  auth: string | undefined;
+  body: any;
+}
+
+/** A stateful in-memory ARM: records the requests the real SDK builds and answers like ARM does. */
+class FakeArm implements HttpClient {
+  requests: Recorded[] = [];
+  lb: any = { id: LB_ID, name: 'lb-vigil', location: 'westeurope', sku: { name: 'Standard' }, properties: { frontendIPConfigurations: [{ id: `${LB_ID}/frontendIPConfigurations/fe`, name: 'fe', properties: {} }], backendAddressPools: [], probes: [], loadBalancingRules: [] } };
+  health: Record<string, string> = {};
+  asyncPolls = 0;
+
+  async sendRequest(req: PipelineRequest): Promise<PipelineResponse> {
+    const url = new URL(req.url);
+    const body = typeof req.body === 'string' ? JSON.parse(req.body) : undefined;
+    const path = decodeURIComponent(url.pathname);
+    this.requests.push({ method: req.method, path, apiVersion: url.searchParams.get('api-version'), auth: req.headers.get('authorization'), body });
+    const respond = (status: number, json?: unknown, headers: Record<string, string> = {}): PipelineResponse => ({
+      request: req,
+      status,
+      headers: createHttpHeaders({ 'content-type': 'application/json', ...headers }),
+      bodyAsText: json === undefined ? '' : JSON.stringify(json),
+    });
+    const p = this.lb.properties;
+    if (path === '/operations/op1') {
+      this.asyncPolls++;
+      return respond(200, { status: this.asyncPolls > 1 ? 'Succeeded' : 'InProgress' });
+    }
+    if (path === LB_ID) {
+      if (req.method === 'GET') return respond(200, this.lb);
+      if (req.method === 'PUT') {
+        this.lb = { ...body, id: LB_ID, properties: { ...body.properties, provisioningState: 'Succeeded' } };
+        return respond(200, this.lb);
+      }
+    }
+    const poolMatch = path.match(/\/backendAddressPools\/([^/]+)$/);
+    if (poolMatch) {
+      const i = p.backendAddressPools.findIndex((x: any) => x.name === poolMatch[1]);
+      if (req.method === 'GET') return i < 0 ? respond(404, { error: { code: 'NotFound', message: 'not found' } }) : respond(200, p.backendAddressPools[i]);
+      if (req.method === 'PUT') {
+        const pool = { id: `${LB_ID}/backendAddressPools/${poolMatch[1]}`, name: poolMatch[1], properties: { ...body.properties, provisioningState: 'Succeeded' } };
+        if (i < 0) p.backendAddressPools.push(pool);
+        else p.backendAddressPools[i] = pool;
+        // first pool PUT answers like ARM often does: 201 + Azure-AsyncOperation to poll
+        if (i < 0) return respond(201, pool, { 'azure-asyncoperation': 'https://management.azure.com/operations/op1' });
+        return respond(200, pool);
+      }
+    }
+    const healthMatch = path.match(/\/loadBalancingRules\/([^/]+)\/health$/);
+    if (healthMatch && req.method === 'POST') {
+      const pool = p.backendAddressPools[0];
+      return respond(200, {
+        up: Object.values(this.health).filter((s) => s === 'Up').length,
+        loadBalancerBackendAddresses: (pool?.properties.loadBalancerBackendAddresses ?? []).map((a: any) => ({ ipAddress: a.properties.ipAddress, state: this.health[a.properties.ipAddress] ?? 'Down', reason: 'probe' })),
+      });
+    }
+    return respond(404, { error: { code: 'NotFound', message: `${req.method} ${path}` } });
+  }
+
+  writes() {
+    return this.requests.filter((r) => r.method === 'PUT');
+  }
+}
+
+describe('Azure Load Balancer adapter (real @azure/arm-network client, recorded HTTP)', () => {
+  let arm: FakeArm;
+  let adapter: AzureLoadBalancerAdapter;
+  beforeEach(() => {
+    arm = new FakeArm();
+    const client = new NetworkManagementClient(credential, SUB, { httpClient: arm, retryOptions: { maxRetries: 0 } });
+    adapter = new AzureLoadBalancerAdapter(client, desired(), { pollIntervalMs: 1 });
+  });
+
+  it('PUTs the IP-based pool, then the load balancer with the probe and the rule referencing it', async () => {
+    const plan = await adapter.plan();
+    expect(formatPlan(plan)).toContain('+ probe vigil-mirror: Http:9010/var/modules/mirror/ready.txt every 5s, threshold 2, AllProbedDown');
+    await adapter.apply(plan);
+    const puts = arm.writes();
+    expect(puts.map((r) => r.path)).toEqual([`${LB_ID}/backendAddressPools/vigil-mirror`, LB_ID]);
+    expect(puts.every((r) => r.auth === 'Bearer fake-token' && r.apiVersion)).toBe(true);
+    expect(puts[0].body).toEqual({
+      name: 'vigil-mirror',
+      properties: {
+        loadBalancerBackendAddresses: [
+          { name: 'node1', properties: { ipAddress: '10.1.0.4', virtualNetwork: { id: VNET }, adminState: 'None' } },
+          { name: 'node2', properties: { ipAddress: '10.1.0.5', virtualNetwork: { id: VNET }, adminState: 'None' } },
+        ],
+      },
+    });
+    const lbBody = puts[1].body;
+    expect(lbBody.properties.probes).toEqual([
+      {
+        name: 'vigil-mirror',
+        properties: { protocol: 'Http', port: 9010, requestPath: '/var/modules/mirror/ready.txt', intervalInSeconds: 5, probeThreshold: 2, noHealthyBackendsBehavior: 'AllProbedDown' },
+      },
+    ]);
+    expect(lbBody.properties.loadBalancingRules).toEqual([
+      {
+        name: 'vigil-mirror-tcp-5432',
+        properties: {
+          frontendIPConfiguration: { id: `${LB_ID}/frontendIPConfigurations/fe` },
+          backendAddressPool: { id: `${LB_ID}/backendAddressPools/vigil-mirror` },
+          probe: { id: `${LB_ID}/probes/vigil-mirror` },
+          protocol: 'Tcp',
+          frontendPort: 5432,
+          backendPort: 5432,
+          enableTcpReset: true,
+          enableFloatingIP: false,
+          loadDistribution: 'Default',
+          idleTimeoutInMinutes: 4,
+        },
+      },
+    ]);
+    // the load balancer PUT keeps the pool the previous PUT created (it re-read the load balancer first)
+    expect(lbBody.properties.backendAddressPools.map((p: any) => p.name)).toEqual(['vigil-mirror']);
+    expect(arm.asyncPolls).toBeGreaterThanOrEqual(2);
+  });
+
+  it('is idempotent: a second plan is empty, and applying it writes nothing', async () => {
+    await adapter.apply(await adapter.plan());
+    arm.requests = [];
+    const again = await adapter.plan();
+    expect(again.changes).toEqual([]);
+    await adapter.apply(again);
+    expect(arm.writes()).toEqual([]);
+  });
+
+  it('farm probes fail open (AllProbedUp); a drifted probe is one load balancer PUT with a readable diff', async () => {
+    await adapter.apply(await adapter.plan());
+    arm.lb.properties.probes[0].properties.intervalInSeconds = 15;
+    arm.requests = [];
+    const plan = await adapter.plan();
+    expect(formatPlan(plan)).toBe(['azure demo/mirror: 1 change(s)', '~ update azure load balancer lb-vigil', '    probe vigil-mirror intervalInSeconds: 15 -> 5'].join('\n'));
+    const farm = new AzureLoadBalancerAdapter(new NetworkManagementClient(credential, SUB, { httpClient: new FakeArm() }), desired('farm'), { pollIntervalMs: 1 });
+    const fp = await farm.plan();
+    expect((fp.changes[1].request.input as any).probe.noHealthyBackendsBehavior).toBe('AllProbedUp');
+  });
+
+  it('drain sets adminState Down on the node; restore and reconcile set it back to None; observe maps rule health', async () => {
+    await adapter.apply(await adapter.plan());
+    arm.requests = [];
+    await adapter.drain('node1');
+    expect(arm.writes()).toHaveLength(1);
+    expect(arm.writes()[0].body.properties.loadBalancerBackendAddresses).toEqual([
+      { name: 'node1', properties: { ipAddress: '10.1.0.4', virtualNetwork: { id: VNET }, adminState: 'Down' } },
+      { name: 'node2', properties: { ipAddress: '10.1.0.5', virtualNetwork: { id: VNET }, adminState: 'None' } },
+    ]);
+    expect(formatPlan(await adapter.plan())).toContain('- node1 10.1.0.4 (adminState Down)');
+    arm.requests = [];
+    await adapter.restore('node1');
+    expect(arm.writes()[0].body.properties.loadBalancerBackendAddresses[0].properties.adminState).toBe('None');
+    expect((await adapter.plan()).changes).toEqual([]);
+    arm.health = { '10.1.0.4': 'Up', '10.1.0.5': 'Down' };
+    const obs = await adapter.observe();
+    expect(arm.requests.at(-1)!.path).toBe(`${LB_ID}/loadBalancingRules/vigil-mirror-tcp-5432/health`);
+    expect(obs.targets).toEqual([
+      { node: 'node1', target: '10.1.0.4', state: 'healthy', detail: 'probe' },
+      { node: 'node2', target: '10.1.0.5', state: 'unhealthy', detail: 'probe' },
+    ]);
+  });
+
+  it('a missing load balancer is reported, not created', async () => {
+    const client = new NetworkManagementClient(credential, SUB, { httpClient: { sendRequest: async (req) => ({ request: req, status: 404, headers: createHttpHeaders({ 'content-type': 'application/json' }), bodyAsText: '{"error":{"code":"ResourceNotFound","message":"nope"}}' }) }, retryOptions: { maxRetries: 0 } });
+    await expect(new AzureLoadBalancerAdapter(client, desired()).plan()).rejects.toThrow(/does not exist \(it is created by infra\)/);
+  });
+});
