@@ -1,0 +1,234 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  FirewallsClient,
+  GlobalOperationsClient,
+  InstanceGroupsClient,
+  RegionBackendServicesClient,
+  RegionHealthChecksClient,
+  RegionOperationsClient,
+  ZoneOperationsClient,
+} from '@google-cloud/compute';
+import { OAuth2Client } from 'google-auth-library';
+import { GcpLoadBalancerAdapter, type GcpClients, type GcpResources } from '../../cloud-adapters/src/gcp/adapter.ts';
+import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
+
+const P = '/compute/v1/projects/proj';
+const SELF = 'https://www.googleapis.com/compute/v1/projects/proj';
+
+function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<GcpResources> {
+  return {
+    cluster: 'demo',
+    module: 'mirror',
+    mode,
+    healthPort: 9010,
+    nodes: [
+      { name: 'node1', address: '10.2.0.2', instanceId: 'vm-1', zone: 'europe-west1-b' },
+      { name: 'node2', address: '10.2.0.3', instanceId: 'vm-2', zone: 'europe-west1-c' },
+    ],
+    resources: {
+      project: 'proj',
+      region: 'europe-west1',
+      network: 'vpc-vigil',
+      backendService: 'vigil-mirror',
+      healthCheck: 'vigil-mirror',
+      firewallRule: 'vigil-allow-probes',
+      targetTags: ['vigil-node'],
+      instanceGroups: { node1: 'vigil-node1', node2: 'vigil-node2' },
+    },
+  };
+}
+
+interface Req { method: string; path: string; body: any }
+
+/** A stateful local Compute REST endpoint: resources, instance-group members, operations that are RUNNING until waited on. */
+class FakeCompute {
+  requests: Req[] = [];
+  res = new Map<string, any>();
+  members = new Map<string, Set<string>>();
+  ops = new Map<string, { waits: number; done: boolean }>();
+  health = new Map<string, string>();
+  n = 0;
+  server: Server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (c) => (text += c));
+    req.on('end', () => {
+      const path = req.url!.split('?')[0];
+      const body = text ? JSON.parse(text) : undefined;
+      this.requests.push({ method: req.method!, path, body });
+      const [status, out] = this.route(req.method!, path, body);
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(out));
+    });
+  });
+  op(): [number, any] {
+    const name = `operation-${++this.n}`;
+    this.ops.set(name, { waits: 0, done: false });
+    return [200, { kind: 'compute#operation', name, status: 'RUNNING' }];
+  }
+  route(method: string, path: string, body: any): [number, any] {
+    const wait = path.match(/\/operations\/([^/]+)\/wait$/);
+    if (wait) {
+      const o = this.ops.get(wait[1])!;
+      o.waits++;
+      o.done = o.waits >= 2; // RUNNING on the first wait, DONE on the second
+      return [200, { name: wait[1], status: o.done ? 'DONE' : 'RUNNING' }];
+    }
+    const m = path.match(/^(.*)\/(addInstances|removeInstances|listInstances|getHealth)$/);
+    if (m && method === 'POST') {
+      const [, base, verb] = m;
+      if (verb === 'listInstances') return [200, { items: [...(this.members.get(base) ?? [])].map((instance) => ({ instance, status: 'RUNNING' })) }];
+      if (verb === 'getHealth') {
+        const group = body.group.replace(/^https?:\/\/[^/]+/, '');
+        const list = [...(this.members.get(group) ?? [])];
+        return [200, { healthStatus: list.map((instance) => ({ instance, ipAddress: '10.2.0.x', healthState: this.health.get(instance.split('/').pop()!) ?? 'UNHEALTHY' })) }];
+      }
+      const set = this.members.get(base) ?? new Set();
+      for (const i of body.instances) verb === 'addInstances' ? set.add(i.instance) : set.delete(i.instance);
+      this.members.set(base, set);
+      return this.op();
+    }
+    if (method === 'GET') return this.res.has(path) ? [200, this.res.get(path)] : [404, { error: { code: 404, message: `The resource '${path}' was not found`, errors: [{ reason: 'notFound' }] } }];
+    if (method === 'POST') {
+      this.res.set(`${path}/${body.name}`, { ...body, selfLink: `https://www.googleapis.com${path}/${body.name}` });
+      return this.op();
+    }
+    if (method === 'PATCH') {
+      this.res.set(path, { ...this.res.get(path), ...body });
+      return this.op();
+    }
+    return [400, { error: { code: 400, message: 'unsupported' } }];
+  }
+  writes() {
+    return this.requests.filter((r) => r.method !== 'GET' && !r.path.endsWith('/wait') && !r.path.endsWith('/listInstances') && !r.path.endsWith('/getHealth'));
+  }
+}
+
+describe('GCP adapter (real @google-cloud/compute clients, REST transport to a local endpoint)', () => {
+  const fake = new FakeCompute();
+  let clients: GcpClients & { close(): Promise<void> };
+  let adapter: GcpLoadBalancerAdapter;
+
+  beforeAll(async () => {
+    await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', r));
+    const auth = new OAuth2Client();
+    auth.setCredentials({ access_token: 'fake-token', expiry_date: Date.now() + 3_600_000 });
+    const opts = { apiEndpoint: '127.0.0.1', port: (fake.server.address() as AddressInfo).port, protocol: 'http', fallback: true, authClient: auth } as never;
+    const c = {
+      regionHealthChecks: new RegionHealthChecksClient(opts),
+      firewalls: new FirewallsClient(opts),
+      regionBackendServices: new RegionBackendServicesClient(opts),
+      instanceGroups: new InstanceGroupsClient(opts),
+      regionOperations: new RegionOperationsClient(opts),
+      globalOperations: new GlobalOperationsClient(opts),
+      zoneOperations: new ZoneOperationsClient(opts),
+    };
+    clients = { ...(c as unknown as GcpClients), close: async () => void (await Promise.all(Object.values(c).map((x) => x.close()))) };
+  });
+  afterAll(async () => {
+    await clients.close();
+    await new Promise((r) => fake.server.close(r));
+  });
+  beforeEach(() => {
+    fake.requests = [];
+    fake.res.clear();
+    fake.members.clear();
+    fake.ops.clear();
+    adapter = new GcpLoadBalancerAdapter(clients, desired());
+  });
+
+  it('creates the health check, probe firewall rule, instance groups and the failover backend service; every operation polled to DONE', async () => {
+    const plan = await adapter.plan();
+    await adapter.apply(plan);
+    const w = fake.writes();
+    expect(w.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `POST ${P}/regions/europe-west1/healthChecks`,
+      `POST ${P}/global/firewalls`,
+      `POST ${P}/zones/europe-west1-b/instanceGroups`,
+      `POST ${P}/zones/europe-west1-b/instanceGroups/vigil-node1/addInstances`,
+      `POST ${P}/zones/europe-west1-c/instanceGroups`,
+      `POST ${P}/zones/europe-west1-c/instanceGroups/vigil-node2/addInstances`,
+      `POST ${P}/regions/europe-west1/backendServices`,
+    ]);
+    expect(w[0].body).toEqual({
+      name: 'vigil-mirror',
+      type: 'HTTP',
+      httpHealthCheck: { port: 9010, requestPath: '/var/modules/mirror/ready.txt' },
+      checkIntervalSec: 1,
+      timeoutSec: 1,
+      healthyThreshold: 2,
+      unhealthyThreshold: 2,
+      description: 'Vigil demo/mirror: 200 on the primary',
+    });
+    expect(w[1].body).toMatchObject({
+      name: 'vigil-allow-probes',
+      network: `${SELF}/global/networks/vpc-vigil`,
+      direction: 'INGRESS',
+      sourceRanges: ['35.191.0.0/16', '130.211.0.0/22', '209.85.152.0/22', '209.85.204.0/22'],
+      targetTags: ['vigil-node'],
+      allowed: [{ IPProtocol: 'tcp', ports: ['9010'] }],
+    });
+    expect(w[3].body).toEqual({ instances: [{ instance: `${SELF}/zones/europe-west1-b/instances/vm-1` }] });
+    expect(w[6].body).toMatchObject({
+      name: 'vigil-mirror',
+      loadBalancingScheme: 'INTERNAL',
+      protocol: 'TCP',
+      healthChecks: [`${SELF}/regions/europe-west1/healthChecks/vigil-mirror`],
+      backends: [
+        { group: `${SELF}/zones/europe-west1-b/instanceGroups/vigil-node1`, balancingMode: 'CONNECTION', failover: false },
+        { group: `${SELF}/zones/europe-west1-c/instanceGroups/vigil-node2`, balancingMode: 'CONNECTION', failover: true },
+      ],
+      failoverPolicy: { dropTrafficIfUnhealthy: true, disableConnectionDrainOnFailover: true },
+    });
+    // each of the 7 operations was waited on until DONE (RUNNING once, then DONE), in the right scope
+    expect([...fake.ops.values()].every((o) => o.done)).toBe(true);
+    const waits = fake.requests.filter((r) => r.path.endsWith('/wait')).map((r) => r.path.replace(/\/operations\/.*/, ''));
+    expect(new Set(waits)).toEqual(new Set([`${P}/regions/europe-west1`, `${P}/global`, `${P}/zones/europe-west1-b`, `${P}/zones/europe-west1-c`]));
+    expect(waits).toHaveLength(14);
+  });
+
+  it('is idempotent: the second plan is empty', async () => {
+    await adapter.apply(await adapter.plan());
+    fake.requests = [];
+    const again = await adapter.plan();
+    expect(formatPlan(again)).toBe('gcp demo/mirror: no changes');
+    await adapter.apply(again);
+    expect(fake.writes()).toEqual([]);
+  });
+
+  it('patches a drifted health check and shows the diff', async () => {
+    await adapter.apply(await adapter.plan());
+    fake.res.get(`${P}/regions/europe-west1/healthChecks/vigil-mirror`).checkIntervalSec = 5;
+    fake.requests = [];
+    const plan = await adapter.plan();
+    expect(formatPlan(plan)).toBe(['gcp demo/mirror: 1 change(s)', '~ update gcp health check vigil-mirror', '    checkIntervalSec: 5 -> 1'].join('\n'));
+    await adapter.apply(plan);
+    expect(fake.writes().map((r) => `${r.method} ${r.path}`)).toEqual([`PATCH ${P}/regions/europe-west1/healthChecks/vigil-mirror`]);
+  });
+
+  it('drain removes the VM from its group (polled to DONE), observe shows it, restore adds it back', async () => {
+    await adapter.apply(await adapter.plan());
+    fake.health.set('vm-1', 'UNHEALTHY').set('vm-2', 'HEALTHY');
+    fake.requests = [];
+    const r = await adapter.drain('node1');
+    expect(r.applied).toHaveLength(1);
+    expect(fake.writes()).toEqual([{ method: 'POST', path: `${P}/zones/europe-west1-b/instanceGroups/vigil-node1/removeInstances`, body: { instances: [{ instance: `${SELF}/zones/europe-west1-b/instances/vm-1` }] } }]);
+    expect((await adapter.drain('node1')).applied).toEqual([]);
+    const obs = await adapter.observe();
+    expect(obs.targets).toEqual([
+      { node: 'node1', target: 'vigil-node1 (empty)', state: 'unused' },
+      { node: 'node2', target: 'vm-2 10.2.0.x', state: 'healthy' },
+    ]);
+    await adapter.restore('node1');
+    expect((await adapter.plan()).changes).toEqual([]);
+  });
+
+  it('farm: no failover policy, every backend primary', async () => {
+    const farm = new GcpLoadBalancerAdapter(clients, desired('farm'));
+    await farm.apply(await farm.plan());
+    const bs = fake.writes().find((r) => r.path.endsWith('/backendServices'))!.body;
+    expect(bs.failoverPolicy).toBeUndefined();
+    expect(bs.backends.map((b: any) => b.failover)).toEqual([undefined, undefined]);
+  });
+});
