@@ -4,6 +4,7 @@
  * and an EventBridge scheduled event ("Scheduled Event") which reconciles every configured cluster.
  */
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
+import { awsAdapterFor } from './adapters/aws.ts';
 import { getRuntime } from './runtime.ts';
 
 export interface ScheduledEvent {
@@ -20,7 +21,7 @@ export function isScheduledEvent(e: unknown): e is ScheduledEvent {
 }
 
 export const handler = async (event: LambdaEvent | ScheduledEvent, context?: LambdaContext) => {
-  const rt = getRuntime();
+  const rt = getRuntime({ aws: awsAdapterFor }, 'aws-lambda');
   if (isScheduledEvent(event)) {
     const results = await rt.controller.reconcileAll();
     const failed = results.filter((r) => r.error);

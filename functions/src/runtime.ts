@@ -1,13 +1,16 @@
 /**
- * One controller per function instance (cold start), built from the environment. The platform entry
- * points call getRuntime(); tests and the bench build their own with createController().
+ * One controller per function instance (cold start), built from the environment. Each platform entry
+ * point passes the adapter factories of its own cloud only, so a bundle carries one cloud SDK
+ * (a Lambda bundle has no Google or Azure SDK in it). Tests and the bench build their own controller.
  */
 import pino from 'pino';
 import type { Hono } from 'hono';
+import type { CloudAdapter, Desired } from '../../cloud-adapters/src/types.ts';
 import { loadFunctionsConfig } from './config.ts';
-import { createController, type Controller } from './controller.ts';
+import { createController, type Controller, type ModuleResources } from './controller.ts';
 import { createApp } from './app.ts';
-import { defaultAdapterFor } from './adapters.ts';
+
+export type AdapterFactories = Partial<Record<ModuleResources['provider'], (d: Desired<ModuleResources>) => CloudAdapter>>;
 
 export interface Runtime {
   readonly controller: Controller;
@@ -16,10 +19,18 @@ export interface Runtime {
 
 let current: Runtime | undefined;
 
-export function getRuntime(): Runtime {
+export function adapterFor(factories: AdapterFactories, platform: string) {
+  return (d: Desired<ModuleResources>): CloudAdapter => {
+    const f = factories[d.resources.provider];
+    if (!f) throw new Error(`${d.cluster}/${d.module} is on ${d.resources.provider}, which this ${platform} function does not manage (it manages: ${Object.keys(factories).join(', ')})`);
+    return f(d);
+  };
+}
+
+export function getRuntime(factories: AdapterFactories, platform: string): Runtime {
   if (!current) {
-    const log = pino({ name: 'vigil-functions', level: process.env.LOG_LEVEL ?? 'info' });
-    const controller = createController({ config: loadFunctionsConfig(process.env), adapterFor: defaultAdapterFor, log });
+    const log = pino({ name: `vigil-functions-${platform}`, level: process.env.LOG_LEVEL ?? 'info' });
+    const controller = createController({ config: loadFunctionsConfig(process.env), adapterFor: adapterFor(factories, platform), log });
     current = { controller, app: createApp(controller) };
   }
   return current;
