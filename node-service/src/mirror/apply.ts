@@ -1,0 +1,277 @@
+import { constants as C } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { abs, checkRel, confinedParent } from './paths.ts';
+import { FrameError, int, num, str } from './protocol.ts';
+
+/** Mutating operations, as sent on the wire (header fields; write/data/setxattr carry bytes). */
+export const OPS = new Set(['write', 'data', 'truncate', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown', 'utimens', 'fsync', 'ensure', 'list', 'remove', 'meta', 'nop']);
+
+const MAX_OPEN = 128;
+
+/**
+ * Applies the primary's operations to this node's backing directories, one at a time, in sequence
+ * order. Every path is checked (relative, no '..', parents resolved inside the directory) and the last
+ * component is never followed. With a backup folder set (divergent resync), what a resync overwrites
+ * or deletes is first moved or copied there.
+ */
+export class Applier {
+  private fds = new Map<string, FileHandle>();
+  private rootsReal: string[] = [];
+  backupDir: string | null = null;
+  private backedUp = new Set<string>();
+  bytesApplied = 0;
+
+  constructor(readonly roots: readonly string[]) {}
+
+  async init(): Promise<void> {
+    this.rootsReal = await Promise.all(this.roots.map((r) => fsp.realpath(r)));
+  }
+
+  async close(): Promise<void> {
+    await this.closeAll();
+  }
+
+  private async closeAll(): Promise<void> {
+    const fds = [...this.fds.values()];
+    this.fds.clear();
+    await Promise.all(fds.map((f) => f.close().catch(() => undefined)));
+  }
+
+  private async path(h: Record<string, unknown>, field = 'p'): Promise<{ d: number; rel: string; p: string }> {
+    const d = int(h, 'd', 0, this.roots.length - 1);
+    const rel = checkRel(h[field]);
+    const p = await confinedParent(this.roots[d], rel, this.rootsReal[d]);
+    return { d, rel, p };
+  }
+
+  private async handle(d: number, rel: string, p: string, create: boolean): Promise<FileHandle> {
+    const k = `${d}:${rel}`;
+    const f = this.fds.get(k);
+    if (f) return f;
+    const fh = await fsp.open(p, C.O_WRONLY | C.O_NOFOLLOW | (create ? C.O_CREAT : 0), 0o600);
+    if (this.fds.size >= MAX_OPEN) await this.closeAll();
+    this.fds.set(k, fh);
+    return fh;
+  }
+
+  async apply(h: Record<string, unknown>, data: Buffer): Promise<void> {
+    const t = h.t as string;
+    switch (t) {
+      case 'nop':
+        return;
+      case 'write':
+      case 'data': {
+        const { d, rel, p } = await this.path(h);
+        const o = int(h, 'o');
+        if (t === 'data') await this.backup(d, rel, p, false);
+        const fh = await this.handle(d, rel, p, t === 'data');
+        let done = 0;
+        while (done < data.length) {
+          const { bytesWritten } = await fh.write(data, done, data.length - done, o + done);
+          done += bytesWritten;
+        }
+        this.bytesApplied += data.length;
+        return;
+      }
+      case 'truncate': {
+        const { d, rel, p } = await this.path(h);
+        const fh = await this.handle(d, rel, p, false);
+        await fh.truncate(int(h, 's'));
+        return;
+      }
+      case 'create': {
+        const { d, rel, p } = await this.path(h);
+        const fh = await fsp.open(p, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW, 0o600);
+        try {
+          await fh.chmod(int(h, 'm', 0, 0o7777));
+        } finally {
+          await fh.close();
+        }
+        this.fds.delete(`${d}:${rel}`);
+        return;
+      }
+      case 'mkdir': {
+        const { p } = await this.path(h);
+        await fsp.mkdir(p, 0o700);
+        await fsp.chmod(p, int(h, 'm', 0, 0o7777));
+        return;
+      }
+      case 'unlink':
+      case 'rmdir': {
+        const { p } = await this.path(h);
+        await this.closeAll();
+        await (t === 'unlink' ? fsp.unlink(p) : fsp.rmdir(p));
+        return;
+      }
+      case 'rename': {
+        const a = await this.path(h);
+        const b = await this.path(h, 'to');
+        if (a.d !== b.d) throw new FrameError('rename across directories');
+        await this.closeAll();
+        await fsp.rename(a.p, b.p);
+        return;
+      }
+      case 'symlink': {
+        const { p } = await this.path(h);
+        await fsp.symlink(str(h, 'tg'), p);
+        return;
+      }
+      case 'link': {
+        const a = await this.path(h);
+        const b = await this.path(h, 'to');
+        const st = await fsp.lstat(b.p);
+        if (st.isDirectory()) throw new FrameError('hard link to a directory');
+        await fsp.link(b.p, a.p);
+        return;
+      }
+      case 'chmod': {
+        const { p } = await this.path(h);
+        const st = await fsp.lstat(p);
+        if (!st.isSymbolicLink()) await fsp.chmod(p, int(h, 'm', 0, 0o7777));
+        return;
+      }
+      case 'chown': {
+        const { p } = await this.path(h);
+        await fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff));
+        return;
+      }
+      case 'utimens':
+      case 'meta': {
+        const { p } = await this.path(h);
+        await fsp.lutimes(p, num(h, 'a') / 1000, num(h, 'mt') / 1000);
+        return;
+      }
+      case 'fsync': {
+        const { d, rel, p } = await this.path(h);
+        const st = await fsp.lstat(p);
+        if (st.isDirectory()) {
+          const fh = await fsp.open(p, C.O_RDONLY | C.O_DIRECTORY);
+          try { await fh.sync(); } finally { await fh.close(); }
+        } else if (st.isFile()) {
+          const fh = await this.handle(d, rel, p, false);
+          await (h.ds ? fh.datasync() : fh.sync());
+        }
+        return;
+      }
+      case 'ensure':
+        return this.ensure(h);
+      case 'list': {
+        const { d, rel, p } = await this.path(h);
+        const names = h.n;
+        if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw new FrameError('list names');
+        const keep = new Set(names as string[]);
+        let have: string[];
+        try {
+          have = await fsp.readdir(p);
+        } catch {
+          return;
+        }
+        for (const n of have) {
+          if (!keep.has(n)) await this.remove(d, rel === '' ? n : `${rel}/${n}`, join(p, n));
+        }
+        return;
+      }
+      case 'remove': {
+        const { d, rel, p } = await this.path(h);
+        if (rel === '') throw new FrameError('remove of the replicated directory itself');
+        await this.remove(d, rel, p);
+        return;
+      }
+      default:
+        throw new FrameError(`unknown operation ${t}`);
+    }
+  }
+
+  /** Makes rel exist with the given type and metadata (resync). */
+  private async ensure(h: Record<string, unknown>): Promise<void> {
+    const { d, rel, p } = await this.path(h);
+    const ty = str(h, 'ty', 1);
+    const mode = int(h, 'm', 0, 0o7777);
+    let st: import('node:fs').Stats | undefined;
+    try {
+      st = await fsp.lstat(p);
+    } catch {
+      st = undefined;
+    }
+    const same = st && ((ty === 'f' && st.isFile()) || (ty === 'd' && st.isDirectory()) || (ty === 'l' && st.isSymbolicLink()));
+    if (st && !same) {
+      if (rel === '') throw new FrameError('the replicated directory must stay a directory');
+      await this.remove(d, rel, p);
+      st = undefined;
+    }
+    if (!st) await this.mkdirs(d, dirname(p));
+    if (ty === 'f') {
+      if (st) await this.backup(d, rel, p, false);
+      const fh = await this.handle(d, rel, p, true);
+      await fh.truncate(int(h, 's'));
+      await fh.chmod(mode);
+    } else if (ty === 'd') {
+      if (!st) await fsp.mkdir(p, 0o700);
+      await fsp.chmod(p, mode);
+    } else if (ty === 'l') {
+      const tg = str(h, 'tg');
+      if (st && (await fsp.readlink(p)) !== tg) {
+        await this.remove(d, rel, p);
+        st = undefined;
+      }
+      if (!st) await fsp.symlink(tg, p);
+    } else {
+      throw new FrameError(`entry type ${ty}`);
+    }
+    if (typeof h.u === 'number' && typeof h.g === 'number') await fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff)).catch(() => undefined);
+  }
+
+  /** mkdir -p that never follows a symlink out of the directory (the parent was confined already). */
+  private async mkdirs(d: number, dir: string): Promise<void> {
+    const root = this.roots[d];
+    if (dir === root || dir.length < root.length) return;
+    try {
+      const st = await fsp.lstat(dir);
+      if (st.isDirectory()) return;
+      throw new FrameError(`${dir} is not a directory`);
+    } catch (e) {
+      if (e instanceof FrameError) throw e;
+    }
+    await this.mkdirs(d, dirname(dir));
+    await fsp.mkdir(dir, 0o755).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+  }
+
+  private async remove(d: number, rel: string, p: string): Promise<void> {
+    await this.closeAll();
+    if (await this.backup(d, rel, p, true)) return;
+    await fsp.rm(p, { recursive: true, force: true });
+  }
+
+  /** Divergent resync: keep what this node had. Returns true when the entry was moved away. */
+  private async backup(d: number, rel: string, p: string, move: boolean): Promise<boolean> {
+    if (!this.backupDir) return false;
+    const k = `${d}:${rel}`;
+    if (this.backedUp.has(k)) return false; // the first version this node had is already kept
+    let st;
+    try {
+      st = await fsp.lstat(p);
+    } catch {
+      return false;
+    }
+    const dest = join(this.backupDir, `${d}-${basename(this.roots[d])}`, rel);
+    await fsp.mkdir(dirname(dest), { recursive: true });
+    if (move) {
+      await this.closeAll();
+      await fsp.rm(dest, { recursive: true, force: true });
+      try {
+        await fsp.rename(p, dest);
+      } catch {
+        await fsp.cp(p, dest, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+        await fsp.rm(p, { recursive: true, force: true });
+      }
+    } else if (st.isFile()) {
+      await fsp.copyFile(p, dest);
+    }
+    this.backedUp.add(k);
+    return move;
+  }
+}

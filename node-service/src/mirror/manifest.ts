@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import { constants as C } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import { key, type Tracking } from './tracking.ts';
+
+/** One entry of a tree listing used by the checksum comparison. */
+export interface Entry {
+  /** dir index and relative path */
+  k: string;
+  ty: 'f' | 'd' | 'l';
+  m: number;
+  u: number;
+  g: number;
+  s: number;
+  tg?: string;
+  /** per-zone digests (first 16 hex digits of SHA-1), files only */
+  h?: string[];
+}
+
+const PARALLEL = 16;
+
+/**
+ * Lists every entry of the given roots with per-zone digests of file contents, parents before their
+ * children. Entries that are neither files, directories nor symlinks (sockets, fifos) are skipped.
+ */
+export async function buildManifest(roots: readonly string[], zoneSize: number, onEntry?: (e: Entry) => void): Promise<Entry[]> {
+  const out: Entry[] = [];
+  const buf = Buffer.allocUnsafe(zoneSize * PARALLEL);
+  let slot = 0;
+  const freeSlots: number[] = [];
+  for (let i = 0; i < PARALLEL; i++) freeSlots.push(i);
+  for (let d = 0; d < roots.length; d++) {
+    // breadth-first by directory; files of one directory hashed PARALLEL at a time
+    const queue: string[] = [''];
+    while (queue.length > 0) {
+      const rel = queue.shift()!;
+      const dirPath = rel === '' ? roots[d] : join(roots[d], rel);
+      let names: string[];
+      try {
+        names = (await fsp.readdir(dirPath)).sort();
+      } catch {
+        continue;
+      }
+      if (rel === '') {
+        const st = await fsp.lstat(dirPath);
+        const e: Entry = { k: key(d, ''), ty: 'd', m: st.mode & 0o7777, u: st.uid, g: st.gid, s: 0 };
+        out.push(e);
+        onEntry?.(e);
+      }
+      const entries: (Entry | undefined)[] = new Array(names.length);
+      let next = 0;
+      const worker = async () => {
+        const s = freeSlots.pop()!;
+        const zbuf = buf.subarray(s * zoneSize, (s + 1) * zoneSize);
+        for (;;) {
+          const i = next++;
+          if (i >= names.length) break;
+          const r = rel === '' ? names[i] : `${rel}/${names[i]}`;
+          entries[i] = await describe(join(roots[d], r), key(d, r), zoneSize, zbuf);
+        }
+        freeSlots.push(s);
+      };
+      await Promise.all(Array.from({ length: Math.min(PARALLEL, names.length) }, worker));
+      for (let i = 0; i < names.length; i++) {
+        const e = entries[i];
+        if (!e) continue;
+        out.push(e);
+        onEntry?.(e);
+        if (e.ty === 'd') queue.push(rel === '' ? names[i] : `${rel}/${names[i]}`);
+      }
+    }
+  }
+  void slot;
+  return out;
+}
+
+async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer): Promise<Entry | undefined> {
+  let st;
+  try {
+    st = await fsp.lstat(p);
+  } catch {
+    return undefined;
+  }
+  const base = { k, m: st.mode & 0o7777, u: st.uid, g: st.gid };
+  if (st.isDirectory()) return { ...base, ty: 'd', s: 0 };
+  if (st.isSymbolicLink()) return { ...base, ty: 'l', s: 0, tg: await fsp.readlink(p).catch(() => '') };
+  if (!st.isFile()) return undefined;
+  const h: string[] = [];
+  let size = 0;
+  let fh;
+  try {
+    fh = await fsp.open(p, C.O_RDONLY | C.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    for (;;) {
+      let filled = 0;
+      while (filled < zoneSize) {
+        const { bytesRead } = await fh.read(zbuf, filled, zoneSize - filled, size + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      if (filled === 0) break;
+      h.push(createHash('sha1').update(zbuf.subarray(0, filled)).digest('hex').slice(0, 16));
+      size += filled;
+      if (filled < zoneSize) break;
+    }
+  } finally {
+    await fh.close();
+  }
+  return { ...base, ty: 'f', s: size, h };
+}
+
+/**
+ * Compares the primary's listing with the secondary's and marks in tracking what the resync must copy:
+ * missing or different entries, differing zones, and (through the parent's listing) what the secondary
+ * has in excess. Returns the number of file bytes to copy.
+ */
+export function diffManifests(primary: readonly Entry[], secondary: ReadonlyMap<string, Entry>, tracking: Tracking): number {
+  const zs = tracking.zoneSize;
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const e of primary) {
+    seen.add(e.k);
+    const o = secondary.get(e.k);
+    if (!o || o.ty !== e.ty) {
+      tracking.markAll(e.k);
+      bytes += e.s;
+      continue;
+    }
+    if (e.ty === 'f') {
+      const zones: number[] = [];
+      const n = e.h?.length ?? 0;
+      for (let z = 0; z < n; z++) if (!o.h || o.h[z] !== e.h![z]) zones.push(z);
+      for (const z of zones) {
+        tracking.markZones(e.k, z * zs, 1);
+        bytes += Math.min(zs, e.s - z * zs);
+      }
+      if (o.s !== e.s || zones.length > 0) tracking.markMeta(e.k);
+    }
+    if (e.m !== o.m || e.u !== o.u || e.g !== o.g || e.tg !== o.tg) tracking.markMeta(e.k);
+  }
+  for (const k of secondary.keys()) {
+    if (!seen.has(k)) tracking.markMeta(k); // resync finds it absent on the primary and removes it
+  }
+  return bytes;
+}

@@ -1,0 +1,125 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Wire format of the replication channel. Every frame is
+ *   u32 bodyLength | u32 headerLength | header (JSON, utf8) | data (bodyLength - 4 - headerLength bytes)
+ * Lengths are checked before anything is allocated: a frame larger than MAX_BODY, a header larger than
+ * MAX_HEADER or a header that is not a JSON object kills the connection (never the process).
+ */
+export const MAX_HEADER = 256 * 1024;
+export const MAX_DATA = 4 * 1024 * 1024;
+export const MAX_BODY = 4 + MAX_HEADER + MAX_DATA;
+/** before authentication a peer may send only small frames */
+export const MAX_BODY_UNAUTH = 4096;
+export const PROTOCOL_VERSION = 1;
+
+export interface Frame {
+  readonly h: Record<string, unknown>;
+  readonly data: Buffer;
+}
+
+export class FrameError extends Error {}
+
+export function encodeFrame(header: object, data?: Buffer | Uint8Array, dataLen = data?.length ?? 0): Buffer {
+  const hj = Buffer.from(JSON.stringify(header), 'utf8');
+  const body = 4 + hj.length + dataLen;
+  const out = Buffer.allocUnsafe(4 + body);
+  out.writeUInt32BE(body, 0);
+  out.writeUInt32BE(hj.length, 4);
+  hj.copy(out, 8);
+  if (data && dataLen > 0) out.set(data.subarray(0, dataLen), 8 + hj.length);
+  return out;
+}
+
+/** Incremental decoder: push chunks, get complete frames; throws FrameError on malformed input. */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  maxBody: number;
+  constructor(maxBody = MAX_BODY) {
+    this.maxBody = maxBody;
+  }
+
+  push(chunk: Buffer): Frame[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const out: Frame[] = [];
+    for (;;) {
+      if (this.buffered < 4) break;
+      const head = this.peek(4);
+      const body = head.readUInt32BE(0);
+      if (body < 4 || body > this.maxBody) throw new FrameError(`frame length ${body} out of range`);
+      if (this.buffered < 4 + body) break;
+      const buf = this.take(4 + body);
+      const hlen = buf.readUInt32BE(4);
+      if (hlen < 2 || hlen > MAX_HEADER || hlen > body - 4) throw new FrameError(`header length ${hlen} out of range`);
+      let h: unknown;
+      try {
+        h = JSON.parse(buf.toString('utf8', 8, 8 + hlen));
+      } catch {
+        throw new FrameError('header is not JSON');
+      }
+      if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new FrameError('header is not an object');
+      if (typeof (h as { t?: unknown }).t !== 'string') throw new FrameError('header has no type');
+      out.push({ h: h as Record<string, unknown>, data: buf.subarray(8 + hlen) });
+    }
+    return out;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0].length >= n) return this.chunks[0];
+    const merged = Buffer.concat(this.chunks);
+    this.chunks = [merged];
+    return merged;
+  }
+
+  private take(n: number): Buffer {
+    if (this.chunks[0].length === n) {
+      this.buffered -= n;
+      return this.chunks.shift()!;
+    }
+    if (this.chunks[0].length > n) {
+      const first = this.chunks[0];
+      this.chunks[0] = first.subarray(n);
+      this.buffered -= n;
+      return first.subarray(0, n);
+    }
+    const merged = Buffer.concat(this.chunks);
+    this.chunks = merged.length > n ? [merged.subarray(n)] : [];
+    this.buffered -= n;
+    return merged.subarray(0, n);
+  }
+}
+
+// ---- authentication: HMAC-SHA256 challenge/response, both directions, bound to the module name ----
+
+export function nonce(): string {
+  return randomBytes(32).toString('hex');
+}
+
+export function authMac(key: Buffer, role: 'P' | 'S', module: string, theirNonce: string, myNonce: string): string {
+  return createHmac('sha256', key).update(`vigil-mirror/${PROTOCOL_VERSION}|${role}|${module}|${theirNonce}|${myNonce}`).digest('hex');
+}
+
+export function macEqual(a: unknown, b: string): boolean {
+  if (typeof a !== 'string' || a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+// ---- header field accessors that validate (frames come from the network) ----
+
+export function str(h: Record<string, unknown>, k: string, max = 4096): string {
+  const v = h[k];
+  if (typeof v !== 'string' || v.length > max) throw new FrameError(`field ${k} must be a string`);
+  return v;
+}
+export function int(h: Record<string, unknown>, k: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const v = h[k];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new FrameError(`field ${k} must be an integer in [${min}, ${max}]`);
+  return v;
+}
+export function num(h: Record<string, unknown>, k: string): number {
+  const v = h[k];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new FrameError(`field ${k} must be a number`);
+  return v;
+}
