@@ -1,0 +1,150 @@
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { createLan, type Lan } from './netns.ts';
+
+/**
+ * The VIP test and benchmark topology: two cluster nodes, one client and one witness on one bridge,
+ * 198.18.4.0/24 (RFC 2544 range), VIP 198.18.4.100. Each node runs a tiny HTTP server on :8080 that
+ * answers its own name, so the client can tell which node the VIP leads to.
+ */
+export const SUBNET = '198.18.4';
+export const VIP = `${SUBNET}.100`;
+export const VIP_CIDR = `${VIP}/24`;
+export const APP_PORT = 8080;
+export const NODES = { n1: `${SUBNET}.1`, n2: `${SUBNET}.2` } as const;
+export const CLIENT = `${SUBNET}.3`;
+export const WITNESS = `${SUBNET}.9`;
+export type NodeName = keyof typeof NODES;
+
+export interface VipTopology {
+  readonly lan: Lan;
+  /** starts the HTTP "application" (answers the node name) on a node; killed by destroy() */
+  startApp(node: NodeName, name?: string): ChildProcess;
+  /** a plain HTTP server on the witness host (witness `http:` checks) answering 200 on / */
+  startWitnessHttp(port?: number): ChildProcess;
+  /** does this node hold the VIP right now (`ip addr` in its namespace)? */
+  holdsVip(node: NodeName): Promise<boolean>;
+  /** the client's ARP entry for the VIP */
+  clientVipMac(): Promise<string | undefined>;
+  destroy(): Promise<void>;
+}
+
+export async function createVipTopology(prefix: string): Promise<VipTopology> {
+  const lan = await createLan(prefix, [
+    { name: 'n1', addr: `${NODES.n1}/24` },
+    { name: 'n2', addr: `${NODES.n2}/24` },
+    { name: 'client', addr: `${CLIENT}/24` },
+    { name: 'witness', addr: `${WITNESS}/24` },
+  ]);
+  const procs: ChildProcess[] = [];
+  const node = (host: string, code: string) => {
+    const c = lan.spawn(host, [process.execPath, '-e', code], { stdio: 'ignore' });
+    procs.push(c);
+    return c;
+  };
+  return {
+    lan,
+    startApp: (n, name = n) => node(n, `require('http').createServer((q, r) => r.end(${JSON.stringify(name)})).listen(${APP_PORT}, '0.0.0.0')`),
+    startWitnessHttp: (port = 80) => node('witness', `require('http').createServer((q, r) => r.end('OK')).listen(${port}, '0.0.0.0')`),
+    holdsVip: async (n) => (await lan.exec(n, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).includes(` ${VIP}/`),
+    clientVipMac: async () => {
+      const rows = JSON.parse((await lan.exec('client', ['ip', '-j', 'neigh', 'show', 'to', VIP])) || '[]') as { lladdr?: string }[];
+      return rows[0]?.lladdr;
+    },
+    destroy: async () => {
+      for (const p of procs) p.kill('SIGKILL');
+      await lan.destroy();
+    },
+  };
+}
+
+/** One HTTP request of the client loop: start/end in epoch ms, the answering node's name or the error. */
+export interface Sample {
+  readonly s: number;
+  readonly e: number;
+  readonly ok: boolean;
+  readonly b: string;
+}
+
+export interface ClientLoop {
+  readonly samples: Sample[];
+  /** resolves with the first sample that satisfies pred (or undefined at the deadline) */
+  waitFor(pred: (s: Sample) => boolean, ms: number): Promise<Sample | undefined>;
+  stop(): void;
+}
+
+/**
+ * A request loop in the client namespace: a new connection (no keep-alive) every `period` ms, each
+ * with its own `timeout`, so a request lost to the dead node does not delay the next one. Times come
+ * from the same host clock as the caller's Date.now().
+ */
+export function startClientLoop(lan: Lan, opts: { url?: string; period?: number; timeout?: number } = {}): ClientLoop {
+  const url = opts.url ?? `http://${VIP}:${APP_PORT}/`;
+  const code = `
+    const http = require('http');
+    const out = (s, ok, b) => process.stdout.write(JSON.stringify({ s, e: Date.now(), ok, b }) + '\\n');
+    setInterval(() => {
+      const s = Date.now();
+      let done = false;
+      const fin = (ok, b) => { if (!done) { done = true; out(s, ok, b); } };
+      const req = http.get(${JSON.stringify(url)}, { agent: false, timeout: ${opts.timeout ?? 1000} }, (res) => {
+        let b = '';
+        res.on('data', (d) => (b += d));
+        res.on('end', () => fin(res.statusCode === 200, b.trim()));
+        res.on('error', (e) => fin(false, e.code || e.message));
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+      req.on('error', (e) => fin(false, e.code || e.message));
+    }, ${opts.period ?? 20});
+  `;
+  const child = lan.spawn('client', [process.execPath, '-e', code]);
+  const samples: Sample[] = [];
+  const waiters = new Set<{ pred: (s: Sample) => boolean; resolve: (s: Sample | undefined) => void }>();
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    let s: Sample;
+    try {
+      s = JSON.parse(line) as Sample;
+    } catch {
+      return;
+    }
+    samples.push(s);
+    for (const w of waiters) {
+      if (w.pred(s)) {
+        waiters.delete(w);
+        w.resolve(s);
+      }
+    }
+  });
+  return {
+    samples,
+    waitFor: (pred, ms) => {
+      const hit = samples.find(pred);
+      if (hit) return Promise.resolve(hit);
+      return new Promise((resolve) => {
+        const w = { pred, resolve: (s: Sample | undefined) => { clearTimeout(t); resolve(s); } };
+        const t = setTimeout(() => { waiters.delete(w); resolve(undefined); }, ms);
+        waiters.add(w);
+      });
+    },
+    stop: () => {
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+/**
+ * Outage as a client sees it: from the cut to the end of the first successful request answered by
+ * `by` among those started after the cut.
+ */
+export function outageMs(samples: readonly Sample[], cutAt: number, by: string): number | undefined {
+  const first = samples.filter((x) => x.ok && x.b === by && x.s >= cutAt).sort((a, b) => a.e - b.e)[0];
+  return first ? first.e - cutAt : undefined;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : Math.round((s[m - 1] + s[m]) / 2);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
