@@ -1,0 +1,35 @@
+/**
+ * `npm run synth:gcp`: writes Terraform JSON for a mirror and a farm cluster into
+ * infra/out/gcp/<mode>/main.tf.json, each next to a copy of the project's packed tarball
+ * (vigil.tgz, uploaded by Terraform to a private bucket). Offline; no GCP credentials.
+ */
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageTarball, REPO_ROOT } from '../common/package-tarball.ts';
+import { gcpClusterTerraform, type GcpClusterOptions } from './terraform.ts';
+
+export function synthGcp(
+  outDir = join(REPO_ROOT, 'infra', 'out', 'gcp'),
+  opts: { mirror?: GcpClusterOptions; farm?: GcpClusterOptions; withPackage?: boolean } = {},
+): string[] {
+  const written: string[] = [];
+  const tgz = opts.withPackage === false ? undefined : packageTarball();
+  for (const mode of ['mirror', 'farm'] as const) {
+    const dir = join(outDir, mode);
+    mkdirSync(dir, { recursive: true });
+    const { tf } = gcpClusterTerraform(mode, { packageFileName: 'vigil.tgz', ...(opts[mode] ?? {}) });
+    const file = join(dir, 'main.tf.json');
+    writeFileSync(file, `${JSON.stringify(tf, null, 2)}\n`);
+    written.push(file);
+    if (tgz) {
+      copyFileSync(tgz, join(dir, 'vigil.tgz'));
+      written.push(join(dir, 'vigil.tgz'));
+    }
+  }
+  return written;
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain) {
+  for (const f of synthGcp()) console.log(`wrote ${f}`);
+}
