@@ -170,7 +170,7 @@ export class FarmFilter {
 
 const run: Exec = (cmd, args, input) =>
   new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 });
+    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: 10_000 });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
@@ -180,5 +180,8 @@ const run: Exec = (cmd, args, input) =>
       if (code === 0) resolve(out);
       else reject(new Error(`${cmd} ${args.join(' ')}: ${signal ? `killed by ${signal}` : `exit ${code}`}: ${err.trim().split('\n').slice(0, 3).join(' | ')}`));
     });
-    child.stdin.end(input ?? '');
+    if (child.stdin) {
+      child.stdin.on('error', () => undefined); // a command that exits early: its exit status tells
+      child.stdin.end(input);
+    }
   });

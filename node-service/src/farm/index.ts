@@ -28,8 +28,8 @@
  * apply() right after detection. A node joining takes its buckets back only after the others have
  * released them, so two nodes never both answer a new connection.
  */
-export { BUCKETS, planBuckets, bucketsOf, bucketCounts, movedBuckets, handoverPlan, needsHandover, fnv1a } from './plan.ts';
-export type { BucketPlan, PlanInput } from './plan.ts';
+export { BUCKETS, planBuckets, planTransition, bucketsOf, bucketCounts, movedBuckets, handoverPlan, needsHandover, fnv1a } from './plan.ts';
+export type { BucketPlan, PlanInput, Transition, TransitionInput } from './plan.ts';
 export { FarmFilter } from './filter.ts';
 export type { Exec, FarmFilterOptions, FarmStatus } from './filter.ts';
 export { farmSpec, renderInstall, renderApply, renderRemove, parseListing, bucketSet } from './nft.ts';

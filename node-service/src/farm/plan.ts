@@ -191,3 +191,34 @@ export function fnv1a(s: string): number {
   }
   return h >>> 0;
 }
+
+export interface TransitionInput extends PlanInput {
+  /** this node */
+  readonly self: string;
+  /** the plan this node enforces now; null right after install() */
+  readonly prev: BucketPlan | null;
+}
+
+export interface Transition {
+  /** apply this first, then wait a grace period (a couple of heartbeat pulses); null: no wait needed */
+  readonly handover: BucketPlan | null;
+  /** then apply this */
+  readonly next: BucketPlan;
+}
+
+/**
+ * What one node applies when the live membership changes. A node that enforced no plan yet, or one
+ * computed while it was alone (it was cut off and served everything, or it just started), cannot
+ * trust its own view of who owned what: it assumes the others run the plan without it, so it takes
+ * its buckets only after the grace — the others release them as soon as they see it. Every other node
+ * uses its real previous plan: it releases at once what moves to a live node and takes what comes from
+ * dead ones at once (a failover never waits).
+ */
+export function planTransition(input: TransitionInput): Transition {
+  const next = planBuckets(input);
+  const { prev, self } = input;
+  const base = prev === null || (prev.alive.length <= 1 && next.alive.some((n) => n !== self))
+    ? planBuckets({ ...input, alive: new Set(next.alive.filter((n) => n !== self)) })
+    : prev;
+  return { handover: needsHandover(base, next) ? handoverPlan(base, next) : null, next };
+}
