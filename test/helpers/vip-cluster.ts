@@ -14,8 +14,8 @@ export interface VigilClusterOptions {
   /** heartbeat pulse/timeout as written in YAML ("100ms", "500ms"); omitted: the daemon's defaults */
   readonly pulse?: string;
   readonly timeout?: string;
-  /** module checkers, as YAML objects */
-  readonly checkers?: readonly Record<string, unknown>[];
+  /** module checkers, as YAML objects (per node when a function: both nodes share one host's /proc) */
+  readonly checkers?: readonly Record<string, unknown>[] | ((node: NodeName) => readonly Record<string, unknown>[]);
   /** scripts (name → shell text) written into the module's scripts_dir */
   readonly scripts?: Readonly<Record<string, string>>;
   /** @default ping 198.18.4.9 */
@@ -47,7 +47,8 @@ function yamlConfig(node: NodeName, dir: string, opts: VigilClusterOptions): str
   const w = opts.witness ?? { ping: [WITNESS] };
   const witness = `    witness: { ping: [${(w.ping ?? []).join(', ')}], http: [${(w.http ?? []).map((u) => JSON.stringify(u)).join(', ')}]${w.grace ? `, grace: ${w.grace}` : ''} }\n`;
   const arp = opts.arp ? `    arp: ${JSON.stringify(opts.arp)}\n` : '';
-  const checkers = opts.checkers?.length ? `    checkers:\n${opts.checkers.map((c) => `      - ${JSON.stringify(c)}\n`).join('')}` : '';
+  const list = typeof opts.checkers === 'function' ? opts.checkers(node) : opts.checkers;
+  const checkers = list?.length ? `    checkers:\n${list.map((c) => `      - ${JSON.stringify(c)}\n`).join('')}` : '';
   const scripts = opts.scripts ? `    scripts_dir: ${join(dir, 'scripts')}\n` : '';
   return `cluster: vipbench
 secret_file: ${join(dir, 'cluster.key')}
@@ -71,6 +72,8 @@ export function createVigilCluster(topo: VipTopology, opts: VigilClusterOptions 
   const token = randomBytes(16).toString('hex');
   writeFileSync(join(dir, 'cluster.key'), randomBytes(24).toString('hex'), { mode: 0o600 });
   writeFileSync(join(dir, 'admin.token'), token, { mode: 0o600 });
+  // the application the e2e scripts start: answers its node name on :8080 (argv: vipapp.cjs NODE)
+  writeFileSync(join(dir, 'vipapp.cjs'), `require('http').createServer((q, r) => r.end(process.argv[2])).listen(${APP_PORT}, '0.0.0.0');\n`);
   if (opts.scripts) {
     mkdirSync(join(dir, 'scripts'));
     for (const [name, text] of Object.entries(opts.scripts)) writeFileSync(join(dir, 'scripts', name), `#!/bin/sh\n${text}\n`, { mode: 0o755 });

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { createLan, type Lan } from './netns.ts';
+import { createLan, run, type Lan } from './netns.ts';
 
 /**
  * The VIP test and benchmark topology: two cluster nodes, one client and one witness on one bridge,
@@ -46,7 +46,7 @@ export async function createVipTopology(prefix: string): Promise<VipTopology> {
     lan,
     startApp: (n, name = n) => node(n, `require('http').createServer((q, r) => r.end(${JSON.stringify(name)})).listen(${APP_PORT}, '0.0.0.0')`),
     startWitnessHttp: (port = 80) => node('witness', `require('http').createServer((q, r) => r.end('OK')).listen(${port}, '0.0.0.0')`),
-    holdsVip: async (n) => (await lan.exec(n, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).includes(` ${VIP}/`),
+    holdsVip: async (n) => (await run(['ip', '-n', lan.ns(n), '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).includes(` ${VIP}/`),
     clientVipMac: async () => {
       const rows = JSON.parse((await lan.exec('client', ['ip', '-j', 'neigh', 'show', 'to', VIP])) || '[]') as { lladdr?: string }[];
       return rows[0]?.lladdr;
