@@ -1,5 +1,5 @@
 import { initMirror, type MirrorCore, type MirrorInit, stepMirror } from '../../node-service/src/core/mirror-step.ts';
-import type { Action, Command, CoreEvent, PeerView, Persisted, Step, Transition } from '../../node-service/src/core/types.ts';
+import type { Action, Command, CoreEvent, PeerView, Persisted, Step, Transition, UntimedEvent } from '../../node-service/src/core/types.ts';
 
 /**
  * An in-memory two-node mirror cluster for scenario tests, in the manner of etcd raft's
@@ -56,7 +56,7 @@ export class MirrorSim {
     return this.node(n).crashed ? 'DOWN' : this.node(n).core.state;
   }
 
-  feed(n: string, ev: Omit<CoreEvent, 'now'> & { now?: number }): void {
+  feed(n: string, ev: UntimedEvent): void {
     const node = this.node(n);
     if (node.crashed) return;
     const r = stepMirror(node.core, { ...ev, now: this.now } as CoreEvent);

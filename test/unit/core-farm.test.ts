@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { type FarmCore, initFarm, stepFarm } from '../../node-service/src/core/farm-step.ts';
-import type { Action, CoreEvent, Transition } from '../../node-service/src/core/types.ts';
+import type { Action, CoreEvent, Transition, UntimedEvent } from '../../node-service/src/core/types.ts';
 
 /** Drives one farm core, completing its transitions as the daemon would. */
-function drive(core: FarmCore, events: Omit<CoreEvent, 'now'>[], failScript?: string) {
+function drive(core: FarmCore, events: UntimedEvent[], failScript?: string) {
   let c = core;
   let now = 0;
   const done: Transition[] = [];
@@ -12,7 +12,7 @@ function drive(core: FarmCore, events: Omit<CoreEvent, 'now'>[], failScript?: st
   const apply = (actions: readonly Action[]) => {
     for (const a of actions) if (a.type === 'transition') pending.push(a.transition);
   };
-  const feed = (ev: Omit<CoreEvent, 'now'>) => {
+  const feed = (ev: UntimedEvent) => {
     const r = stepFarm(c, { ...ev, now: (now += 10) } as CoreEvent);
     c = r.state;
     if (r.reply) replies.push(r.reply);

@@ -88,6 +88,11 @@ export function stepFarm(core: FarmCore, ev: CoreEvent): R {
       if (cmd.type === 'prim' || cmd.type === 'second' || cmd.type === 'swap') {
         return { state: c, actions: [], reply: { ok: false, message: `a farm module has no primary: ${cmd.type} applies to mirror modules` } };
       }
+      if (cmd.type === 'shutdown') {
+        if (c.target === 'STOP') return { state: c, actions: [], reply: { ok: true, message: 'already stopped' } };
+        const r = queue(c, 'STOP', 'daemon shutdown', enterStopSteps(c.target));
+        return { ...r, reply: { ok: true, message: 'stopping' } };
+      }
       if (cmd.type === 'stop') {
         if (c.p.stopped && c.target === 'STOP') return { state: c, actions: [], reply: { ok: false, message: 'already stopped' } };
         const p = { ...c.p, stopped: true };

@@ -215,6 +215,11 @@ function onCommand(c: MirrorCore, cmd: Extract<CoreEvent, { type: 'command' }>['
       const p = { ...c.p, stopped: true, lastState: c.target === 'STOP' ? c.p.lastState : c.target };
       return accept(queue({ ...c, p, handover: false, swapRequest: false }, 'STOP', 'operator stop', enterStopSteps(c.target), [persist(p)]), 'stopping');
     }
+    case 'shutdown': {
+      if (c.target === 'STOP') return accept({ state: c, actions: [] }, 'already stopped');
+      const p = { ...c.p, lastState: c.target };
+      return accept(queue({ ...c, p, handover: false, swapRequest: false }, 'STOP', 'daemon shutdown', enterStopSteps(c.target), [persist(p)]), 'stopping');
+    }
     case 'restart': {
       if (c.target === 'STOP') return onCommand(c, { type: 'start' });
       if (c.busy > 0) return refuse(`a transition to ${c.target} is in progress; retry when it is done`);

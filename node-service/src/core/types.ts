@@ -53,6 +53,8 @@ export interface PeerView {
 export type Command =
   | { readonly type: 'start' }
   | { readonly type: 'stop' }
+  /** daemon shutdown (SIGTERM): stops like `stop` but the module starts again with the daemon */
+  | { readonly type: 'shutdown' }
   | { readonly type: 'restart' }
   | { readonly type: 'prim'; readonly force: boolean; readonly fullSync?: boolean }
   | { readonly type: 'second'; readonly fullSync: boolean }
@@ -102,3 +104,6 @@ export interface StepResult<S> {
   /** the answer to a command: accepted, or refused with the reason */
   readonly reply?: { readonly ok: boolean; readonly message: string };
 }
+
+/** An event before the daemon stamps it with the time (tests and simulators). */
+export type UntimedEvent = CoreEvent extends infer E ? (E extends unknown ? Omit<E, 'now'> : never) : never;

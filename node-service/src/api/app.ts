@@ -1,0 +1,88 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Command } from '../core/types.ts';
+import type { ModuleRunner } from '../daemon/module-runner.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { bearerAuth } from './auth.ts';
+
+export interface ApiDeps {
+  readonly runners: ReadonlyMap<string, ModuleRunner>;
+  readonly token: string;
+  readonly metrics: Metrics;
+  readonly node: string;
+  readonly cluster: string;
+}
+
+const VERBS = ['start', 'stop', 'restart', 'prim', 'second', 'swap'] as const;
+const commandBody = z
+  .object({ force: z.boolean().optional(), fullsync: z.boolean().optional() })
+  .strict();
+
+function toCommand(verb: (typeof VERBS)[number], body: z.infer<typeof commandBody>): Command {
+  switch (verb) {
+    case 'prim':
+      return { type: 'prim', force: body.force ?? false, fullSync: body.fullsync };
+    case 'second':
+      return { type: 'second', fullSync: body.fullsync ?? false };
+    default:
+      return { type: verb };
+  }
+}
+
+/**
+ * The node's HTTP surface: the open health URL and metrics (load balancers and Prometheus probe
+ * them), and the admin API behind the bearer token.
+ */
+export function createApi(d: ApiDeps): Hono {
+  const app = new Hono();
+
+  // Contract: 200 "OK" in PRIM/ALONE/UP, 404 "NOT FOUND" otherwise and for unknown modules.
+  app.on(['GET', 'HEAD'], '/var/modules/:m/ready.txt', (c) => {
+    const r = d.runners.get(c.req.param('m'));
+    c.header('Cache-Control', 'no-store');
+    return r?.ready ? c.text('OK', 200) : c.text('NOT FOUND', 404);
+  });
+
+  app.get('/metrics', async (c) => {
+    c.header('Content-Type', d.metrics.registry.contentType);
+    return c.body(await d.metrics.registry.metrics());
+  });
+
+  const api = new Hono();
+  api.use('*', bearerAuth(d.token));
+  api.get('/node', (c) => c.json({ node: d.node, cluster: d.cluster, modules: [...d.runners.keys()] }));
+  api.get('/modules', (c) => c.json([...d.runners.values()].map((r) => r.status())));
+  api.get('/modules/:m', (c) => {
+    const r = d.runners.get(c.req.param('m'));
+    return r ? c.json(r.status()) : c.json({ error: `unknown module "${c.req.param('m')}" (modules: ${[...d.runners.keys()].join(', ')})` }, 404);
+  });
+  api.get('/modules/:m/log', (c) => {
+    const r = d.runners.get(c.req.param('m'));
+    if (!r) return c.json({ error: `unknown module "${c.req.param('m')}"` }, 404);
+    const n = Number(c.req.query('n') ?? '50');
+    if (!Number.isInteger(n) || n < 1 || n > 500) return c.json({ error: 'n must be an integer from 1 to 500' }, 400);
+    return c.json(r.events.recent(n));
+  });
+  api.post('/modules/:m/:verb', async (c) => {
+    const r = d.runners.get(c.req.param('m'));
+    if (!r) return c.json({ error: `unknown module "${c.req.param('m')}"` }, 404);
+    const verb = c.req.param('verb');
+    if (!(VERBS as readonly string[]).includes(verb)) return c.json({ error: `unknown command "${verb}" (one of ${VERBS.join(', ')})` }, 404);
+    let raw: unknown = {};
+    const text = await c.req.text();
+    if (text.trim() !== '') {
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        return c.json({ error: 'body is not JSON: send {} or {"force":true} / {"fullsync":true}' }, 400);
+      }
+    }
+    const body = commandBody.safeParse(raw);
+    if (!body.success) return c.json({ error: `bad body: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}` }, 400);
+    const reply = r.command(toCommand(verb as (typeof VERBS)[number], body.data));
+    return c.json({ ...reply, state: r.state }, reply.ok ? 200 : 409);
+  });
+  app.route('/api/v1', api);
+  app.notFound((c) => c.json({ error: 'not found' }, 404));
+  return app;
+}

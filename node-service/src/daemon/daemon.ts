@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createApi } from '../api/app.ts';
+import { close, listen } from '../api/server.ts';
+import { loadConfig } from '../config/load.ts';
+import { Secret } from '../config/secret.ts';
+import { selectNode } from '../config/select-node.ts';
+import { nextCounterBase } from '../heartbeat/counter.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
+import { Metrics } from '../metrics/metrics.ts';
+import { createEdge } from './edge-factory.ts';
+import { ModuleRunner } from './module-runner.ts';
+
+export interface RunningDaemon {
+  readonly runners: ReadonlyMap<string, ModuleRunner>;
+  readonly log: Logger;
+  stop(): Promise<void>;
+}
+
+/** Loads the config, starts every module this node runs, and serves the health URL and admin API. */
+export async function startDaemon(opts: { configFile: string; nodeName?: string }): Promise<RunningDaemon> {
+  const config = loadConfig(opts.configFile);
+  const self = selectNode(config, opts.nodeName);
+  const log = createLogger({ level: config.log.level, node: self.name });
+  const secret = Secret.fromFile(config.secret_file);
+  const token = readFileSync(config.api.admin_token_file, 'utf8').trim();
+  const metrics = new Metrics();
+  const counterBase = nextCounterBase(join(config.state_dir, `node-${self.name}`));
+
+  const runners = new Map<string, ModuleRunner>();
+  for (const module of config.modules.filter((m) => m.nodes.includes(self.name))) {
+    const edge = createEdge({ cluster: config, module, self, secret, counterBase, log, metrics });
+    runners.set(module.name, new ModuleRunner(config, module, self, edge, log.child({ module: module.name }), metrics));
+  }
+
+  const app = createApi({ runners, token, metrics, node: self.name, cluster: config.cluster });
+  const servers = await listen(app, config.api.listen ?? self.addrs, config.api.port);
+  for (const r of runners.values()) await r.start();
+  log.info({ cluster: config.cluster, modules: [...runners.keys()], api: `${(config.api.listen ?? self.addrs)[0]}:${config.api.port}` }, 'vigil daemon started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    runners,
+    log,
+    stop: () =>
+      (stopping ??= (async () => {
+        log.info('shutting down: stopping modules');
+        await Promise.all([...runners.values()].map((r) => r.shutdown()));
+        await close(servers);
+        log.info('vigil daemon stopped');
+        log.flush();
+      })()),
+  };
+}

@@ -1,0 +1,373 @@
+import { join } from 'node:path';
+import type { ClusterConfig, ModuleConfig, NodeConfig } from '../config/types.ts';
+import { initFarm } from '../core/farm-step.ts';
+import { initMirror } from '../core/mirror-step.ts';
+import { type ModuleCore, step } from '../core/step.ts';
+import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Step, type Transition } from '../core/types.ts';
+import type { HeartbeatMonitor } from '../heartbeat/monitor.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { StateStore } from '../persist/state-store.ts';
+import { runScript } from '../scripts/runner.ts';
+import { EventLog, type LogRecord } from './event-log.ts';
+import type { FarmPort, ReplicationPort, VipPort } from './ports.ts';
+
+export interface Edge {
+  readonly vip: VipPort;
+  readonly replication: ReplicationPort;
+  readonly farm: FarmPort;
+  readonly monitor: HeartbeatMonitor;
+  /** checker adapters: started after boot, report into the core */
+  readonly startCheckers: (report: (e: { checker: string; up: boolean; reason: string }) => void) => () => void;
+  readonly witness?: { reachable(): Promise<boolean> };
+  /** state-change notifications outside the node (cloud functions) */
+  readonly notify?: (e: { module: string; from: ModuleState; to: ModuleState; reason: string }) => void;
+}
+
+export interface ModuleStatus {
+  readonly module: string;
+  readonly node: string;
+  readonly mode: 'mirror' | 'farm';
+  readonly state: ModuleState;
+  readonly ready: boolean;
+  readonly target: ModuleState;
+  readonly peers: { node: string; state: ModuleState | 'UNKNOWN' }[];
+  readonly resync: Record<string, unknown>;
+  readonly gen: number;
+  readonly inSync: boolean;
+  readonly reason: string;
+  readonly checkers: Record<string, boolean>;
+  readonly buckets?: Record<string, number[]>;
+}
+
+const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
+
+/**
+ * The thin shell around one module's pure core: turns sockets, timers and script exits into events,
+ * and performs the actions the core returns. Transitions run one at a time, in order.
+ */
+export class ModuleRunner {
+  private core: ModuleCore;
+  private readonly store: StateStore;
+  readonly events: EventLog;
+  private readonly queue: Transition[] = [];
+  private running = false;
+  private tickTimer?: NodeJS.Timeout;
+  private witnessTimer?: NodeJS.Timeout;
+  private stopCheckers: () => void = () => {};
+  private lastReason = '';
+  private readonly checkerUp: Record<string, boolean> = {};
+  private idleWaiters: (() => void)[] = [];
+  private published: ModuleState = 'STOP';
+
+  constructor(
+    readonly cluster: ClusterConfig,
+    readonly module: ModuleConfig,
+    readonly self: NodeConfig,
+    private readonly edge: Edge,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    const dir = join(cluster.state_dir, module.name);
+    this.store = new StateStore(dir);
+    this.events = new EventLog(dir);
+    const persisted = this.store.load();
+    if (module.mode === 'mirror') {
+      const peerName = module.nodes.find((n) => n !== self.name)!;
+      this.core = initMirror({
+        self: self.name,
+        peerName,
+        defaultPrimary: module.default_primary,
+        witnessConfigured: (module.witness?.ping.length ?? 0) + (module.witness?.http.length ?? 0) > 0,
+        witnessGraceMs: module.witness?.grace,
+        onStartFailure: module.on_start_failure,
+        persisted,
+      });
+    } else {
+      this.core = initFarm({ self: self.name, onStartFailure: module.on_start_failure, persisted });
+    }
+    this.updateMetrics();
+  }
+
+  get state(): ModuleState {
+    return this.core.state;
+  }
+
+  get ready(): boolean {
+    return isReady(this.core.state);
+  }
+
+  async start(): Promise<void> {
+    const { monitor, replication, vip, farm } = this.edge;
+    await vip.removeLeftovers();
+    await farm.removeLeftovers();
+    await replication.prepare();
+    replication.onEvent((e) => {
+      if (e.type === 'progress') return;
+      this.feed({ type: 'replication', status: e.type, reason: e.type === 'lost' ? e.reason : '', now: monotonic() });
+    });
+    monitor.onPeer((peer) => {
+      replication.peerChanged(peer);
+      this.feed({ type: 'peer', peer, now: monotonic() });
+      this.syncFarm();
+    });
+    monitor.onLost((node) => {
+      replication.peerChanged(undefined);
+      this.feed({ type: 'peerLost', node, now: monotonic() });
+      this.syncFarm();
+    });
+    this.advertise();
+    await monitor.start();
+    this.feed({ type: 'boot', now: monotonic() });
+    this.stopCheckers = this.edge.startCheckers((r) => {
+      const cfg = this.module.checkers.find((c, i) => (c.name ?? `${c.type}${i}`) === r.checker);
+      this.checkerUp[r.checker] = r.up;
+      this.metrics.checkerUp.set({ module: this.module.name, checker: r.checker }, r.up ? 1 : 0);
+      this.feed({
+        type: 'checker',
+        checker: r.checker,
+        up: r.up,
+        reason: r.reason,
+        onFailure: cfg?.on_failure ?? 'restart',
+        maxRestarts: cfg?.type === 'process' ? cfg.max_restarts : undefined,
+        restartWindow: cfg?.type === 'process' ? cfg.restart_window : undefined,
+        now: monotonic(),
+      });
+    });
+    this.tickTimer = setInterval(() => this.feed({ type: 'tick', now: monotonic() }), this.module.heartbeat.pulse);
+  }
+
+  /** Daemon shutdown: stop the module (scripts, VIP, mounts) without marking it stopped by an operator. */
+  async shutdown(): Promise<void> {
+    this.stopCheckers();
+    clearInterval(this.tickTimer);
+    this.pollWitness(false);
+    this.feed({ type: 'command', command: { type: 'shutdown' }, now: monotonic() });
+    await this.idle();
+    this.edge.monitor.sendNow();
+    await this.edge.monitor.stop();
+  }
+
+  command(command: Command): { ok: boolean; message: string } {
+    const reply = this.feed({ type: 'command', command, now: monotonic() });
+    const r = reply ?? { ok: true, message: 'done' };
+    this.events.add({ kind: 'note', level: r.ok ? 'info' : 'warn', msg: `command ${command.type}: ${r.message}` });
+    return r;
+  }
+
+  /** resolves when no transition is queued or running */
+  idle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  status(): ModuleStatus {
+    const c = this.core;
+    const peers = this.module.nodes
+      .filter((n) => n !== this.self.name)
+      .map((node) => ({ node, state: (this.edge.monitor.alive().find((p) => p.node === node)?.state ?? 'UNKNOWN') as ModuleState | 'UNKNOWN' }));
+    const rep = this.edge.replication.status();
+    return {
+      module: this.module.name,
+      node: this.self.name,
+      mode: this.module.mode,
+      state: c.state,
+      ready: isReady(c.state),
+      target: c.target,
+      peers,
+      resync: { ...(rep?.resync ?? {}), ...(rep?.trackedBytes !== undefined ? { trackedBytes: rep.trackedBytes } : {}) },
+      gen: c.p.gen,
+      inSync: c.p.inSync,
+      reason: this.lastReason,
+      checkers: { ...this.checkerUp },
+      ...(this.module.mode === 'farm' ? { buckets: this.edge.farm.status()?.buckets ?? {} } : {}),
+    };
+  }
+
+  private feed(ev: CoreEvent): { ok: boolean; message: string } | undefined {
+    const r = step(this.core, ev);
+    this.core = r.state;
+    for (const a of r.actions) this.perform(a);
+    if (this.core.state !== this.published) this.publish();
+    return r.reply;
+  }
+
+  private perform(a: Action): void {
+    switch (a.type) {
+      case 'persist':
+        this.store.save(a.data);
+        return;
+      case 'publish':
+        this.publish();
+        return;
+      case 'log':
+        this.log[a.level](a.msg);
+        this.events.add({ kind: 'note', level: a.level, msg: a.msg });
+        if (a.msg) this.lastReason = a.msg;
+        return;
+      case 'witness':
+        this.pollWitness(a.poll);
+        return;
+      case 'transition':
+        this.queue.push(a.transition);
+        this.log.info({ from: a.transition.from, to: a.transition.to }, `${a.transition.from} -> ${a.transition.to}: ${a.transition.reason}`);
+        this.events.add({ kind: 'transition', from: a.transition.from, to: a.transition.to, reason: a.transition.reason, phase: 'begin' });
+        this.lastReason = a.transition.reason;
+        void this.drain();
+        return;
+    }
+  }
+
+  private advertise(): void {
+    const c = this.core;
+    this.edge.monitor.setAdvert({
+      state: c.state,
+      gen: c.p.gen,
+      primaryEpoch: c.p.primaryEpoch,
+      inSync: c.p.inSync,
+      handover: c.mode === 'mirror' ? c.handover : false,
+      swapRequest: c.mode === 'mirror' ? c.swapRequest : false,
+    });
+  }
+
+  private publish(): void {
+    const before = this.published;
+    this.published = this.core.state;
+    this.advertise();
+    this.edge.monitor.sendNow();
+    this.updateMetrics();
+    if (before !== this.core.state) {
+      this.metrics.transitions.inc({ module: this.module.name, from: before, to: this.core.state });
+      this.log.info({ from: before, to: this.core.state }, `state ${this.core.state}`);
+      this.edge.notify?.({ module: this.module.name, from: before, to: this.core.state, reason: this.lastReason });
+      this.syncFarm();
+    }
+  }
+
+  private updateMetrics(): void {
+    for (const s of ['STOP', 'WAIT', 'ALONE', 'PRIM', 'SECOND', 'UP'] as const) {
+      this.metrics.moduleState.set({ module: this.module.name, state: s }, this.core.state === s ? 1 : 0);
+    }
+    this.metrics.ready.set({ module: this.module.name }, isReady(this.core.state) ? 1 : 0);
+  }
+
+  private syncFarm(): void {
+    if (this.module.mode !== 'farm') return;
+    const alive = this.edge.monitor.alive().filter((p: PeerView) => p.state === 'UP').map((p) => p.node);
+    if (this.core.state === 'UP') alive.push(this.self.name);
+    this.edge.farm.membership(alive.sort()).catch((e: Error) => this.log.error({ err: e.message }, 'farm rebalance failed'));
+  }
+
+  private pollWitness(on: boolean): void {
+    clearInterval(this.witnessTimer);
+    this.witnessTimer = undefined;
+    const w = this.edge.witness;
+    if (!on || !w) return;
+    const ask = () => {
+      w.reachable()
+        .then((reachable) => this.feed({ type: 'witness', reachable, now: monotonic() }))
+        .catch(() => this.feed({ type: 'witness', reachable: false, now: monotonic() }));
+    };
+    ask();
+    this.witnessTimer = setInterval(ask, Math.max(250, this.module.heartbeat.pulse * 5));
+  }
+
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const t = this.queue.shift()!;
+        const failure = await this.runSteps(t);
+        if (failure) {
+          // Every queued transition assumed this one would succeed: drop them; the core re-plans.
+          this.queue.length = 0;
+          this.events.add({ kind: 'transition', from: t.from, to: t.to, reason: t.reason, phase: 'failed', detail: failure });
+          this.feed({ type: 'transitionDone', id: t.id, ok: false, detail: failure, now: monotonic() });
+        } else {
+          this.events.add({ kind: 'transition', from: t.from, to: t.to, reason: t.reason, phase: 'done' });
+          this.feed({ type: 'transitionDone', id: t.id, ok: true, detail: '', now: monotonic() });
+        }
+      }
+    } finally {
+      this.running = false;
+      const waiters = this.idleWaiters.splice(0);
+      for (const w of waiters) w();
+    }
+  }
+
+  /** returns a failure description, or undefined when every step succeeded */
+  private async runSteps(t: Transition): Promise<string | undefined> {
+    for (const s of t.steps) {
+      try {
+        const failure = await this.runStep(t, s);
+        if (failure) return failure;
+      } catch (e) {
+        const msg = `${describe(s)} failed: ${(e as Error).message}`;
+        if (isStopStep(s)) {
+          this.log.error(`${msg} (continuing: a stop must complete)`);
+          continue;
+        }
+        return msg;
+      }
+    }
+    return undefined;
+  }
+
+  private async runStep(t: Transition, s: Step): Promise<string | undefined> {
+    const { vip, replication, farm } = this.edge;
+    switch (s.type) {
+      case 'script': {
+        const runs = await runScript(
+          {
+            dir: this.module.scripts_dir,
+            module: this.module.name,
+            node: this.self.name,
+            state: t.from,
+            nextState: t.to,
+            timeoutMs: this.module.scripts.timeout,
+            stopTimeoutMs: this.module.scripts.stop_timeout,
+          },
+          s.script,
+          s.stop,
+        );
+        for (const r of runs) {
+          if (!r.ran) continue;
+          this.events.add({ kind: 'script', script: r.script, action: r.action, ok: r.ok, code: r.code, signal: r.signal, timedOut: r.timedOut, durationMs: r.durationMs, output: r.output });
+          this.metrics.scriptRuns.inc({ module: this.module.name, script: r.script, result: r.ok ? 'ok' : r.timedOut ? 'timeout' : 'failed' });
+          this.metrics.scriptSeconds.observe({ module: this.module.name, script: r.script }, r.durationMs / 1000);
+          const line = { script: r.script, action: r.action, code: r.code, signal: r.signal, timedOut: r.timedOut, ms: r.durationMs, output: r.output.slice(-2000) };
+          if (r.ok) this.log.info(line, `script ${r.script} ok`);
+          else this.log.warn(line, `script ${r.script} failed`);
+        }
+        const last = runs.at(-1)!;
+        if (!last.ok && !s.stop) return `${s.script} ${last.timedOut ? 'timed out' : `exited ${last.code ?? last.signal}`}`;
+        return undefined;
+      }
+      case 'vip':
+        if (s.op === 'add') await vip.takeover();
+        else await vip.release();
+        return undefined;
+      case 'replication':
+        if (s.op === 'primary') await replication.primary({ fullSync: s.fullSync });
+        else if (s.op === 'secondary') await replication.secondary({ fullSync: s.fullSync, divergent: s.divergent });
+        else if (s.op === 'idle') await replication.idle();
+        else await replication.stop();
+        return undefined;
+      case 'farm':
+        if (s.op === 'join') await farm.join();
+        else await farm.leave();
+        return undefined;
+    }
+  }
+}
+
+function isStopStep(s: Step): boolean {
+  return (s.type === 'script' && s.stop) || (s.type === 'vip' && s.op === 'remove') || (s.type === 'replication' && (s.op === 'stop' || s.op === 'idle')) || (s.type === 'farm' && s.op === 'leave');
+}
+
+function describe(s: Step): string {
+  return s.type === 'script' ? `script ${s.script}` : `${s.type} ${s.op}`;
+}
+
+export type { LogRecord };

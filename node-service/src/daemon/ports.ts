@@ -1,0 +1,103 @@
+import type { PeerView } from '../core/types.ts';
+
+/**
+ * What the module runner needs from the edge. Each capability (vip/, mirror/, farm/) provides a real
+ * implementation; the null ones below stand in when a module does not configure that capability.
+ */
+export interface VipPort {
+  takeover(): Promise<void>;
+  release(): Promise<void>;
+  removeLeftovers(): Promise<void>;
+}
+
+export type ReplicationEvent = { type: 'synced' } | { type: 'lost'; reason: string } | { type: 'progress' };
+
+export interface ResyncProgress {
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly rateBps: number;
+  readonly etaS: number;
+  readonly mode?: string;
+}
+
+export interface ReplicationPort {
+  prepare(): Promise<void>;
+  primary(o: { fullSync?: boolean }): Promise<void>;
+  secondary(o: { fullSync?: boolean; divergent?: boolean }): Promise<void>;
+  /** neither role: views read-only, no stream accepted (the core has not decided yet) */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+  /** peer heartbeat view changed (lets the no-replication port derive "synced") */
+  peerChanged(peer: PeerView | undefined): void;
+  status(): { peer?: string; resync?: ResyncProgress; trackedBytes?: number } | undefined;
+  onEvent(cb: (e: ReplicationEvent) => void): void;
+}
+
+export interface FarmPort {
+  /** at daemon start: remove leftovers of a crash, before anything else */
+  removeLeftovers(): Promise<void>;
+  join(): Promise<void>;
+  leave(): Promise<void>;
+  /** the UP members changed (this node included when it is UP) */
+  membership(alive: readonly string[]): Promise<void>;
+  status(): { buckets?: Record<string, number[]> } | undefined;
+}
+
+export const nullVip: VipPort = {
+  takeover: async () => {},
+  release: async () => {},
+  removeLeftovers: async () => {},
+};
+
+export const nullFarm: FarmPort = {
+  removeLeftovers: async () => {},
+  join: async () => {},
+  leave: async () => {},
+  membership: async () => {},
+  status: () => undefined,
+};
+
+/**
+ * A mirror module without replicated directories (an application whose data lives elsewhere): the
+ * secondary is "in sync" as soon as it is a secondary, and the primary is synced while its peer is.
+ */
+export class NoReplication implements ReplicationPort {
+  private role: 'primary' | 'secondary' | 'none' = 'none';
+  private peer: PeerView | undefined;
+  private cb: (e: ReplicationEvent) => void = () => {};
+  private synced = false;
+
+  async prepare(): Promise<void> {}
+  async primary(): Promise<void> {
+    this.role = 'primary';
+    this.synced = false;
+    queueMicrotask(() => this.evaluate());
+  }
+  async secondary(): Promise<void> {
+    this.role = 'secondary';
+    queueMicrotask(() => this.cb({ type: 'synced' }));
+  }
+  async idle(): Promise<void> {
+    this.role = 'none';
+  }
+  async stop(): Promise<void> {
+    this.role = 'none';
+  }
+  peerChanged(peer: PeerView | undefined): void {
+    this.peer = peer;
+    this.evaluate();
+  }
+  status() {
+    return undefined;
+  }
+  onEvent(cb: (e: ReplicationEvent) => void): void {
+    this.cb = cb;
+  }
+  private evaluate(): void {
+    if (this.role !== 'primary') return;
+    const now = this.peer?.state === 'SECOND';
+    if (now && !this.synced) this.cb({ type: 'synced' });
+    if (!now && this.synced) this.cb({ type: 'lost', reason: 'peer is not secondary' });
+    this.synced = now;
+  }
+}
