@@ -74,6 +74,8 @@ export interface VigilClusterProps {
    * Use these instances instead of creating new ones: they are registered in the target group and
    * bootstrapped by a State Manager association (they need the SSM agent and an instance role that
    * can read the package asset and the secrets: pass it as `existingInstanceRole`). Requires `vpc`.
+   * CloudFormation cannot add a security group to an instance it does not own: attach the
+   * `nodeSecurityGroup` (output NodeSecurityGroupId) to each instance yourself.
    * @default new instances are created
    */
   readonly existingInstances?: readonly ExistingInstance[];

@@ -52,7 +52,7 @@ export function bootstrapScript(o: BootstrapOptions): string {
     `if [ -f ${BOOTSTRAP_DONE} ]; then echo "vigil-bootstrap: already done"; exit 0; fi`,
     'echo "vigil-bootstrap: start $(date -Is)"',
     ...(o.prelude ?? []),
-    'export PATH=/usr/local/bin:$PATH',
+    'export PATH=/usr/local/bin:$PATH HOME="${HOME:-/root}"', // boot-time scripts may run without HOME (npm needs it)
     `VIGIL_NODE_VERSION=${v}`,
     'if ! command -v node >/dev/null || [ "$(node -p \'process.versions.node.split(".")[0]\')" -lt 20 ]; then',
     '  case "$(uname -m)" in x86_64) NODE_ARCH=x64 ;; aarch64) NODE_ARCH=arm64 ;; *) echo "unsupported arch $(uname -m)"; exit 1 ;; esac',

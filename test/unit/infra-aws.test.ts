@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -187,6 +188,7 @@ describe('MirrorCluster', () => {
       expect(script).toMatch(/secretsmanager get-secret-value .* > \/etc\/vigil\/cluster\.key\.tmp/);
       expect(script).toContain('systemctl enable --now vigil.service');
       expect(script).toContain('vigil config check --config /etc/vigil/cluster.yaml');
+      expect(spawnSync('bash', ['-n'], { input: script, encoding: 'utf8' }).status).toBe(0);
     }
   });
 
