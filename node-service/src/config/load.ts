@@ -27,7 +27,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}): ClusterConfig 
 }
 
 export function parseConfigText(text: string, file: string, opts: LoadOptions = {}): ClusterConfig {
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
