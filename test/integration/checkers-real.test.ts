@@ -81,7 +81,8 @@ describe('process checker', () => {
     const a = app(name);
     app(name);
     app(name);
-    await new Promise((r) => setTimeout(r, 150));
+    // bash needs a moment to exec sleep under its new argv[0] (longer on a loaded machine)
+    for (let i = 0; i < 100 && !(await none.probeOnce()).reason.startsWith('3 '); i++) await new Promise((r) => setTimeout(r, 50));
     expect((await none.probeOnce()).ok).toBe(true);
     const tooMany = createChecker(cfg({ type: 'process', match: name, at_most: 2 }), { log });
     expect((await tooMany.probeOnce()).reason).toBe(`3 processes matching "${name}", at most 2 allowed`);
