@@ -14,7 +14,7 @@ function collect(c: Checker): { reports: CheckResult[]; until: (n: number, ms?: 
   c.start((r) => reports.push(r));
   return {
     reports,
-    until: async (n, ms = 4000) => {
+    until: async (n, ms = 8000) => {
       const end = Date.now() + ms;
       while (reports.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
       return reports;
@@ -129,7 +129,7 @@ describe('interface and ping checkers in namespaces', () => {
   it('interface and ping go down when the link is cut and up when it is restored', async () => {
     const deps = { log, netns: lan.ns('n1') };
     const ifc = createChecker(cfg({ type: 'interface', interface: 'eth0' }), deps);
-    const ping = createChecker(cfg({ type: 'ping', target: '198.18.4.254', interval: 100, timeout: 300 }), deps);
+    const ping = createChecker(cfg({ type: 'ping', target: '198.18.4.254', interval: 100, timeout: 1000, failures: 2 }), deps);
     expect((await ping.probeOnce()).ok).toBe(true);
     const ri = collect(ifc);
     const rp = collect(ping);
