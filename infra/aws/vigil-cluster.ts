@@ -10,6 +10,7 @@
  * known at synth time (an imported VPC without `privateSubnetIpv4CidrBlocks`) needs `privateIps`.
  */
 import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as elbv2targets from 'aws-cdk-lib/aws-elasticloadbalancingv2-targets';
@@ -157,6 +158,18 @@ export interface VigilClusterProps {
    */
   readonly preStartCommands?: readonly string[];
   /**
+   * Make CloudFormation wait until each new node has finished its bootstrap (Vigil installed, config
+   * checked, service started) and fail the deployment otherwise, with a resource signal from
+   * cfn-signal (aws-cfn-bootstrap, installed with dnf: Amazon Linux images).
+   * @default false (the stack completes when the instances are running)
+   */
+  readonly waitForBootstrap?: boolean;
+  /**
+   * How long CloudFormation waits for each node's signal with `waitForBootstrap`.
+   * @default 30 minutes
+   */
+  readonly bootstrapTimeout?: Duration;
+  /**
    * Node.js version installed on the nodes (official build, checksum-verified).
    * @default DEFAULT_NODE_VERSION (20.x)
    */
@@ -197,6 +210,8 @@ export abstract class VigilCluster extends Construct {
   readonly function?: lambda.Function;
   readonly functionUrl?: lambda.FunctionUrl;
   readonly probe: ProbeSettings;
+  /** in ALARM when no target of the load balancer is healthy (add your actions: SNS, paging) */
+  readonly noHealthyTargetAlarm: cloudwatch.Alarm;
   /** cluster.yaml as written on the nodes (may contain deploy-time tokens) */
   readonly clusterYaml: string;
   /** the typed cluster.yaml content */
@@ -220,6 +235,8 @@ export abstract class VigilCluster extends Construct {
     if (clusterPorts.includes(listenerPort)) throw new Error(`listenerPort ${listenerPort} collides with the module's cluster ports (${clusterPorts.join(', ')})`);
     if (props.existingInstances && !props.vpc) throw new Error('existingInstances requires vpc (the VPC the instances are in)');
     if (props.existingInstances && props.privateIps) throw new Error('give either existingInstances (with their privateIp) or privateIps, not both');
+    if (props.waitForBootstrap && props.existingInstances) throw new Error('waitForBootstrap applies to instances the construct creates, not to existingInstances');
+    if (props.bootstrapTimeout && !props.waitForBootstrap) throw new Error('bootstrapTimeout is only used with waitForBootstrap');
     if (props.existingInstanceRole && !props.existingInstances) throw new Error('existingInstanceRole is only used with existingInstances');
     if (props.rootVolumeGiB !== undefined && !(Number.isInteger(props.rootVolumeGiB) && props.rootVolumeGiB >= 8 && props.rootVolumeGiB <= 16384)) {
       throw new Error(`rootVolumeGiB ${props.rootVolumeGiB} must be an integer between 8 and 16384`);
@@ -397,7 +414,8 @@ export abstract class VigilCluster extends Construct {
     const pkg = new s3assets.Asset(this, 'Package', { path: packageTarball() });
     const secretCmd = (s: secretsmanager.ISecret) =>
       `aws secretsmanager get-secret-value --region ${Aws.REGION} --secret-id ${s.secretArn} --query SecretString --output text`;
-    const script = bootstrapScript({
+    const scriptFor = (report?: { success: string[]; failure: string }) => bootstrapScript({
+      report,
       fetchPackage: [`aws s3 cp --region ${Aws.REGION} s3://${pkg.s3BucketName}/${pkg.s3ObjectKey} ${PACKAGE_PATH}`],
       secrets: [
         { path: VIGIL_PATHS.secret, command: secretCmd(this.clusterSecret) },
@@ -409,6 +427,7 @@ export abstract class VigilCluster extends Construct {
       preStart: props.preStartCommands,
       nodeVersion: props.nodeVersion,
     });
+    const script = scriptFor();
     const grantNodeReads = (role: iam.IGrantable) => {
       pkg.grantRead(role);
       this.clusterSecret.grantRead(role);
@@ -431,9 +450,11 @@ export abstract class VigilCluster extends Construct {
         managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
       });
       grantNodeReads(role);
-      const userData = ec2.UserData.custom(script);
+      const sharedUserData = props.waitForBootstrap ? undefined : ec2.UserData.custom(script);
       const defaultImage = props.machineImage === undefined;
       for (const p of placements) {
+        // with waitForBootstrap each node's script names its own resource: filled in once the instance exists
+        const userData = sharedUserData ?? ec2.UserData.forLinux();
         const inst = new ec2.Instance(this, capitalize(p.name), {
           vpc: this.vpc,
           vpcSubnets: { subnets: [p.subnet!] },
@@ -454,6 +475,17 @@ export abstract class VigilCluster extends Construct {
           { Key: 'vigil:cluster', Value: this.clusterName },
           { Key: 'vigil:node', Value: p.name },
         ]);
+        if (props.waitForBootstrap) {
+          const signal = (code: 0 | 1, reason: string) =>
+            `/opt/aws/bin/cfn-signal -e ${code} --stack ${Aws.STACK_NAME} --resource ${inst.instance.logicalId} --region ${Aws.REGION} --reason "${reason}"`;
+          const body = scriptFor({ success: [signal(0, 'vigil started')], failure: `${signal(1, 'vigil bootstrap failed: see /var/log/vigil-bootstrap.log')} || true` });
+          // forLinux() writes the #!/bin/bash line itself
+          const [, ...lines] = body.trimEnd().split('\n');
+          userData.addCommands('command -v /opt/aws/bin/cfn-signal >/dev/null || dnf install -y -q aws-cfn-bootstrap || true', ...lines);
+          inst.instance.cfnOptions.creationPolicy = {
+            resourceSignal: { count: 1, timeout: `PT${Math.ceil((props.bootstrapTimeout ?? Duration.minutes(30)).toSeconds() / 60)}M` },
+          };
+        }
         this.instances.push(inst);
       }
     }
@@ -495,6 +527,16 @@ export abstract class VigilCluster extends Construct {
       this.function.addEnvironment('VIGIL_EVENT_SECRET', this.eventsSecret!.secretValue.unsafeUnwrap());
       this.function.addEnvironment('VIGIL_ADMIN_TOKEN', this.adminToken.secretValue.unsafeUnwrap());
     }
+
+    // ---- monitoring ----------------------------------------------------------------------------
+    this.noHealthyTargetAlarm = new cloudwatch.Alarm(this, 'NoHealthyTarget', {
+      alarmDescription: `Vigil ${this.clusterName}: no node answers 200 on ${this.probe.path} (the VIP serves nobody)`,
+      metric: this.targetGroup.metrics.healthyHostCount({ period: Duration.minutes(1), statistic: 'Minimum' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 2,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
 
     // ---- outputs -------------------------------------------------------------------------------
     const out = (name: string, value: string, description: string) => new CfnOutput(this, name, { value, description });

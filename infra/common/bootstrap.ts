@@ -33,6 +33,8 @@ export interface BootstrapOptions {
   readonly nodeVersion?: string;
   /** lines placed first (e.g. cloud-specific environment) */
   readonly prelude?: readonly string[];
+  /** report the outcome (e.g. a CloudFormation resource signal): commands run on success, one command on failure */
+  readonly report?: { readonly success: readonly string[]; readonly failure: string };
 }
 
 function heredoc(path: string, content: string, marker: string, mode: string): string[] {
@@ -52,6 +54,7 @@ export function bootstrapScript(o: BootstrapOptions): string {
     `if [ -f ${BOOTSTRAP_DONE} ]; then echo "vigil-bootstrap: already done"; exit 0; fi`,
     'echo "vigil-bootstrap: start $(date -Is)"',
     ...(o.prelude ?? []),
+    ...(o.report ? [`trap '${o.report.failure.replaceAll("'", "'\\''")}' ERR`] : []),
     'export PATH=/usr/local/bin:$PATH HOME="${HOME:-/root}"', // boot-time scripts may run without HOME (npm needs it)
     `VIGIL_NODE_VERSION=${v}`,
     'if ! command -v node >/dev/null || [ "$(node -p \'process.versions.node.split(".")[0]\')" -lt 20 ]; then',
@@ -87,6 +90,7 @@ export function bootstrapScript(o: BootstrapOptions): string {
     'systemctl daemon-reload',
     'systemctl enable --now vigil.service',
     `touch ${BOOTSTRAP_DONE}`,
+    ...(o.report?.success ?? []),
     'echo "vigil-bootstrap: done $(date -Is)"',
   );
   return `${lines.join('\n')}\n`;

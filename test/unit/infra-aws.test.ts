@@ -281,3 +281,32 @@ describe('impossible input throws at construction', () => {
     });
   }
 });
+
+describe('optional production features', () => {
+  it('waitForBootstrap: a creation policy and a cfn-signal per node, on success and on failure', () => {
+    const { template } = synth('mirror', { waitForBootstrap: true });
+    const inst = Object.entries(template.findResources('AWS::EC2::Instance')) as [string, any][];
+    expect(inst).toHaveLength(2);
+    for (const [logicalId, r] of inst) {
+      expect(r.CreationPolicy).toEqual({ ResourceSignal: { Count: 1, Timeout: 'PT30M' } });
+      const script = cfnText(r.Properties.UserData, (v) => (JSON.stringify(v) === '{"Ref":"AWS::StackName"}' ? 'STACK' : 'X'));
+      expect(script.startsWith('#!/bin/bash\n')).toBe(true);
+      expect(script).toContain(`cfn-signal -e 0 --stack STACK --resource ${logicalId} `);
+      expect(script).toMatch(new RegExp(`trap '/opt/aws/bin/cfn-signal -e 1 --stack STACK --resource ${logicalId} `));
+      expect(spawnSync('bash', ['-n'], { input: script, encoding: 'utf8' }).status).toBe(0);
+      validateConfig(parse(extractClusterYaml(script).replaceAll('X', 'https://fn.example.invalid/')), 'c.yaml', { skipFileChecks: true });
+    }
+  });
+
+  it('alarms when no target is healthy', () => {
+    const { template } = synth('farm');
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'HealthyHostCount',
+      Namespace: 'AWS/NetworkELB',
+      Statistic: 'Minimum',
+      Threshold: 1,
+      ComparisonOperator: 'LessThanThreshold',
+      TreatMissingData: 'breaching',
+    });
+  });
+});
