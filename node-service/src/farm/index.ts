@@ -31,6 +31,8 @@
 export { BUCKETS, planBuckets, planTransition, bucketsOf, bucketCounts, movedBuckets, handoverPlan, needsHandover, fnv1a } from './plan.ts';
 export type { BucketPlan, PlanInput, Transition, TransitionInput } from './plan.ts';
 export { FarmFilter } from './filter.ts';
+export { FarmEdge } from './port.ts';
+export type { FarmEdgeOptions } from './port.ts';
 export type { Exec, FarmFilterOptions, FarmStatus } from './filter.ts';
 export { farmSpec, renderInstall, renderApply, renderRemove, parseListing, bucketSet } from './nft.ts';
 export type { FarmSpec, FarmVip, FarmRuleSpec, FilterState } from './nft.ts';
