@@ -23,7 +23,7 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { probeSettings, type ProbeSettings } from '../../cloud-adapters/src/probe-settings.ts';
+import { awsTargetGroupAttributes, probeSettings, type ProbeSettings } from '../../cloud-adapters/src/probe-settings.ts';
 import { modulePorts } from '../../node-service/src/config/ports.ts';
 import type { RawCluster } from '../../node-service/src/config/schema.ts';
 import { parseFunctionsConfig } from '../../functions/src/config.ts';
@@ -331,7 +331,8 @@ export abstract class VigilCluster extends Construct {
         unhealthyThresholdCount: aws.unhealthyThresholdCount,
       },
     });
-    for (const [k, v] of Object.entries(aws.attributes)) this.targetGroup.setAttribute(k, v);
+    // the same attribute set the reconcile adapter keeps the target group in line with
+    for (const [k, v] of Object.entries(awsTargetGroupAttributes(aws, 'TCP'))) this.targetGroup.setAttribute(k, v);
     // applications see the real client address (ip targets do not preserve it by default)
     this.targetGroup.setAttribute('preserve_client_ip.enabled', 'true');
     const crossZone = mode === 'mirror' ? true : (props.crossZone ?? false);

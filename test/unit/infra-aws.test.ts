@@ -4,7 +4,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { probeSettings } from '../../cloud-adapters/src/probe-settings.ts';
+import { awsTargetGroupAttributes, probeSettings } from '../../cloud-adapters/src/probe-settings.ts';
 import { parseFunctionsConfig } from '../../functions/src/config.ts';
 import { modulePorts, validateConfig } from '../../node-service/src/config/index.ts';
 import { FarmCluster, MirrorCluster, type FarmClusterProps, type VigilClusterProps } from '../../infra/aws/index.ts';
@@ -84,7 +84,7 @@ describe('MirrorCluster', () => {
   it('target group attributes include every shared attribute, cross-zone on the load balancer', () => {
     const tg = Object.values(t.findResources('AWS::ElasticLoadBalancingV2::TargetGroup'))[0] as any;
     const attrs = Object.fromEntries(tg.Properties.TargetGroupAttributes.map((a: any) => [a.Key, a.Value]));
-    for (const [k, v] of Object.entries(s.aws.attributes)) expect(attrs[k], k).toBe(v);
+    for (const [k, v] of Object.entries(awsTargetGroupAttributes(s.aws, 'TCP'))) expect(attrs[k], k).toBe(v);
     expect(attrs['load_balancing.cross_zone.enabled']).toBe('true');
     t.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
       Type: 'network',
