@@ -4,7 +4,7 @@
  * reuses a tarball built elsewhere (e.g. by a release job).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,6 +21,8 @@ export function packageTarball(): string {
   if (packed && existsSync(packed)) return packed;
   const dest = join(REPO_ROOT, 'infra', 'out', 'package', String(process.pid));
   mkdirSync(dest, { recursive: true });
+  // consumers copy the file (CDK asset staging, synth:gcp) before the process ends
+  process.once('exit', () => rmSync(dest, { recursive: true, force: true }));
   const out = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dest], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
