@@ -28,8 +28,10 @@ export async function startDaemon(opts: { configFile: string; nodeName?: string 
   const counterBase = nextCounterBase(join(config.state_dir, `node-${self.name}`));
 
   const runners = new Map<string, ModuleRunner>();
+  const edges: ReturnType<typeof createEdge>[] = [];
   for (const module of config.modules.filter((m) => m.nodes.includes(self.name))) {
-    const edge = createEdge({ cluster: config, module, self, secret, counterBase, log, metrics });
+    const edge = createEdge({ cluster: config, module, self, secret, counterBase, log: log.child({ module: module.name }), metrics });
+    edges.push(edge);
     runners.set(module.name, new ModuleRunner(config, module, self, edge, log.child({ module: module.name }), metrics));
   }
 
@@ -46,6 +48,7 @@ export async function startDaemon(opts: { configFile: string; nodeName?: string 
       (stopping ??= (async () => {
         log.info('shutting down: stopping modules');
         await Promise.all([...runners.values()].map((r) => r.shutdown()));
+        await Promise.all(edges.map((e) => e.close()));
         await close(servers);
         log.info('vigil daemon stopped');
         log.flush();

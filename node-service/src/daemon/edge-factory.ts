@@ -1,10 +1,16 @@
-import type { ClusterConfig, ModuleConfig, NodeConfig } from '../config/types.ts';
+import { join } from 'node:path';
+import { createModuleHealth } from '../checkers/module-health.ts';
+import { createCloudEventPoster, readCloudEventSecret } from '../cloud-events/index.ts';
 import type { Secret } from '../config/secret.ts';
+import type { ClusterConfig, ModuleConfig, NodeConfig } from '../config/types.ts';
+import { FarmEdge } from '../farm/index.ts';
 import { HeartbeatMonitor } from '../heartbeat/monitor.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { createMirrorReplicator } from '../mirror/index.ts';
+import { MirrorReplication } from './mirror-replication.ts';
 import type { Edge } from './module-runner.ts';
-import { NoReplication, nullFarm, nullVip } from './ports.ts';
+import { NoReplication, nullFarm, nullVip, type ReplicationPort } from './ports.ts';
 
 export interface EdgeContext {
   readonly cluster: ClusterConfig;
@@ -17,8 +23,8 @@ export interface EdgeContext {
 }
 
 /** Picks, for one module, the adapter of each capability it configures (a null one otherwise). */
-export function createEdge(ctx: EdgeContext): Edge {
-  const { cluster, module, self } = ctx;
+export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void> } {
+  const { cluster, module, self, log } = ctx;
   const peers = module.nodes.filter((n) => n !== self.name).map((n) => cluster.nodes.find((x) => x.name === n)!);
   const monitor = new HeartbeatMonitor({
     cluster: cluster.cluster,
@@ -31,14 +37,32 @@ export function createEdge(ctx: EdgeContext): Edge {
     timeoutMs: module.heartbeat.timeout,
     key: ctx.secret.key,
     counterBase: ctx.counterBase,
-    log: ctx.log,
+    log,
     metrics: ctx.metrics,
   });
+  const health = createModuleHealth(module, self.name, log);
+
+  let replication: ReplicationPort = new NoReplication();
+  if (module.mode === 'mirror' && module.replication) {
+    replication = new MirrorReplication(
+      createMirrorReplicator({ module, self, peer: peers[0], secret: ctx.secret, stateDir: join(cluster.state_dir, module.name, 'mirror'), log: log.child({ part: 'mirror' }) }),
+    );
+  }
+
+  const poster = module.cloud_events
+    ? createCloudEventPoster({ url: module.cloud_events.url, secret: readCloudEventSecret(module.cloud_events.secret_file), cluster: cluster.cluster, node: self.name, log: log.child({ part: 'cloud-events' }) })
+    : undefined;
+
   return {
     monitor,
-    vip: nullVip,
-    replication: new NoReplication(),
-    farm: nullFarm,
-    startCheckers: () => () => {},
+    vip: health.vip ?? nullVip,
+    replication,
+    farm: module.mode === 'farm' ? new FarmEdge({ module, self: self.name, log }) : nullFarm,
+    startCheckers: (report) => health.startCheckers(report),
+    witness: health.witness,
+    notify: poster ? (e) => poster.publish(e) : undefined,
+    close: async () => {
+      await poster?.close();
+    },
   };
 }

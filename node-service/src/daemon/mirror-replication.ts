@@ -1,0 +1,53 @@
+import type { PeerView } from '../core/types.ts';
+import type { MirrorReplicator } from '../mirror/index.ts';
+import type { ReplicationEvent, ReplicationPort } from './ports.ts';
+
+/**
+ * The daemon's replication port on top of the mirror engine. WAIT ("idle") has no role of its own in
+ * the engine: a node that leaves a role without taking the other one gets its views remounted
+ * read-only with no stream accepted (stop + prepare), so nothing can diverge while it waits.
+ */
+export class MirrorReplication implements ReplicationPort {
+  private role: 'none' | 'primary' | 'secondary' = 'none';
+
+  constructor(private readonly engine: MirrorReplicator) {}
+
+  prepare(): Promise<void> {
+    return this.engine.prepare();
+  }
+
+  async primary(): Promise<void> {
+    await this.engine.becomePrimary();
+    this.role = 'primary';
+  }
+
+  async secondary(o: { fullSync?: boolean; divergent?: boolean }): Promise<void> {
+    await this.engine.becomeSecondary(o);
+    this.role = 'secondary';
+  }
+
+  async idle(): Promise<void> {
+    if (this.role === 'none') return;
+    await this.engine.stop();
+    await this.engine.prepare();
+    this.role = 'none';
+  }
+
+  async stop(): Promise<void> {
+    await this.engine.stop();
+    this.role = 'none';
+  }
+
+  peerChanged(_peer: PeerView | undefined): void {
+    // the engine learns about its peer from the replication channel itself
+  }
+
+  status() {
+    const s = this.engine.status();
+    return { peer: s.peer, resync: s.resync, trackedBytes: s.trackedBytes, ...(s.lastResync ? { lastResync: s.lastResync } : {}) };
+  }
+
+  onEvent(cb: (e: ReplicationEvent) => void): void {
+    this.engine.onEvent(cb);
+  }
+}
