@@ -159,7 +159,7 @@ describe('VIP failover end to end (namespaces, real daemons)', () => {
         start_prim: `cd "$(dirname "$0")/.." && setsid ${node} vipapp.cjs "$VIGIL_NODE" </dev/null >/dev/null 2>&1 & echo $! > "$(dirname "$0")/../app-$VIGIL_NODE.pid"`,
         stop_prim: `f="$(dirname "$0")/../app-$VIGIL_NODE.pid"; [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; exit 0`,
       },
-      checkers: (n) => [{ type: 'process', name: 'app', match: `vipapp\\.cjs ${n}$`, regex: true, interval: '300ms', timeout: '1s', failures: 1, on_failure: 'restart', max_restarts: 3, restart_window: '60s' }],
+      checkers: (n) => [{ type: 'process', name: 'app', match: `vipapp\\.cjs ${n}$`, regex: true, interval: '300ms', timeout: '300ms', failures: 1, on_failure: 'restart', max_restarts: 3, restart_window: '60s' }],
     });
     loop = startClientLoop(topo.lan, { period: 50, timeout: 1000 });
     expect(await loop.waitFor((s) => s.ok && s.b === 'n1', 10_000), dumpLogs()).toBeDefined();

@@ -104,15 +104,19 @@ export class VipManager {
 
   /**
    * At daemon start, before anything else: removes the module's VIPs that a crashed run left on this
-   * node (the state machine has not decided yet that this node is primary). Resolves with what it removed.
+   * node (the state machine has not decided yet that this node is primary). What it removed is in
+   * `leftovers` afterwards.
    */
-  removeLeftovers(): Promise<string[]> {
+  removeLeftovers(): Promise<void> {
     return this.serial(async () => {
       this.wanted = false;
       this.announcer.stop();
-      return this.removeAll('leftover VIP removed (previous run did not release it)');
+      this.leftovers = await this.removeAll('leftover VIP removed (previous run did not release it)');
     });
   }
+
+  /** the VIPs the last removeLeftovers() found and removed */
+  leftovers: readonly string[] = [];
 
   /** VIPs that should be held (after takeover) but are not on their interface, or failed DAD. [] when not held. */
   async missing(): Promise<string[]> {
