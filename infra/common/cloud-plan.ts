@@ -47,7 +47,11 @@ export interface ClusterPlan {
   readonly yaml: string;
 }
 
-export function planCluster(mode: ModuleMode, o: CloudClusterOptions, defaults: { subnetCidr: string; reserved: { first: number; last: number } }): ClusterPlan {
+export function planCluster(
+  mode: ModuleMode,
+  o: CloudClusterOptions,
+  defaults: { subnetCidr: string; reserved: { first: number; last: number }; apiListen?: readonly string[] },
+): ClusterPlan {
   const cluster = o.clusterName ?? `vigil-${mode}`;
   if (!/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/.test(cluster)) throw new Error(`clusterName "${cluster}" must be 2-32 lower-case letters, digits or "-", starting with a letter`);
   const n = o.nodeCount ?? 2;
@@ -69,7 +73,7 @@ export function planCluster(mode: ModuleMode, o: CloudClusterOptions, defaults: 
   const subnetCidr = o.subnetCidr ?? defaults.subnetCidr;
   parseIpv4Cidr(subnetCidr);
   const nodes = Array.from({ length: n }, (_, i) => ({ name: `node${i + 1}`, addr: hostAt(subnetCidr, 10 + i, defaults.reserved) }));
-  const raw = buildClusterConfig({ cluster, mode, nodes, module: o.module, healthPort });
+  const raw = buildClusterConfig({ cluster, mode, nodes, module: o.module, healthPort, apiListen: defaults.apiListen });
   const { yaml } = renderClusterYaml(raw);
   const name = moduleName({ mode, module: o.module });
   return { cluster, mode, moduleName: name, nodes, healthPort, listenerPort, internal, probe: probeSettings({ module: name, mode, healthPort }), raw, yaml };

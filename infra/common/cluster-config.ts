@@ -74,6 +74,13 @@ export interface ClusterSpec {
   readonly module?: VigilModuleOptions;
   /** api.port: the health URL and admin API */
   readonly healthPort?: number;
+  /**
+   * api.listen: addresses the node service's API / health port binds to. GCP passthrough load
+   * balancers send their probes to the forwarding rule's address (delivered locally by the guest
+   * agent), so there the API must listen on 0.0.0.0.
+   * @default the node's own address (the daemon's default)
+   */
+  readonly apiListen?: readonly string[];
   /** URL the nodes POST state changes to (the cloud function's /events); secret in VIGIL_PATHS.eventsSecret */
   readonly eventsUrl?: string;
 }
@@ -108,7 +115,11 @@ export function buildClusterConfig(spec: ClusterSpec): RawCluster {
     cluster: spec.cluster,
     secret_file: VIGIL_PATHS.secret,
     state_dir: VIGIL_PATHS.stateDir,
-    api: { port: spec.healthPort ?? DEFAULT_HEALTH_PORT, admin_token_file: VIGIL_PATHS.adminToken },
+    api: {
+      port: spec.healthPort ?? DEFAULT_HEALTH_PORT,
+      admin_token_file: VIGIL_PATHS.adminToken,
+      ...(spec.apiListen ? { listen: [...spec.apiListen] } : {}),
+    },
     nodes: spec.nodes.map((n) => ({ name: n.name, addrs: [n.addr] })),
     modules: [mod],
   };

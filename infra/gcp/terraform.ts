@@ -69,7 +69,9 @@ function bootstrap(plan: ClusterPlan, o: GcpClusterOptions): string {
 export function gcpClusterTerraform(mode: ModuleMode, o: GcpClusterOptions = {}): { tf: TerraformJson; plan: ClusterPlan } {
   const subnetCidr = o.subnetCidr ?? '10.20.1.0/24';
   // GCP reserves the first two and the last two addresses of a subnet
-  const plan = planCluster(mode, { ...o, subnetCidr }, { subnetCidr, reserved: { first: 2, last: 2 } });
+  // Passthrough load balancers probe the forwarding rule's address, which the guest agent routes to
+  // the VM itself: the health port must listen on every address (the firewall still limits who reaches it).
+  const plan = planCluster(mode, { ...o, subnetCidr }, { subnetCidr, reserved: { first: 2, last: 2 }, apiListen: ['0.0.0.0'] });
   const c = plan.cluster;
   const g = plan.probe.gcp;
   const tag = `${c}-node`;

@@ -182,6 +182,8 @@ describe('GCP Terraform JSON', () => {
         // Terraform escapes: shell ${...} are written $${...}; the config holds no interpolation
         const config = validateConfig(parse(extractClusterYaml(script)), '/etc/vigil/cluster.yaml', { skipFileChecks: true });
         expect(config.nodes.map((n) => n.addrs[0])).toEqual(vms.map((v) => v.network_interface.network_ip));
+        // probes arrive addressed to the forwarding rule's IP
+        expect(config.api.listen).toEqual(['0.0.0.0']);
         expect(config.modules[0]).toMatchObject({ name: mode, mode });
         expect(script).toContain('systemctl enable --now vigil.service');
         expect(script.match(/(?<!\$)\$\{[^}]*\}/g)?.every((m) => /^\$\{(google_|urlencode|var\.)/.test(m))).toBe(true);
