@@ -149,7 +149,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       name: names.natIp,
       location: "[parameters('location')]",
       sku: { name: 'Standard' },
-      zones: ['1', '2', '3'],
+      // no zones: Standard public IPs are zone-redundant by default where the region has zones
       properties: { publicIPAllocationMethod: 'Static' },
     },
     {
@@ -189,7 +189,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       name: names.lbIp,
       location: "[parameters('location')]",
       sku: { name: 'Standard' },
-      zones: ['1', '2', '3'],
+      // no zones: Standard public IPs are zone-redundant by default where the region has zones
       properties: { publicIPAllocationMethod: 'Static' },
     },
     {
