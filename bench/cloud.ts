@@ -87,18 +87,22 @@ export class CloudPathRig {
         local: {
           healthPort: apiPort,
           eventSecret: secret,
+          adminTokenEnv: 'VIGIL_RIG_ADMIN_TOKEN',
           nodes: addrs.map((address, i) => ({ name: `node${i + 1}`, address })),
           // resource names are not used by the simulated LB; the schema wants a real cloud's
           modules: [{ name: module, mode: 'mirror', cloud: { provider: 'aws', targetGroupName: 'simulated', vpcId: 'vpc-local', port: 8080 } }],
         },
       },
     });
+    // the node API's token is known once the cluster exists: GET /status reads it from this env
+    const env: NodeJS.ProcessEnv = {};
     const controller = createController({
       config,
+      env,
       adapterFor: (d) => new SimulatedLbAdapter(lb, { ...d, resources: { name: 'local' } }),
       onEvent: (event, actions) => holder.rig?.events.push({ event, actions, at: performance.now() }),
     });
-    const fn = await serveLocal(controller);
+    const fn = await serveLocal(controller, { env });
     const cluster = new LocalCluster({
       subnet,
       apiPort,
@@ -110,6 +114,7 @@ export class CloudPathRig {
         cloud_events: { url: `${fn.url}/events`, secret_file: secretFile },
       } as never,
     });
+    env.VIGIL_RIG_ADMIN_TOKEN = cluster.token;
     const rig = new CloudPathRig(cluster, lb, controller, fn, secretDir, module);
     holder.rig = rig;
     // health transitions as the probes alone see them (registration aside)

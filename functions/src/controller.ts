@@ -277,10 +277,10 @@ export function createController(deps: ControllerDeps) {
     const wasReady = ready.has(e.from);
     const isReady = ready.has(e.to);
     const a = adapter(clusterName, c, m);
-    const act = async (what: string, fn: () => Promise<unknown>) => {
+    const act = async (what: string, fn: () => Promise<{ applied: readonly unknown[] }>) => {
       try {
-        await fn();
-        actions.push(what);
+        const r = await fn();
+        actions.push(r.applied.length === 0 ? `${what} (no change)` : what);
       } catch (err) {
         actions.push(`${what} failed: ${(err as Error).message}`);
         log.error({ cluster: clusterName, module: m.name, err: (err as Error).message }, `${what} failed`);

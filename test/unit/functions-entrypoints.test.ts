@@ -50,11 +50,11 @@ class FakeAdapter implements CloudAdapter {
   }
   async drain(n: string): Promise<ApplyResult> {
     this.calls.push(`drain ${n}`);
-    return { applied: [] };
+    return { applied: [{ action: 'deregister', resource: 'tg', diff: [`- ${n}`], request: { operation: 'DeregisterTargets', input: {} } }] };
   }
   async restore(n: string): Promise<ApplyResult> {
     this.calls.push(`restore ${n}`);
-    return { applied: [] };
+    return { applied: n === 'node2' ? [] : [{ action: 'register', resource: 'tg', diff: [`+ ${n}`], request: { operation: 'RegisterTargets', input: {} } }] };
   }
 }
 
@@ -116,7 +116,7 @@ describe('AWS Lambda entry point (hono/aws-lambda)', () => {
     const e = signed();
     const res = (await lambdaHandler(functionUrlEvent('POST', '/events', e.body, e.headers) as never)) as { statusCode: number; body: string };
     expect(res.statusCode).toBe(200);
-    expect(JSON.parse(res.body).actions).toEqual(['restore node2', 'drain node1']);
+    expect(JSON.parse(res.body).actions).toEqual(['restore node2 (no change)', 'drain node1']);
     expect(adapter.calls).toEqual(['restore node2', 'drain node1']);
   });
 
@@ -236,7 +236,7 @@ describe('Google Cloud Functions entry point (functions-framework)', () => {
     const e = signed({ node: 'node2', from: 'SECOND', to: 'PRIM' });
     const res = await fetch(`${base}/events`, { method: 'POST', headers: e.headers, body: e.body });
     expect(res.status).toBe(200);
-    expect((await res.json()).actions).toEqual(['restore node2', 'drain node1']);
+    expect((await res.json()).actions).toEqual(['restore node2 (no change)', 'drain node1']);
     // the same JSON re-serialised with other whitespace is not what was signed
     const reformatted = JSON.stringify(JSON.parse(e.body), null, 2);
     const res2 = await fetch(`${base}/events`, { method: 'POST', headers: e.headers, body: reformatted });
