@@ -114,7 +114,7 @@ describe('farm packet path (static membership)', () => {
     }
   });
 
-  it('a cut node’s buckets move to the survivors; long connections to survivors survive; it comes back to the same buckets', async () => {
+  it('a cut node’s buckets move to the survivors; long connections to survivors survive (also across its return); it comes back to the same buckets', async () => {
     await f.install(SESSION);
     const full = await f.converge(f.nodes);
     const before = await f.call<{ buckets: number[] }>('n3', 'status');
@@ -133,20 +133,20 @@ describe('farm packet path (static membership)', () => {
     expectSpread(during, {}, survivors);
     expect(await synacks()).toBe(during.length);
 
-    // return: traffic keeps flowing while the plans converge; nobody answers a connection twice
-    // (a request in flight in a bucket that moves back to n3 may be reset — only those, only then)
+    // long connections opened during the failure: some sit in n3's buckets, on a survivor
+    const duringNodes = (await Promise.all(f.clients.map((c) => f.call<string[]>(c, 'longOpen', { target: VIP, port: ECHO_PORT, conns: 10, intervalMs: 100 })))).flat();
+    expect(new Set(duringNodes)).toEqual(new Set(survivors));
+
+    // return: traffic keeps flowing while the plans converge; every request succeeds (a connection
+    // in a bucket going back to n3 drains on its survivor), nobody answers a connection twice
     const load = burst(1500, { concurrency: 6 });
     await new Promise((r) => setTimeout(r, 200));
-    const moveStart = Date.now();
     await f.converge(f.nodes, { afterHandover: () => f.lan.restore('n3') });
-    const moveEnd = Date.now();
     const rejoin = await load;
-    const reset = rejoin.filter((r) => r.node === null);
-    expect(reset.filter((r) => r.err !== 'read ECONNRESET' || r.t0 > moveEnd || r.t1 < moveStart)).toEqual([]);
-    expect(reset.length).toBeLessThanOrEqual(12);
-    const ok = rejoin.filter((r) => r.node !== null);
-    expectEachAnsweredOnce(ok, await served());
+    expectEachAnsweredOnce(rejoin, await served());
     expect(await synacks()).toBe(rejoin.length);
+    const draining = await f.call<{ draining: number[] }>('n1', 'status');
+    expect(draining.draining.length).toBeGreaterThan(0);
 
     const after = await f.call<{ buckets: number[]; responder: boolean }>('n3', 'status');
     expect(after.buckets).toEqual(before.buckets);
@@ -154,9 +154,10 @@ describe('farm packet path (static membership)', () => {
     expectEachAnsweredOnce(results, await served());
     expectSpread(results, {}, f.nodes);
 
+    // every long connection to a survivor — opened before or during the failure — is still intact
     const long = (await Promise.all(f.clients.map((c) => f.call<LongResult[]>(c, 'longClose')))).flat();
     const toSurvivors = long.filter((l) => l.node !== 'n3');
-    expect(toSurvivors.length).toBeGreaterThan(0);
+    expect(toSurvivors.length).toBeGreaterThanOrEqual(30 + 10);
     expect(toSurvivors.filter((l) => l.error !== undefined || l.echoed !== l.sent || l.sent < 20)).toEqual([]);
   });
 

@@ -43,14 +43,26 @@ describe('farm nft ruleset', () => {
     expect(other).not.toContain('jhash'); // no bucket: no accept rule at all
   });
 
+  it('a draining bucket keeps its established TCP connections here and sends new ones away; unknown non-SYNs are dropped, never reset', () => {
+    const text = renderApply(spec, { buckets: [0], responder: false, draining: [4, 5] });
+    const seed = `seed 0x${spec.seed.toString(16)}`;
+    expect(text).toContain(`tcp dport 8080 jhash ip saddr . tcp sport mod 256 ${seed} { 4-5 } meta pkttype set host accept comment "vigil:draining"`);
+    expect(text).not.toMatch(/udp dport 53 jhash .* \{ 4-5 \}/); // UDP has no connection to drain
+    expect(text).toContain(`add rule ip vigil_farm_2 pre ip daddr 198.18.5.200 tcp dport 8080 jhash ip saddr . tcp sport mod 256 ${seed} { 4-5 } ct state new drop`);
+    expect(text).toContain('add rule ip vigil_farm_2 pre ip daddr 198.18.5.200 tcp flags & (syn | ack) != syn ct state new drop');
+  });
+
   it('without rules, balances all VIP traffic by client address', () => {
     const text = renderApply(farmSpec(module({})), { buckets: [3], responder: false });
     expect(text).toMatch(/in0 jhash ip saddr mod 256 seed 0x[0-9a-f]+ \{ 3 \} meta pkttype set host accept/);
   });
 
   it('install replaces leftovers atomically; remove deletes if present', () => {
-    expect(renderInstall(spec).split('\n').slice(0, 3)).toEqual(['add table netdev vigil_farm_2', 'delete table netdev vigil_farm_2', 'add table netdev vigil_farm_2 { comment "vigil farm module web"; }']);
-    expect(renderRemove(spec)).toBe('add table netdev vigil_farm_2\ndelete table netdev vigil_farm_2\n');
+    expect(renderInstall(spec).split('\n').slice(0, 5)).toEqual([
+      'add table netdev vigil_farm_2', 'delete table netdev vigil_farm_2', 'add table ip vigil_farm_2', 'delete table ip vigil_farm_2',
+      'add table netdev vigil_farm_2 { comment "vigil farm module web"; }',
+    ]);
+    expect(renderRemove(spec)).toBe('add table netdev vigil_farm_2\ndelete table netdev vigil_farm_2\nadd table ip vigil_farm_2\ndelete table ip vigil_farm_2\n');
   });
 
   it('rejects IPv6 VIPs and bad interface names', () => {
@@ -64,8 +76,12 @@ describe('farm nft ruleset', () => {
     const json = JSON.stringify({ nftables: [{ metainfo: {} }, { rule: { comment: 'vigil:buckets', expr: [
       { match: { left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 8080 } },
       { match: { left: { jhash: { mod: 256 } }, right: { set: [{ range: [1, 3] }, 5] } } },
-    ] } }, { rule: { comment: 'vigil:responder', expr: [] } }] });
-    expect(parseListing(json)).toEqual({ buckets: [1, 2, 3, 5], responder: true });
+    ] } }, { rule: { comment: 'vigil:responder', expr: [] } }, { rule: { comment: 'vigil:draining', expr: [
+      { match: { left: { jhash: { mod: 256 } }, right: 9 } },
+    ] } }, { rule: { comment: 'vigil:draining', expr: [
+      { match: { left: { jhash: { mod: 256 } }, right: { range: [11, 12] } } },
+    ] } }] });
+    expect(parseListing(json)).toEqual({ buckets: [1, 2, 3, 5], responder: true, draining: [9, 11, 12] });
   });
 });
 

@@ -32,6 +32,8 @@ export interface FarmStatus {
   readonly buckets: readonly number[];
   /** this node answers ARP for the VIPs and takes the traffic no rule balances */
   readonly responder: boolean;
+  /** buckets given to another node whose established TCP connections still end here */
+  readonly draining: readonly number[];
   /** each VIP and whether it is on its interface */
   readonly vips: readonly { readonly addr: string; readonly iface: string; readonly present: boolean }[];
 }
@@ -90,7 +92,11 @@ export class FarmFilter {
    */
   apply(plan: BucketPlan): Promise<FilterState> {
     return this.serial(async () => {
-      const next: FilterState = { buckets: bucketsOf(plan, this.self), responder: plan.responder === this.self };
+      const buckets = bucketsOf(plan, this.self);
+      const mine = new Set(buckets);
+      // buckets leaving this node keep their established TCP connections here (until re-acquired or removed)
+      const draining = [...new Set([...(this.current.draining ?? []), ...this.current.buckets])].filter((b) => !mine.has(b)).sort((a, b) => a - b);
+      const next: FilterState = { buckets, responder: plan.responder === this.self, draining };
       const before = new Set(this.current.buckets);
       const gained = next.buckets.filter((b) => !before.has(b));
       const kept = new Set(next.buckets);
@@ -98,8 +104,8 @@ export class FarmFilter {
       await this.exec('nft', ['-f', '-'], renderApply(this.spec, next)).catch((e: Error) => {
         throw new Error(`farm module "${this.spec.module}": cannot apply the plan (was install() called?): ${e.message}`);
       });
-      const reason = `now owns ${next.buckets.length}/256 buckets (+${gained.length} −${lost.length}) with live nodes ${plan.alive.join(', ') || 'none'}${next.responder ? ', ARP responder' : ''}`;
-      this.log.info({ buckets: next.buckets.length, gained: bucketSet(gained), lost: bucketSet(lost), responder: next.responder, alive: plan.alive }, reason);
+      const reason = `now owns ${next.buckets.length}/256 buckets (+${gained.length} −${lost.length}, ${draining.length} draining) with live nodes ${plan.alive.join(', ') || 'none'}${next.responder ? ', ARP responder' : ''}`;
+      this.log.info({ buckets: next.buckets.length, gained: bucketSet(gained), lost: bucketSet(lost), draining: draining.length, responder: next.responder, alive: plan.alive }, reason);
       this.current = next;
       return next;
     });
@@ -144,7 +150,7 @@ export class FarmFilter {
         const addrs = (JSON.parse(out) as { addr_info?: { local: string }[] }[]).flatMap((l) => l.addr_info ?? []);
         vips.push({ addr: v.addr, iface: v.iface, present: addrs.some((a) => a.local === v.addr) });
       }
-      return { installed, buckets: state.buckets, responder: state.responder, vips };
+      return { installed, buckets: state.buckets, responder: state.responder, draining: state.draining ?? [], vips };
     });
   }
 

@@ -17,6 +17,12 @@
  *     arp saddr ip VIP → responder: arp saddr ether set vMAC (clients resolve the VIP to the vMAC;
  *                        the frame itself still leaves from the node's real MAC); others: drop
  *
+ *   ip prerouting (priority -150, after conntrack):
+ *     a TCP non-SYN that opens no known connection → drop (it is another node's: never reset it)
+ *     draining buckets (given to another live node): new connections → drop (the new owner's),
+ *     established ones go on here — a node coming back takes its buckets without cutting the
+ *     connections the others opened meanwhile
+ *
  * The hash seed is derived from the module's name and id, never left to the kernel (which would pick
  * a random seed per node, and the nodes would disagree on buckets).
  */
@@ -77,16 +83,25 @@ export function interfacesOf(spec: FarmSpec): string[] {
 export interface FilterState {
   readonly buckets: readonly number[];
   readonly responder: boolean;
+  /** buckets this node gave to another live node: its established TCP connections in them go on
+   *  here, new connections go to the new owner (TCP rules only; absent = none) */
+  readonly draining?: readonly number[];
 }
 
-export const NOTHING: FilterState = { buckets: [], responder: false };
+export const NOTHING: FilterState = { buckets: [], responder: false, draining: [] };
 
 export const BUCKETS_COMMENT = 'vigil:buckets';
 export const RESPONDER_COMMENT = 'vigil:responder';
+export const DRAINING_COMMENT = 'vigil:draining';
 
 /** Replaces any previous table of the module (also a crash leftover) with a fresh one, in one transaction. */
 export function renderInstall(spec: FarmSpec, state: FilterState = NOTHING): string {
-  return [deleteIfExists(spec), `add table netdev ${spec.table} { comment "vigil farm module ${spec.module}"; }`, ...chains(spec, state, false)].join('\n') + '\n';
+  return [
+    deleteIfExists(spec),
+    `add table netdev ${spec.table} { comment "vigil farm module ${spec.module}"; }`,
+    `add table ip ${spec.table} { comment "vigil farm module ${spec.module}: connection-aware part"; }`,
+    ...chains(spec, state, false),
+  ].join('\n') + '\n';
 }
 
 /** Swaps the rules of the existing chains in one transaction (packets see the old or the new set). */
@@ -100,7 +115,7 @@ export function renderRemove(spec: FarmSpec): string {
 }
 
 function deleteIfExists(spec: FarmSpec): string {
-  return `add table netdev ${spec.table}\ndelete table netdev ${spec.table}`;
+  return [`add table netdev ${spec.table}`, `delete table netdev ${spec.table}`, `add table ip ${spec.table}`, `delete table ip ${spec.table}`].join('\n');
 }
 
 function chains(spec: FarmSpec, state: FilterState, flush: boolean): string[] {
@@ -120,17 +135,43 @@ function chains(spec: FarmSpec, state: FilterState, flush: boolean): string[] {
     rule(ing, 'ether type != ip drop');
     rule(ing, `ip daddr != ${set(vips.map((v) => v.addr))} drop`);
     const mine = bucketSet(state.buckets);
+    const draining = bucketSet((state.draining ?? []).filter((b) => !state.buckets.includes(b)));
     for (const r of spec.rules) {
-      const match = r.proto === undefined ? '' : r.port === undefined ? `meta l4proto ${r.proto} ` : `${r.proto} dport ${r.port} `;
-      const key = r.balance === 'client_session' && r.proto !== undefined ? `ip saddr . ${r.proto} sport` : 'ip saddr';
-      if (mine) rule(ing, `${match}jhash ${key} mod ${BUCKETS} seed 0x${spec.seed.toString(16)} ${mine} ${host} comment "${BUCKETS_COMMENT}"`);
+      const match = ruleMatch(r);
+      const hash = ruleHash(spec, r);
+      if (mine) rule(ing, `${match}${hash} ${mine} ${host} comment "${BUCKETS_COMMENT}"`);
+      if (draining && r.proto === 'tcp') rule(ing, `${match}${hash} ${draining} ${host} comment "${DRAINING_COMMENT}"`);
       rule(ing, `${match}drop`);
     }
     rule(ing, respond);
     rule(eg, `ether saddr ${set(vips.map((v) => v.vmac))} drop`);
     for (const v of vips) rule(eg, `arp saddr ip ${v.addr} ${state.responder ? `arp saddr ether set ${v.vmac} accept` : 'drop'}`);
   });
+  // After conntrack (priority -150 > -200): a TCP segment other than a SYN that belongs to no
+  // connection of this node is another node's (a bucket moved, or is draining here): drop it rather
+  // than answer a reset that would kill the other node's connection. New connections in draining
+  // buckets are the new owner's.
+  const pre = 'pre';
+  const vipSet = set(spec.vips.map((v) => v.addr));
+  out.push(`add chain ip ${spec.table} ${pre} { type filter hook prerouting priority -150; policy accept; }`);
+  if (flush) out.push(`flush chain ip ${spec.table} ${pre}`);
+  out.push(`add rule ip ${spec.table} ${pre} ip daddr ${vipSet} tcp flags & (syn | ack) != syn ct state new drop`);
+  const draining = bucketSet((state.draining ?? []).filter((b) => !state.buckets.includes(b)));
+  if (draining) {
+    for (const r of spec.rules.filter((x) => x.proto === 'tcp')) {
+      out.push(`add rule ip ${spec.table} ${pre} ip daddr ${vipSet} ${ruleMatch(r)}${ruleHash(spec, r)} ${draining} ct state new drop`);
+    }
+  }
   return out;
+}
+
+function ruleMatch(r: FarmRuleSpec): string {
+  return r.proto === undefined ? '' : r.port === undefined ? `meta l4proto ${r.proto} ` : `${r.proto} dport ${r.port} `;
+}
+
+function ruleHash(spec: FarmSpec, r: FarmRuleSpec): string {
+  const key = r.balance === 'client_session' && r.proto !== undefined ? `ip saddr . ${r.proto} sport` : 'ip saddr';
+  return `jhash ${key} mod ${BUCKETS} seed 0x${spec.seed.toString(16)}`;
 }
 
 function q(s: string): string {
@@ -162,24 +203,28 @@ export function bucketSet(buckets: readonly number[]): string | undefined {
 export function parseListing(json: string): FilterState {
   const doc = JSON.parse(json) as { nftables: Array<{ rule?: { comment?: string; expr: unknown[] } }> };
   const buckets = new Set<number>();
+  const draining = new Set<number>();
   let responder = false;
   for (const item of doc.nftables) {
     const r = item.rule;
     if (!r) continue;
     if (r.comment === RESPONDER_COMMENT) responder = true;
-    if (r.comment !== BUCKETS_COMMENT) continue;
+    if (r.comment !== BUCKETS_COMMENT && r.comment !== DRAINING_COMMENT) continue;
+    const into = r.comment === BUCKETS_COMMENT ? buckets : draining;
     for (const e of r.expr as Array<{ match?: { left?: { jhash?: unknown }; right?: unknown } }>) {
       if (!e.match?.left?.jhash) continue;
-      const right = e.match.right as { set?: unknown[] } | number;
-      const elems = typeof right === 'number' ? [right] : right.set ?? [];
+      // nft prints a one-element set as a number, a one-range set as a range
+      const right = e.match.right as { set?: unknown[]; range?: [number, number] } | number;
+      const elems = typeof right === 'number' || right.range ? [right] : right.set ?? [];
       for (const el of elems) {
-        if (typeof el === 'number') buckets.add(el);
+        if (typeof el === 'number') into.add(el);
         else {
           const [a, b] = (el as { range: [number, number] }).range;
-          for (let x = a; x <= b; x += 1) buckets.add(x);
+          for (let x = a; x <= b; x += 1) into.add(x);
         }
       }
     }
   }
-  return { buckets: [...buckets].sort((a, b) => a - b), responder };
+  const sort = (x: Set<number>) => [...x].sort((a, b) => a - b);
+  return { buckets: sort(buckets), responder, draining: sort(draining) };
 }
