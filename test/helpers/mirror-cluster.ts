@@ -36,7 +36,7 @@ export class MirrorNode {
     this.proc = p;
     p.stderr!.on('data', (d: Buffer) => {
       this.stderr += d.toString();
-      if (this.stderr.length > 200_000) this.stderr = this.stderr.slice(-100_000);
+      if (this.stderr.length > 20_000_000) this.stderr = this.stderr.slice(-10_000_000);
       if (process.env.MIRROR_DEBUG) process.stderr.write(`[${this.name}] ${d}`);
     });
     createInterface({ input: p.stdout! }).on('line', (line) => {
@@ -92,7 +92,7 @@ export class MirrorNode {
   /** runs a command inside this node's network and mount namespace (sees its view) */
   spawnInside(cmd: string[]): ChildProcess {
     const pid = this.proc!.pid!;
-    return spawn('nsenter', ['-t', String(pid), '-m', '-n', '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn('nsenter', ['-t', String(pid), '-m', '-n', `--wd=${ROOT}`, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
   kill9(): void {

@@ -395,7 +395,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
 
   private send(s: Session, h: Record<string, unknown>, data: Buffer | undefined, p: Partial<Pending>): Promise<void> {
     const seq = ++s.seq;
-    h.s = seq;
+    h.q = seq;
     // encodeFrame copies data: the kernel's write buffer may be reused as soon as the view answers
     const buf = encodeFrame(h, data);
     return new Promise<void>((resolve) => {
@@ -455,11 +455,11 @@ export class Replicator implements MirrorReplicator, ViewSink {
 
   private onPrimaryFrame(s: Session, f: Frame): void {
     const h = f.h;
-    if (h.t === 'ack' && typeof h.s === 'number') {
+    if (h.t === 'ack' && typeof h.q === 'number') {
       const errs = new Map<number, string>();
       if (Array.isArray(h.e)) for (const x of h.e) if (Array.isArray(x)) errs.set(Number(x[0]), String(x[1]));
       for (const [seq, p] of s.pending) {
-        if (seq > h.s) break;
+        if (seq > h.q) break;
         s.pending.delete(seq);
         const err = errs.get(seq);
         if (err !== undefined && p.mark) {
@@ -799,7 +799,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
     try {
       while (this.inbound === ch && this.applyQueue.length > 0) {
         const f = this.applyQueue.shift()!;
-        const seq = typeof f.h.s === 'number' ? f.h.s : -1;
+        const seq = typeof f.h.q === 'number' ? f.h.q : -1;
         try {
           await this.applySecondary(f);
         } catch (e) {
@@ -810,7 +810,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
         lastSeq = seq;
         sinceAck++;
         if (this.applyQueue.length === 0 || sinceAck >= 64) {
-          ch.sendFrame({ t: 'ack', s: lastSeq, ...(errs.length ? { e: errs } : {}) });
+          ch.sendFrame({ t: 'ack', q: lastSeq, ...(errs.length ? { e: errs } : {}) });
           errs = [];
           sinceAck = 0;
         }

@@ -149,11 +149,15 @@ export class View {
         fs.read(fd, buf, 0, len, pos, (e, n) => cb(e ? errno(e) : n)),
       write: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
         if (!sink.writable()) return cb(EROFS);
-        fs.write(fd, buf, 0, len, pos, (e, n) => {
-          if (e) return cb(errno(e));
-          // the kernel's buffer is only valid until cb: the sink copies it into its frame synchronously
-          sink.replicate(d, { t: 'write', p: fromFuse(p), o: pos, data: buf.subarray(0, n) }).then(() => cb(n), (err) => cb(errno(err)));
-        });
+        // page-cache writes are a memcpy: synchronous is faster than a thread-pool round trip
+        let n: number;
+        try {
+          n = fs.writeSync(fd, buf, 0, len, pos);
+        } catch (e) {
+          return cb(errno(e));
+        }
+        // the kernel's buffer is only valid until cb: the sink copies it into its frame synchronously
+        sink.replicate(d, { t: 'write', p: fromFuse(p), o: pos, data: buf.subarray(0, n) }).then(() => cb(n), (err) => cb(errno(err)));
       },
       truncate: (p: string, size: number, cb: (n: number) => void) =>
         mutate(cb, (k) => fs.truncate(P(p), size, k), () => ({ t: 'truncate', p: fromFuse(p), s: size })),
