@@ -65,12 +65,9 @@ export class VipManager {
     return this.serial(async () => {
       this.wanted = true;
       const t0 = Date.now();
-      const present = await listAddrs(this.exec);
       const errors: string[] = [];
-      const toAdd = this.vips.filter((v) => {
-        const h = holds(present, v);
-        return !h || h.dadfailed;
-      });
+      // `ip addr replace` is idempotent: no listing first, one process per VIP on the failover path
+      const toAdd = this.vips;
       await this.prepareInterfaces(toAdd);
       const restoreDad = await this.disableDad(toAdd.filter((v) => v.family === 6));
       try {
