@@ -52,6 +52,8 @@ export interface ReconcileResult {
   readonly dryRun: boolean;
   readonly changes: readonly Change[];
   readonly diff: string;
+  /** mirror modules: the invariant monitor's verdict from an observe() right after the apply */
+  readonly invariant?: MonitorStatus;
   readonly error?: string;
 }
 
@@ -150,7 +152,16 @@ export function createController(deps: ControllerDeps) {
         const diff = formatPlan(plan);
         if (!dryRun && plan.changes.length > 0) await a.apply(plan);
         log.info({ cluster: clusterName, module: m.name, changes: plan.changes.length, dryRun }, diff);
-        results.push({ cluster: clusterName, module: m.name, cloud: a.cloud, dryRun, changes: plan.changes, diff });
+        // the scheduled reconcile is also the invariant monitor's heartbeat: alarms need no /status caller
+        let invariant: MonitorStatus | undefined;
+        if (m.mode === 'mirror' && !dryRun) {
+          try {
+            invariant = feedMonitor(clusterName, c, m, await a.observe());
+          } catch (err) {
+            log.warn({ cluster: clusterName, module: m.name, err: (err as Error).message }, 'observe after reconcile failed');
+          }
+        }
+        results.push({ cluster: clusterName, module: m.name, cloud: a.cloud, dryRun, changes: plan.changes, diff, ...(invariant ? { invariant } : {}) });
       } catch (err) {
         const error = (err as Error).message;
         log.error({ cluster: clusterName, module: m.name, err: error }, `reconcile of ${clusterName}/${m.name} failed: ${error}`);
