@@ -180,10 +180,10 @@ describe('AWS Lambda entry point (hono/aws-lambda)', () => {
     const res = (await lambdaHandler(functionUrlEvent('POST', '/reconcile', '{"cluster":"demo"}', { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }) as never)) as { statusCode: number; body: string };
     expect(res.statusCode).toBe(200);
     expect(JSON.parse(res.body).results[0].diff).toContain('+ register tg');
-    expect(adapter.calls).toEqual(['plan', 'apply 1']);
+    expect(adapter.calls).toEqual(['plan', 'apply 1', 'observe']); // observe: the invariant monitor's input
     const out = await lambdaHandler({ version: '0', id: 'e1', 'detail-type': 'Scheduled Event', source: 'aws.events', account: '123456789012', time: '2026-11-25T15:00:00Z', region: 'eu-west-1', resources: ['arn:aws:events:eu-west-1:123456789012:rule/vigil-reconcile'], detail: {} } as never);
     expect(out).toEqual({ reconciled: [{ cluster: 'demo', module: 'mirror', changes: 1 }] });
-    expect(adapter.calls).toEqual(['plan', 'apply 1', 'plan', 'apply 1']);
+    expect(adapter.calls).toEqual(['plan', 'apply 1', 'observe', 'plan', 'apply 1', 'observe']);
   });
 
   it('through the real AWS adapter: the event becomes RegisterTargets + DeregisterTargets with the exact inputs', async () => {
@@ -218,7 +218,7 @@ describe('Azure Functions entry point (v4 HttpRequest)', () => {
 
   it('the timer trigger reconciles', async () => {
     await azureTimer({ isPastDue: false } as never, new InvocationContext({ functionName: 'vigil-reconcile' }));
-    expect(adapter.calls).toEqual(['plan', 'apply 1']);
+    expect(adapter.calls).toEqual(['plan', 'apply 1', 'observe']);
   });
 });
 
