@@ -136,6 +136,7 @@ describe('farm packet path (static membership)', () => {
     // long connections opened during the failure: some sit in n3's buckets, on a survivor
     const duringNodes = (await Promise.all(f.clients.map((c) => f.call<string[]>(c, 'longOpen', { target: VIP, port: ECHO_PORT, conns: 10, intervalMs: 100 })))).flat();
     expect(new Set(duringNodes)).toEqual(new Set(survivors));
+    await synacks();
 
     // return: traffic keeps flowing while the plans converge; every request succeeds (a connection
     // in a bucket going back to n3 drains on its survivor), nobody answers a connection twice
