@@ -438,11 +438,16 @@ export abstract class VigilCluster extends Construct {
 
     if (props.existingInstances) {
       if (props.existingInstanceRole) grantNodeReads(props.existingInstanceRole);
+      if (script.split('\n').includes('VIGIL_BOOTSTRAP_EOF')) throw new Error('preStartCommands / module scripts must not contain the line "VIGIL_BOOTSTRAP_EOF"');
       new ssm.CfnAssociation(this, 'BootstrapExisting', {
         name: 'AWS-RunShellScript',
         associationName: `vigil-${this.clusterName}-bootstrap`,
         targets: [{ key: 'InstanceIds', values: props.existingInstances.map((i) => i.instanceId) }],
-        parameters: { commands: [script], executionTimeout: ['3600'] },
+        // Run Command's shell may be sh: write the bash script to a file and run it with bash
+        parameters: {
+          commands: [`cat > /var/tmp/vigil-bootstrap.sh <<'VIGIL_BOOTSTRAP_EOF'\n${script}VIGIL_BOOTSTRAP_EOF`, 'bash /var/tmp/vigil-bootstrap.sh'],
+          executionTimeout: ['3600'],
+        },
       });
     } else {
       const role = new iam.Role(this, 'NodeRole', {

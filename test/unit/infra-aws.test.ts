@@ -253,7 +253,10 @@ describe('FarmCluster', () => {
     });
     const assoc = Object.values(t.findResources('AWS::SSM::Association'))[0] as any;
     expect(assoc.Properties.Targets).toEqual([{ Key: 'InstanceIds', Values: ['i-0123456789abcdef0', 'i-0123456789abcdef1'] }]);
-    const yamlText = extractClusterYaml(cfnText(assoc.Properties.Parameters.commands[0]));
+    const [writeScript, run] = assoc.Properties.Parameters.commands;
+    expect(run).toBe('bash /var/tmp/vigil-bootstrap.sh');
+    expect(spawnSync('sh', ['-n'], { input: cfnText(writeScript), encoding: 'utf8' }).status).toBe(0);
+    const yamlText = extractClusterYaml(cfnText(writeScript));
     const config = validateConfig(parse(yamlText.replaceAll('DEPLOY_TIME_VALUE', 'https://fn.example.invalid/')), 'cluster.yaml', { skipFileChecks: true });
     expect(config.nodes.map((n) => n.addrs[0])).toEqual(['10.20.1.5', '10.20.2.5']);
   });
