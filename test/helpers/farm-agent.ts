@@ -139,9 +139,10 @@ if (role === 'client') {
     return opened.map((s) => s.node);
   };
   handlers.longClose = async () => {
-    await new Promise((r) => setTimeout(r, 300)); // let the last echoes arrive
+    for (const s of longConns) clearInterval(s.timer);
+    // let the last echoes arrive (up to 2 s on a busy machine)
+    for (let i = 0; i < 40 && longConns.some((s) => !s.error && s.echoed < s.sent); i += 1) await new Promise((r) => setTimeout(r, 50));
     const out = longConns.map((s) => {
-      clearInterval(s.timer);
       const r = { node: s.node, sent: s.sent, echoed: s.echoed, error: s.error };
       s.sock.removeAllListeners('close');
       s.sock.destroy();
