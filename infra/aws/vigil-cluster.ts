@@ -9,7 +9,7 @@
  * and is checked by the daemon's validator before anything is deployed. A subnet whose CIDR is not
  * known at synth time (an imported VPC without `privateSubnetIpv4CidrBlocks`) needs `privateIps`.
  */
-import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
@@ -476,11 +476,8 @@ export abstract class VigilCluster extends Construct {
             ? { blockDevices: [{ deviceName: '/dev/xvda', volume: ec2.BlockDeviceVolume.ebs(props.rootVolumeGiB ?? 20, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }) }] }
             : {}),
         });
-        inst.instance.addPropertyOverride('Tags', [
-          { Key: 'Name', Value: `${this.clusterName}-${p.name}` },
-          { Key: 'vigil:cluster', Value: this.clusterName },
-          { Key: 'vigil:node', Value: p.name },
-        ]);
+        Tags.of(inst).add('vigil:cluster', this.clusterName);
+        Tags.of(inst).add('vigil:node', p.name);
         if (props.waitForBootstrap) {
           const signal = (code: 0 | 1, reason: string) =>
             `/opt/aws/bin/cfn-signal -e ${code} --stack ${Aws.STACK_NAME} --resource ${inst.instance.logicalId} --region ${Aws.REGION} --reason "${reason}"`;

@@ -103,6 +103,15 @@ describe('MirrorCluster', () => {
     const subnets = inst.map((i) => JSON.stringify(i.Properties.SubnetId));
     expect(new Set(subnets).size).toBe(2);
     expect(inst.map((i) => i.Properties.PrivateIpAddress).sort()).toEqual([...cluster.nodeAddresses].sort());
+    expect(inst.map((i) => i.Properties.Tags)).toEqual(
+      ['node1', 'node2'].map((n) =>
+        expect.arrayContaining([
+          { Key: 'Name', Value: `prod-db-${n}` },
+          { Key: 'vigil:cluster', Value: 'prod-db' },
+          { Key: 'vigil:node', Value: n },
+        ]),
+      ),
+    );
   });
 
   it('no cluster port is open to the world; heartbeat and replication only from the nodes themselves', () => {
