@@ -97,6 +97,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private readonly log: Logger;
   private readonly sendTimeout: number;
   private role: MirrorStatus['role'] = 'stopped';
+  /** every accepted replication socket, so that leaving the secondary role never waits on a dead peer */
+  private readonly inboundSockets = new Set<import('node:net').Socket>();
   private prepared = false;
   private listeners: ((e: MirrorEvent) => void)[] = [];
   private persisted: Persisted;
@@ -275,7 +277,16 @@ export class Replicator implements MirrorReplicator, ViewSink {
     }
   }
 
-  private async persist(force: boolean): Promise<void> {
+  private persistChain: Promise<void> = Promise.resolve();
+
+  /** writes the state file (tmp + rename); calls are serialised */
+  private persist(force: boolean): Promise<void> {
+    const run = this.persistChain.then(() => this.persistNow(force));
+    this.persistChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async persistNow(force: boolean): Promise<void> {
     if (!force && !this.tracking.changed) return;
     this.tracking.changed = false;
     const snap = this.tracking.snapshot();
@@ -695,7 +706,11 @@ export class Replicator implements MirrorReplicator, ViewSink {
     let warned = false;
     for (const host of addrs) {
       while (gen === this.generation && this.role === 'secondary') {
-        const server = createServer((socket) => this.onInbound(gen, new Channel(socket)));
+        const server = createServer((socket) => {
+          this.inboundSockets.add(socket);
+          socket.once('close', () => this.inboundSockets.delete(socket));
+          this.onInbound(gen, new Channel(socket));
+        });
         try {
           await new Promise<void>((resolve, reject) => {
             server.once('error', reject);
@@ -844,13 +859,17 @@ export class Replicator implements MirrorReplicator, ViewSink {
   }
 
   private async leaveSecondary(): Promise<void> {
-    for (const s of this.servers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
+    // Close the primary's connection first: server.close() waits for open connections, and a
+    // connection whose peer vanished (link cut) would otherwise never end.
     const ch = this.inbound;
     this.inbound = null;
     if (ch) {
       ch.onClose = () => undefined;
       ch.close('role change');
     }
+    for (const sock of this.inboundSockets) sock.destroy();
+    this.inboundSockets.clear();
+    for (const s of this.servers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
     while (this.applying) await sleep(5);
     this.applyQueue = [];
     this.secondaryPeer = 'disconnected';
