@@ -34,7 +34,7 @@ export interface ControllerDeps {
 
 /** An error the HTTP layer turns into a 4xx with this message; no cloud call was made. */
 export class RequestError extends Error {
-  constructor(readonly status: 400 | 401 | 403 | 404 | 409 | 413, message: string) {
+  constructor(readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 502, message: string) {
     super(message);
     this.name = 'RequestError';
   }
@@ -280,7 +280,9 @@ export function createController(deps: ControllerDeps) {
     const [m] = modules(c, e.module);
     if (!c.nodes.some((n) => n.name === e.node)) throw new RequestError(404, `unknown node "${e.node}" in cluster "${clusterName}"`);
     const actions: string[] = [];
-    if (!replay.newer(`${clusterName}/${e.module}/${e.node}`, e.at, e.seq)) {
+    const orderKey = `${clusterName}/${e.module}/${e.node}`;
+    const previous = replay.latest(orderKey);
+    if (!replay.newer(orderKey, e.at, e.seq)) {
       actions.push(`ignored: older than an event already acted upon for ${e.node}`);
       return { accepted: true, id: e.id, actions };
     }
@@ -288,11 +290,13 @@ export function createController(deps: ControllerDeps) {
     const wasReady = ready.has(e.from);
     const isReady = ready.has(e.to);
     const a = adapter(clusterName, c, m);
+    let failed = false;
     const act = async (what: string, fn: () => Promise<{ applied: readonly unknown[] }>) => {
       try {
         const r = await fn();
         actions.push(r.applied.length === 0 ? `${what} (no change)` : what);
       } catch (err) {
+        failed = true;
         actions.push(`${what} failed: ${(err as Error).message}`);
         log.error({ cluster: clusterName, module: m.name, err: (err as Error).message }, `${what} failed`);
       }
@@ -311,6 +315,11 @@ export function createController(deps: ControllerDeps) {
       actions.push(`no load-balancer change (${e.from} -> ${e.to})`);
     }
     log.info({ event: e, actions }, `event ${e.cluster}/${e.module} ${e.node} ${e.from}->${e.to}: ${actions.join('; ')}`);
+    if (failed) {
+      // 502: the poster retries (same id, fresh signature); forget the id so that retry is acted upon
+      replay.forget(e.id, orderKey, previous);
+      throw new RequestError(502, `event ${e.id} accepted but the load balancer change failed: ${actions.join('; ')}`);
+    }
     deps.onEvent?.(e, actions);
     return { accepted: true, id: e.id, actions };
   }

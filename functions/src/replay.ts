@@ -30,6 +30,17 @@ export class ReplayGuard {
     return true;
   }
 
+  /** undo accept() and newer() for an event whose actions failed, so the sender's retry is acted upon */
+  forget(id: string, key: string, previous: { at: number; seq: number } | undefined): void {
+    this.seen.delete(id);
+    if (previous) this.newest.set(key, previous);
+    else this.newest.delete(key);
+  }
+
+  latest(key: string): { at: number; seq: number } | undefined {
+    return this.newest.get(key);
+  }
+
   private expire(now: number): void {
     // ids were inserted in time order: stop at the first that is still inside the window
     for (const [id, t] of this.seen) {

@@ -252,3 +252,26 @@ describe('Google Cloud Functions entry point (functions-framework)', () => {
     expect((await nf.json()).error).toMatch(/routes: POST \/reconcile, GET \/status, POST \/events/);
   });
 });
+
+describe('cloud API failure while acting on an event', () => {
+  it('answers 502 so the node retries, and the retry (same id) is acted upon', async () => {
+    let fail = true;
+    install((d) => {
+      const a = new FakeAdapter(d);
+      a.drain = async (n: string) => {
+        if (fail) throw new Error('Throttling: Rate exceeded');
+        a.calls.push(`drain ${n}`);
+        return { applied: [] };
+      };
+      return (adapter = a);
+    });
+    const e = signed({ node: 'node1', from: 'PRIM', to: 'STOP' });
+    const first = (await lambdaHandler(functionUrlEvent('POST', '/events', e.body, e.headers) as never)) as { statusCode: number; body: string };
+    expect(first.statusCode).toBe(502);
+    expect(JSON.parse(first.body).error).toMatch(/drain node1 failed: Throttling: Rate exceeded/);
+    fail = false;
+    const retry = (await lambdaHandler(functionUrlEvent('POST', '/events', e.body, e.headers) as never)) as { statusCode: number };
+    expect(retry.statusCode).toBe(200);
+    expect(adapter.calls).toEqual(['drain node1']);
+  });
+});
