@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../common/package-tarball.ts';
 import { azureClusterTemplate, type AzureClusterOptions } from './arm-template.ts';
 
@@ -33,5 +34,12 @@ export function synthAzure(outDir = join(REPO_ROOT, 'infra', 'out', 'azure'), op
 
 const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain) {
-  for (const f of synthAzure()) console.log(`wrote ${f}`);
+  // npm run synth:azure -- [--farm-nodes N] [--listener-port P] [--health-port P]
+  const { values } = parseArgs({ options: { 'farm-nodes': { type: 'string' }, 'listener-port': { type: 'string' }, 'health-port': { type: 'string' } } });
+  const common = {
+    ...(values['listener-port'] ? { listenerPort: Number(values['listener-port']) } : {}),
+    ...(values['health-port'] ? { healthPort: Number(values['health-port']) } : {}),
+  };
+  const farm = { ...common, ...(values['farm-nodes'] ? { nodeCount: Number(values['farm-nodes']) } : {}) };
+  for (const f of synthAzure(undefined, { mirror: common, farm })) console.log(`wrote ${f}`);
 }
