@@ -305,12 +305,12 @@ export function createController(deps: ControllerDeps) {
       // "node X left PRIM": take it out now rather than after the unhealthy threshold
       await act(`drain ${e.node}`, () => a.drain(e.node));
     } else if (!wasReady && isReady) {
-      await act(`restore ${e.node}`, () => a.restore(e.node));
       if (m.mode === 'mirror') {
         // one primary per mirror module: a node entering PRIM/ALONE means every other node left it
-        // (a killed primary cannot say so itself)
+        // (a killed primary cannot say so itself). Drain first: that is what moves traffic.
         for (const other of c.nodes) if (other.name !== e.node) await act(`drain ${other.name}`, () => a.drain(other.name));
       }
+      await act(`restore ${e.node}`, () => a.restore(e.node));
     } else {
       actions.push(`no load-balancer change (${e.from} -> ${e.to})`);
     }

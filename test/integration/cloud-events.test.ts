@@ -39,7 +39,7 @@ describe('cloud events: daemons -> POST /events -> load balancer', () => {
     const r = await rig.killPrimary('node1', 'node2');
     expect(r.event?.event).toMatchObject({ cluster: 'local', node: 'node2', module: 'mirror', from: 'SECOND', to: 'ALONE' });
     // node2 was registered already: only the drain changed the load balancer
-    expect(r.event?.actions).toEqual(['restore node2 (no change)', 'drain node1']);
+    expect(r.event?.actions).toEqual(['drain node1', 'restore node2 (no change)']);
     expect(rig.lb.state('node1').registered).toBe(false);
     await until('node2 alone in rotation', () => rig.lb.inRotation().join() === 'node2');
     const s = await status();

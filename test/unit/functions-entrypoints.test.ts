@@ -116,8 +116,8 @@ describe('AWS Lambda entry point (hono/aws-lambda)', () => {
     const e = signed();
     const res = (await lambdaHandler(functionUrlEvent('POST', '/events', e.body, e.headers) as never)) as { statusCode: number; body: string };
     expect(res.statusCode).toBe(200);
-    expect(JSON.parse(res.body).actions).toEqual(['restore node2 (no change)', 'drain node1']);
-    expect(adapter.calls).toEqual(['restore node2', 'drain node1']);
+    expect(JSON.parse(res.body).actions).toEqual(['drain node1', 'restore node2 (no change)']);
+    expect(adapter.calls).toEqual(['drain node1', 'restore node2']);
   });
 
   it('function URL: bad input is a 4xx with a clear message and no cloud call', async () => {
@@ -236,7 +236,7 @@ describe('Google Cloud Functions entry point (functions-framework)', () => {
     const e = signed({ node: 'node2', from: 'SECOND', to: 'PRIM' });
     const res = await fetch(`${base}/events`, { method: 'POST', headers: e.headers, body: e.body });
     expect(res.status).toBe(200);
-    expect((await res.json()).actions).toEqual(['restore node2 (no change)', 'drain node1']);
+    expect((await res.json()).actions).toEqual(['drain node1', 'restore node2 (no change)']);
     // the same JSON re-serialised with other whitespace is not what was signed
     const reformatted = JSON.stringify(JSON.parse(e.body), null, 2);
     const res2 = await fetch(`${base}/events`, { method: 'POST', headers: e.headers, body: reformatted });
