@@ -159,6 +159,9 @@ function chains(spec: FarmSpec, state: FilterState, flush: boolean): string[] {
   const draining = bucketSet((state.draining ?? []).filter((b) => !state.buckets.includes(b)));
   if (draining) {
     for (const r of spec.rules.filter((x) => x.proto === 'tcp')) {
+      // a SYN is dropped whatever conntrack says: a closed connection's entry can be reopened by
+      // a SYN reusing its ports without being "new"
+      out.push(`add rule ip ${spec.table} ${pre} ip daddr ${vipSet} ${ruleMatch(r)}${ruleHash(spec, r)} ${draining} tcp flags & (syn | ack) == syn drop`);
       out.push(`add rule ip ${spec.table} ${pre} ip daddr ${vipSet} ${ruleMatch(r)}${ruleHash(spec, r)} ${draining} ct state new drop`);
     }
   }
