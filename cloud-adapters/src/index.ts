@@ -6,3 +6,4 @@ export { AwsTargetGroupAdapter, type AwsResources } from './aws/adapter.ts';
 export { AzureLoadBalancerAdapter, type AzureResources, type AzureRule, type AzureAdapterOptions } from './azure/adapter.ts';
 export { GcpLoadBalancerAdapter, type GcpResources, type GcpClients, type GcpAdapterOptions } from './gcp/adapter.ts';
 export { SimulatedLoadBalancer, SimulatedLbAdapter, awsTimingScaled, type SimTarget, type SimulatedLbOptions } from './sim/simulated-lb.ts';
+export { desiredFromCluster } from './desired.ts';

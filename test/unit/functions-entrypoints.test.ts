@@ -120,6 +120,25 @@ describe('AWS Lambda entry point (hono/aws-lambda)', () => {
     expect(adapter.calls).toEqual(['drain node1', 'restore node2']);
   });
 
+  it('API Gateway (REST, v1) event: POST /events is acted upon', async () => {
+    const e = signed({ node: 'node1', from: 'PRIM', to: 'SECOND' });
+    const event = {
+      version: '1.0',
+      resource: '/{proxy+}',
+      path: '/events',
+      httpMethod: 'POST',
+      headers: e.headers,
+      multiValueHeaders: Object.fromEntries(Object.entries(e.headers).map(([k, v]) => [k, [v]])),
+      queryStringParameters: null,
+      body: e.body,
+      isBase64Encoded: false,
+      requestContext: { accountId: '123456789012', apiId: 'api1', httpMethod: 'POST', path: '/prod/events', stage: 'prod', requestId: 'r1', resourceId: 'x', resourcePath: '/{proxy+}', identity: { sourceIp: '198.51.100.7' } },
+    };
+    const res = (await lambdaHandler(event as never)) as { statusCode: number; body: string };
+    expect(res.statusCode).toBe(200);
+    expect(adapter.calls).toEqual(['drain node1']);
+  });
+
   it('function URL: bad input is a 4xx with a clear message and no cloud call', async () => {
     const good = signed();
     const cases: Array<[string, string, Record<string, string>, number, RegExp]> = [

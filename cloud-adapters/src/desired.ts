@@ -1,0 +1,29 @@
+/**
+ * Builds an adapter's `desired` from a validated cluster.yaml (the node service's own config), so the
+ * cloud side is derived from the same file the daemons run with: module name and mode, api.port as the
+ * health port, the module's nodes with their first address. Cloud-only facts (instance ids, zones)
+ * come in `extra`, keyed by node name.
+ *
+ *   const cfg = loadConfig('/etc/vigil/cluster.yaml');
+ *   const desired = desiredFromCluster(cfg, 'mirror', { targetGroupName: 'vigil-mirror', vpcId, port: 5432 },
+ *                                      { node1: { instanceId: 'i-0aaa' }, node2: { instanceId: 'i-0bbb' } });
+ */
+import type { ClusterConfig } from '../../node-service/src/config/types.ts';
+import { CloudAdapterError, type Desired, type DesiredNode } from './types.ts';
+
+export function desiredFromCluster<R>(
+  cfg: ClusterConfig,
+  module: string,
+  resources: R,
+  extra: Readonly<Record<string, Partial<Pick<DesiredNode, 'instanceId' | 'zone' | 'address'>>>> = {},
+): Desired<R> {
+  const m = cfg.modules.find((x) => x.name === module);
+  if (!m) throw new CloudAdapterError(`${cfg.file}: no module "${module}" (modules: ${cfg.modules.map((x) => x.name).join(', ')})`);
+  const nodes = m.nodes.map((name) => {
+    const n = cfg.nodes.find((x) => x.name === name);
+    if (!n) throw new CloudAdapterError(`${cfg.file}: module "${module}" runs on unknown node "${name}"`);
+    const more = extra[name] ?? {};
+    return { name, address: more.address ?? n.addrs[0], ...(more.instanceId ? { instanceId: more.instanceId } : {}), ...(more.zone ? { zone: more.zone } : {}) };
+  });
+  return { cluster: cfg.cluster, module: m.name, mode: m.mode, healthPort: cfg.api.port, nodes, resources };
+}
