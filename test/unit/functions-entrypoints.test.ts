@@ -169,6 +169,17 @@ describe('AWS Lambda entry point (hono/aws-lambda)', () => {
     expect(adapter.calls).toEqual(['drain node1']);
   });
 
+  it('an older transition delivered late (retry) does not undo a newer one', async () => {
+    const now = Date.now();
+    const newer = signed({ node: 'node1', from: 'SECOND', to: 'PRIM', seq: 9 }, now);
+    const older = signed({ node: 'node1', from: 'PRIM', to: 'SECOND', seq: 8 }, now - 2000);
+    expect(((await lambdaHandler(functionUrlEvent('POST', '/events', newer.body, newer.headers) as never)) as { statusCode: number }).statusCode).toBe(200);
+    const late = (await lambdaHandler(functionUrlEvent('POST', '/events', older.body, older.headers) as never)) as { statusCode: number; body: string };
+    expect(late.statusCode).toBe(200);
+    expect(JSON.parse(late.body).actions).toEqual(['ignored: older than an event already acted upon for node1']);
+    expect(adapter.calls).toEqual(['drain node2', 'restore node1']);
+  });
+
   it('ALB event: GET /status joins the LB view, each node API and the invariant verdict', async () => {
     const noAuth = (await lambdaHandler(albEvent('GET', '/status', null, {}, { cluster: 'demo' }) as never)) as { statusCode: number };
     expect(noAuth.statusCode).toBe(401);
