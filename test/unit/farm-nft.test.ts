@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { validateConfig } from '../../node-service/src/config/index.ts';
 import { bucketSet, FarmFilter, farmSpec, parseListing, planBuckets, planTransition, renderApply, renderInstall, renderRemove, type Exec } from '../../node-service/src/farm/index.ts';
 import { silentLogger } from '../../node-service/src/log/logger.ts';
@@ -105,6 +105,35 @@ describe('FarmFilter command order', () => {
     await filter.remove();
     expect(calls.findIndex((c) => c.startsWith('ip addr del'))).toBeLessThan(calls.indexOf('nft -f -'));
     expect(() => new FarmFilter({ module: m, self: 'zz', log: silentLogger(), exec })).toThrow(/not one of/);
+  });
+});
+
+describe('FarmFilter draining', () => {
+  it('a bucket given away drains for drainMs, then is dropped at ingress; taking it back ends the drain', async () => {
+    vi.useFakeTimers();
+    try {
+      const inputs: string[] = [];
+      const exec: Exec = async (cmd, args, input) => { if (input) inputs.push(input); return ''; };
+      const m = module({ rules: [{ port: 8080, proto: 'tcp', balance: 'client_session' }] });
+      const filter = new FarmFilter({ module: m, self: 'n1', log: silentLogger(), exec, sysctlDir: '/nonexistent', drainMs: 1000 });
+      const both = planBuckets({ nodes: m.nodes, power: {}, alive: new Set(['n1', 'n2']) });
+      const alone = planBuckets({ nodes: m.nodes, power: {}, alive: new Set(['n1']) });
+      await filter.apply(alone);
+      // WHEN n2 comes back, n1 gives it half of the buckets
+      const s = await filter.apply(both);
+      expect(s.buckets).toHaveLength(128);
+      expect(s.draining).toHaveLength(128);
+      expect(inputs.at(-1)).toContain('vigil:draining');
+      // THEN after drainMs the filter re-applies without them
+      await vi.advanceTimersByTimeAsync(1100);
+      expect(inputs.at(-1)).not.toContain('vigil:draining');
+      // and a bucket that comes back is no longer draining
+      await filter.apply(alone);
+      const again = await filter.apply(alone);
+      expect(again.draining).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

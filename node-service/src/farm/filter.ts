@@ -23,6 +23,12 @@ export interface FarmFilterOptions {
   readonly exec?: Exec;
   /** where the interface sysctls live; @default "/proc/sys/net/ipv4/conf" */
   readonly sysctlDir?: string;
+  /**
+   * How long a bucket given to another live node keeps its established TCP connections here (new
+   * connections go to the new owner at once). Meanwhile this node also receives and drops (after
+   * conntrack) the new owner's packets of that bucket. 0 disables draining. @default 120000
+   */
+  readonly drainMs?: number;
 }
 
 export interface FarmStatus {
@@ -46,6 +52,10 @@ export class FarmFilter {
   private readonly sysctlDir: string;
   private readonly savedAnnounce = new Map<string, string>();
   private current: FilterState = NOTHING;
+  private readonly drainMs: number;
+  private readonly drainSince = new Map<number, number>();
+  private drainTimer: NodeJS.Timeout | undefined;
+  private lastPlan: BucketPlan | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: FarmFilterOptions) {
@@ -57,6 +67,7 @@ export class FarmFilter {
     this.log = opts.log.child({ module: opts.module.name, component: 'farm-filter' });
     this.exec = opts.exec ?? run;
     this.sysctlDir = opts.sysctlDir ?? '/proc/sys/net/ipv4/conf';
+    this.drainMs = opts.drainMs ?? 120_000;
   }
 
   /**
@@ -71,7 +82,7 @@ export class FarmFilter {
         throw new Error(`farm module "${this.spec.module}": interface ${iface} does not exist`);
       });
       await this.exec('nft', ['-f', '-'], renderInstall(this.spec));
-      this.current = NOTHING;
+      this.forget();
       for (const iface of interfacesOf(this.spec)) this.setAnnounce(iface);
       for (const v of this.spec.vips) {
         // Let a real NIC pass frames for the vMAC up (on veth this is a no-op); promiscuous mode is the fallback.
@@ -94,8 +105,11 @@ export class FarmFilter {
     return this.serial(async () => {
       const buckets = bucketsOf(plan, this.self);
       const mine = new Set(buckets);
-      // buckets leaving this node keep their established TCP connections here (until re-acquired or removed)
-      const draining = [...new Set([...(this.current.draining ?? []), ...this.current.buckets])].filter((b) => !mine.has(b)).sort((a, b) => a - b);
+      // buckets leaving this node keep their established TCP connections here for drainMs
+      const now = Date.now();
+      for (const b of this.current.buckets) if (!mine.has(b)) this.drainSince.set(b, now);
+      for (const b of [...this.drainSince.keys()]) if (mine.has(b) || now - this.drainSince.get(b)! >= this.drainMs) this.drainSince.delete(b);
+      const draining = [...this.drainSince.keys()].sort((a, b) => a - b);
       const next: FilterState = { buckets, responder: plan.responder === this.self, draining };
       const before = new Set(this.current.buckets);
       const gained = next.buckets.filter((b) => !before.has(b));
@@ -107,8 +121,31 @@ export class FarmFilter {
       const reason = `now owns ${next.buckets.length}/256 buckets (+${gained.length} −${lost.length}, ${draining.length} draining) with live nodes ${plan.alive.join(', ') || 'none'}${next.responder ? ', ARP responder' : ''}`;
       this.log.info({ buckets: next.buckets.length, gained: bucketSet(gained), lost: bucketSet(lost), draining: draining.length, responder: next.responder, alive: plan.alive }, reason);
       this.current = next;
+      this.lastPlan = plan;
+      this.scheduleDrainEnd();
       return next;
     });
+  }
+
+  /** when the oldest draining bucket expires, re-apply the last plan (which drops it) */
+  private scheduleDrainEnd(): void {
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+    if (this.drainSince.size === 0) return;
+    const oldest = Math.min(...this.drainSince.values());
+    this.drainTimer = setTimeout(() => {
+      const plan = this.lastPlan;
+      if (plan) this.apply(plan).catch((e: Error) => this.log.error({ err: e.message }, 'farm filter: ending the drain failed'));
+    }, Math.max(0, oldest + this.drainMs - Date.now()) + 10);
+    this.drainTimer.unref();
+  }
+
+  private forget(): void {
+    this.current = NOTHING;
+    this.lastPlan = undefined;
+    this.drainSince.clear();
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
   }
 
   /**
@@ -129,7 +166,7 @@ export class FarmFilter {
         try { writeFileSync(`${this.sysctlDir}/${iface}/arp_announce`, value); } catch { /* interface gone */ }
       }
       this.savedAnnounce.clear();
-      this.current = NOTHING;
+      this.forget();
       this.log.info({ table: this.spec.table }, 'farm filter removed');
     });
   }
