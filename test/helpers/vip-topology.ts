@@ -148,3 +148,96 @@ export function median(xs: readonly number[]): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Who holds the VIP, from `ip -o monitor address` in each node namespace: every add and delete with
+ * the host time it was seen, so an overlap shorter than any sampling period is still caught.
+ */
+export interface VipWatch {
+  /** ms during which both nodes held the VIP, and how many times that began */
+  readonly overlapMs: number;
+  readonly overlaps: number;
+  readonly events: readonly { t: number; node: NodeName; held: boolean }[];
+  holds(node: NodeName): boolean;
+  stop(): void;
+}
+
+export async function watchVip(topo: VipTopology): Promise<VipWatch> {
+  const state: Record<NodeName, boolean> = { n1: false, n2: false };
+  const events: { t: number; node: NodeName; held: boolean }[] = [];
+  let overlapMs = 0;
+  let overlaps = 0;
+  let since: number | undefined;
+  const set = (node: NodeName, held: boolean) => {
+    if (state[node] === held) return;
+    const t = Date.now();
+    state[node] = held;
+    events.push({ t, node, held });
+    const both = state.n1 && state.n2;
+    if (both && since === undefined) {
+      since = t;
+      overlaps += 1;
+    } else if (!both && since !== undefined) {
+      overlapMs += t - since;
+      since = undefined;
+    }
+  };
+  const procs = (['n1', 'n2'] as const).map((node) => {
+    const p = topo.lan.spawn(node, ['ip', '-o', 'monitor', 'address']);
+    createInterface({ input: p.stdout! }).on('line', (line) => {
+      if (!line.includes(` ${VIP}/`)) return;
+      set(node, !line.startsWith('Deleted'));
+    });
+    return p;
+  });
+  await sleep(200); // monitors subscribed before the snapshot
+  for (const n of ['n1', 'n2'] as const) set(n, await topo.holdsVip(n));
+  return {
+    get overlapMs() {
+      return overlapMs + (since !== undefined ? Date.now() - since : 0);
+    },
+    get overlaps() {
+      return overlaps;
+    },
+    events,
+    holds: (n) => state[n],
+    stop: () => {
+      for (const p of procs) p.kill('SIGKILL');
+    },
+  };
+}
+
+/** Rounds of ready.txt requests to both nodes every `period` ms from the client namespace. */
+export interface ReadyPoller {
+  readonly rounds: readonly { t: number; n1: number; n2: number }[];
+  stop(): void;
+}
+
+export function pollReady(lan: Lan, url: (node: NodeName) => string, period = 50): ReadyPoller {
+  const code = `
+    const http = require('http');
+    const get = (u) => new Promise((res) => {
+      const req = http.get(u, { agent: false, timeout: 500 }, (r) => { r.resume(); res(r.statusCode); });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', () => res(0));
+    });
+    (async () => {
+      for (;;) {
+        const t = Date.now();
+        const [n1, n2] = await Promise.all([get(${JSON.stringify(url('n1'))}), get(${JSON.stringify(url('n2'))})]);
+        process.stdout.write(JSON.stringify({ t, n1, n2 }) + '\\n');
+        await new Promise((r) => setTimeout(r, Math.max(0, ${period} - (Date.now() - t))));
+      }
+    })();
+  `;
+  const child = lan.spawn('client', [process.execPath, '-e', code]);
+  const rounds: { t: number; n1: number; n2: number }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      rounds.push(JSON.parse(line) as { t: number; n1: number; n2: number });
+    } catch {
+      /* partial line */
+    }
+  });
+  return { rounds, stop: () => child.kill('SIGKILL') };
+}

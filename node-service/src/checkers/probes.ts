@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { ProbeOutcome } from './poll.ts';
 
@@ -133,22 +134,27 @@ export function linkOutcome(ifname: string, s: LinkState): ProbeOutcome {
 
 export interface ProcInfo {
   readonly pid: number;
-  /** /proc/PID/comm: the kernel's name, at most 15 characters */
+  /** /proc/PID/comm, the kernel's name (at most 15 characters); '' when listProcesses was not asked for it */
   readonly comm: string;
   readonly argv: readonly string[];
 }
 
-/** Live processes from /proc (zombies excluded: a killed but unreaped application is not running). */
-export async function listProcesses(): Promise<ProcInfo[]> {
+/**
+ * Live user processes from /proc. Only /proc/PID/cmdline is read (comm only when asked): /proc/PID/stat
+ * is much dearer for the kernel. A zombie (killed, not yet reaped) and a kernel thread have an empty
+ * command line, so they never count. Synchronous on purpose: procfs answers from memory, and hundreds
+ * of small reads through the libuv thread pool take far longer on a loaded machine.
+ */
+export function listProcesses(withComm = false): ProcInfo[] {
   const res: ProcInfo[] = [];
-  for (const d of await readdir('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
+  for (const d of readdirSync('/proc')) {
+    const c0 = d.charCodeAt(0);
+    if (c0 < 48 || c0 > 57) continue;
     try {
-      const stat = await readFile(`/proc/${d}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      if (state === 'Z' || state === 'X') continue;
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const argv = (await readFile(`/proc/${d}/cmdline`, 'utf8')).split('\0').filter((s, i, a) => !(s === '' && i === a.length - 1));
+      const raw = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (raw.length === 0) continue;
+      const argv = raw.replace(/\0$/, '').split('\0');
+      const comm = withComm ? readFileSync(`/proc/${d}/comm`, 'utf8').trim() : '';
       res.push({ pid: Number(d), comm, argv });
     } catch {
       /* exited while we looked */
@@ -158,22 +164,31 @@ export async function listProcesses(): Promise<ProcInfo[]> {
 }
 
 /**
- * Does this process match? Plain: the name equals `comm` or the base name of argv[0] (so a name longer
- * than 15 characters still matches). Regex: tested against the whole command line joined by spaces.
+ * Does this process match? Plain: the name equals the base name of argv[0] or the kernel's `comm`
+ * (15 characters at most; read only when argv[0] does not match). Regex: tested against the whole
+ * command line joined by spaces.
  */
 export function processMatcher(match: string, regex: boolean): (p: ProcInfo) => boolean {
   if (regex) {
     const re = new RegExp(match);
-    return (p) => re.test(p.argv.length ? p.argv.join(' ') : p.comm);
+    return (p) => re.test(p.argv.join(' '));
   }
-  return (p) => p.comm === match || (p.argv[0] !== undefined && p.argv[0].split('/').pop() === match);
+  return (p) => {
+    if (p.argv[0] !== undefined && p.argv[0].split('/').pop() === match) return true;
+    if (p.comm) return p.comm === match;
+    try {
+      return readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim() === match;
+    } catch {
+      return false;
+    }
+  };
 }
 
 export function processProbe(cfg: { match: string; regex: boolean; at_least: number; at_most?: number }): () => Promise<ProbeOutcome> {
   const matches = processMatcher(cfg.match, cfg.regex);
   const self = process.pid;
   return async () => {
-    const found = (await listProcesses()).filter((p) => p.pid !== self && matches(p));
+    const found = listProcesses().filter((p) => p.pid !== self && matches(p));
     const n = found.length;
     const what = `${n} process${n === 1 ? '' : 'es'} matching ${cfg.regex ? `/${cfg.match}/` : `"${cfg.match}"`}`;
     if (n < cfg.at_least) return { ok: false, reason: `${what}, at least ${cfg.at_least} required` };
