@@ -31,7 +31,7 @@ async function burst(total: number, opts: { sourcesPerClient?: number; concurren
   tag += 1;
   const per = Math.ceil(total / f.clients.length);
   const parts = await Promise.all(f.clients.map((c) => f.call<HttpResult[]>(c, 'http', {
-    target: VIP, port: HTTP_PORT, count: per, concurrency: opts.concurrency ?? 12, idPrefix: `${c}-${tag}`,
+    target: VIP, port: HTTP_PORT, count: per, concurrency: opts.concurrency ?? 16, idPrefix: `${c}-${tag}`,
     sources: opts.sourcesPerClient ? f.sources(c, opts.sourcesPerClient) : undefined, timeoutMs: opts.timeoutMs ?? 5000,
   }, 120_000)));
   return parts.flat();
@@ -91,7 +91,7 @@ describe('farm packet path (static membership)', () => {
     expect(await synacks()).toBe(results.length);
   });
 
-  it('client_ip: a client address always lands on the same node; 762 addresses spread ±15 % (2:1:1 too)', async () => {
+  it('client_ip: a client always lands on the same node (100 requests); 762 client addresses spread ±15 %', async () => {
     await f.install(BY_IP);
     await f.converge(f.nodes);
     // each client, from its own address: 100 requests, one node
@@ -101,17 +101,13 @@ describe('farm packet path (static membership)', () => {
       expect(new Set(r.map((x) => x.node)).size).toBe(1);
     }
     await served();
-    for (const power of [{}, { n1: 2 }] as Record<string, number>[]) {
-      await f.install(BY_IP, power);
-      await f.converge(f.nodes);
-      const results = await burst(3048, { sourcesPerClient: 254 });
-      expectEachAnsweredOnce(results, await served());
-      const bySource = new Map<string, Set<string>>();
-      for (const r of results) bySource.set(r.src, (bySource.get(r.src) ?? new Set()).add(r.node!));
-      expect(bySource.size).toBe(762);
-      expect([...bySource.values()].filter((s) => s.size !== 1)).toEqual([]);
-      expectSpread(results, power, f.nodes);
-    }
+    const results = await burst(3048, { sourcesPerClient: 254 });
+    expectEachAnsweredOnce(results, await served());
+    const bySource = new Map<string, Set<string>>();
+    for (const r of results) bySource.set(r.src, (bySource.get(r.src) ?? new Set()).add(r.node!));
+    expect(bySource.size).toBe(762);
+    expect([...bySource.values()].filter((s) => s.size !== 1)).toEqual([]);
+    expectSpread(results, {}, f.nodes);
   });
 
   it('a cut node’s buckets move to the survivors; long connections to survivors survive (also across its return); it comes back to the same buckets', async () => {
@@ -140,7 +136,7 @@ describe('farm packet path (static membership)', () => {
 
     // return: traffic keeps flowing while the plans converge; every request succeeds (a connection
     // in a bucket going back to n3 drains on its survivor), nobody answers a connection twice
-    const load = burst(1500, { concurrency: 6 });
+    const load = burst(900, { concurrency: 6 });
     await new Promise((r) => setTimeout(r, 200));
     await f.converge(f.nodes, { afterHandover: () => f.lan.restore('n3') });
     const rejoin = await load;
@@ -151,7 +147,7 @@ describe('farm packet path (static membership)', () => {
 
     const after = await f.call<{ buckets: number[]; responder: boolean }>('n3', 'status');
     expect(after.buckets).toEqual(before.buckets);
-    const results = await burst(3000);
+    const results = await burst(1500);
     expectEachAnsweredOnce(results, await served());
     expectSpread(results, {}, f.nodes);
 
