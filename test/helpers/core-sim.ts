@@ -1,4 +1,4 @@
-import { initMirror, type MirrorCore, type MirrorInit, stepMirror } from '../../node-service/src/core/mirror-step.ts';
+import { initMirror, isolated, type MirrorCore, type MirrorInit, stepMirror } from '../../node-service/src/core/mirror-step.ts';
 import type { Action, Command, CoreEvent, PeerView, Persisted, Step, Transition, UntimedEvent } from '../../node-service/src/core/types.ts';
 
 /**
@@ -23,11 +23,13 @@ export function peerViewOf(c: MirrorCore): PeerView {
   return {
     node: c.self,
     state: c.state,
+    target: c.target,
     gen: c.p.gen,
     primaryEpoch: c.p.primaryEpoch,
     inSync: c.p.inSync,
     handover: c.handover,
     swapRequest: c.swapRequest,
+    isolated: isolated(c),
     fresh: c.p.gen === 0 && !c.p.inSync,
   };
 }

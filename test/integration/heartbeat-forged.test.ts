@@ -31,7 +31,7 @@ describe('forged heartbeats change nothing', () => {
   afterAll(() => c?.destroy());
 
   // "node1 is stopped and hands over": if believed, node2 would promote itself.
-  const lie: Heartbeat = { v: 1, cluster: 'local', module: 'app', node: 'node1', net: 0, counter: 0, state: 'STOP', gen: 99, epoch: 99, inSync: true, handover: true, swapRequest: false };
+  const lie: Heartbeat = { v: 1, cluster: 'local', module: 'app', node: 'node1', net: 0, counter: 0, state: 'STOP', target: 'STOP', gen: 99, epoch: 99, inSync: true, handover: true, swapRequest: false, isolated: false };
 
   it('a heartbeat signed with a wrong secret is dropped and counted', async () => {
     const before = await dropped(c, 'node2', 'bad_mac');

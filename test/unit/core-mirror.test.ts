@@ -191,13 +191,29 @@ describe('mirror core: split brain', () => {
   });
 
   it('the keep rule is deterministic and antisymmetric', () => {
-    const a = { node: 'node1', gen: 5, primaryEpoch: 3 };
-    const b = { node: 'node2', gen: 5, primaryEpoch: 5 };
+    const a = { node: 'node1', gen: 5, primaryEpoch: 3, isolated: false };
+    const b = { node: 'node2', gen: 5, primaryEpoch: 5, isolated: false };
     expect(keepsPrimary(a, b)).toBe(true);
     expect(keepsPrimary(b, a)).toBe(false);
     expect(keepsPrimary({ ...b, gen: 6 }, a)).toBe(true);
     expect(keepsPrimary({ ...a, primaryEpoch: 5 }, b)).toBe(true);
     expect(keepsPrimary(b, { ...a, primaryEpoch: 5 })).toBe(false);
+    expect(keepsPrimary(b, { ...a, isolated: true })).toBe(true);
+    expect(keepsPrimary({ ...a, isolated: true }, b)).toBe(false);
+  });
+
+  it('when the link returns before the cut-off primary stepped down, the node that reached the witness stays', () => {
+    const sim = started({ defaultPrimary: 'node1', witness: true });
+    sim.link = false;
+    sim.settle();
+    sim.feed('node1', { type: 'witness', reachable: false });
+    sim.feed('node2', { type: 'witness', reachable: true });
+    sim.settle(3); // shorter than the grace: node1 is still ALONE
+    expect(roles(sim)).toEqual(['ALONE', 'ALONE']);
+    sim.link = true;
+    sim.settle();
+    expect(roles(sim)).toEqual(['SECOND', 'PRIM']);
+    expect(sim.node('node1').done.at(-1)!.reason).toMatch(/we reached no witness during the split/);
   });
 
   it('with a witness, a node that reaches no witness does not take over', () => {

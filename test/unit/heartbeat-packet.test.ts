@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../../node-service/src/heartbeat/packet.ts';
 
 const key = Buffer.from('k'.repeat(32));
-const hb: Heartbeat = { v: 1, cluster: 'c', module: 'm', node: 'node1', net: 0, counter: 42, state: 'PRIM', gen: 3, epoch: 2, inSync: false, handover: false, swapRequest: false };
+const hb: Heartbeat = { v: 1, cluster: 'c', module: 'm', node: 'node1', net: 0, counter: 42, state: 'PRIM', target: 'PRIM', gen: 3, epoch: 2, inSync: false, handover: false, swapRequest: false, isolated: false };
 
 describe('heartbeat packets', () => {
   it('round-trips', () => {

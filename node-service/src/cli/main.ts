@@ -116,12 +116,13 @@ config
 
 program
   .command('demo')
-  .description('run a two-node cluster on this machine, fail it over, bring it back and swap')
+  .description('run a two-node cluster in network namespaces on this machine: replication, VIP, failover, return, swap')
   .option('--farm', 'show a three-node farm instead')
+  .option('--loopback', 'two daemons on loopback addresses only: no namespaces, VIP or replication (no root needed)')
   .option('--fast', 'shorter pauses (for tests)')
-  .action(async (o: { farm?: boolean; fast?: boolean }) => {
+  .action(async (o: { farm?: boolean; fast?: boolean; loopback?: boolean }) => {
     const { runDemo } = await import('../demo/demo.ts');
-    await runDemo({ farm: o.farm ?? false, fast: o.fast ?? false });
+    await runDemo({ farm: o.farm ?? false, fast: o.fast ?? false, loopback: o.loopback ?? false });
   });
 
 async function main(): Promise<void> {

@@ -125,7 +125,7 @@ function onPeer(c: MirrorCore, peer: PeerView): R {
   const wasGone = !c.peerAlive;
   let next: MirrorCore = { ...c, peer, peerAlive: true, peerGone: false, lostWhileInSync: false };
   if (wasGone && c.witnessConfigured) actions.push({ type: 'witness', poll: false });
-  if (isPrimary(peer.state)) next = { ...next, hold: false, handover: false };
+  if (peerIsPrimary(peer)) next = { ...next, hold: false, handover: false };
   if (!isPrimary(peer.state) || peer.state !== 'PRIM') next = { ...next, swapRequest: next.swapRequest && isPrimary(peer.state) };
   // A secondary whose primary moved on without it (ALONE, newer generation) no longer holds a copy.
   if (c.target === 'SECOND' && next.p.inSync && peer.gen > next.p.gen) {
@@ -299,13 +299,30 @@ function ranksAbove(c: MirrorCore, peer: PeerView): boolean {
   return c.self < peer.node;
 }
 
-/** After a split, both primaries see each other: the higher generation stays; on a tie, the older
- *  primary (lower epoch: it was primary before the split); then the lower node name. */
-export function keepsPrimary(self: { node: string; gen: number; primaryEpoch: number }, peer: { node: string; gen: number; primaryEpoch: number }): boolean {
+/** A node that reached no witness while its peer was silent was the one cut off from the network. */
+export function isolated(c: MirrorCore): boolean {
+  return c.witnessConfigured && c.witnessReachable === false;
+}
+
+interface Rank {
+  readonly node: string;
+  readonly gen: number;
+  readonly primaryEpoch: number;
+  readonly isolated: boolean;
+}
+
+/** After a split, both primaries see each other. The node that reached a witness (the one clients
+ *  could reach) stays; then the higher generation; on a tie, the older primary (lower epoch: it was
+ *  primary before the split); then the lower node name. Both nodes compute the same answer. */
+export function keepsPrimary(self: Rank, peer: Rank): boolean {
+  if (self.isolated !== peer.isolated) return !self.isolated;
   if (self.gen !== peer.gen) return self.gen > peer.gen;
   if (self.primaryEpoch !== peer.primaryEpoch) return self.primaryEpoch < peer.primaryEpoch;
   return self.node < peer.node;
 }
+
+/** The peer is primary and staying so: a primary that is stepping down is not one to follow or fight. */
+const peerIsPrimary = (peer: PeerView | undefined): boolean => peer !== undefined && isPrimary(peer.state) && isPrimary(peer.target);
 
 const canPromote = (c: MirrorCore): boolean => !c.hold && Object.keys(c.down).length === 0;
 
@@ -332,10 +349,10 @@ function decide(c: MirrorCore): R {
   switch (c.target) {
     case 'ALONE':
     case 'PRIM': {
-      if (peer && isPrimary(peer.state)) {
-        const mine = { node: c.self, gen: c.p.gen, primaryEpoch: c.p.primaryEpoch };
-        if (keepsPrimary(mine, peer)) return waiting(c, `split brain healed: ${peer.node} is also primary; we stay (generation ${c.p.gen}/${peer.gen}, epoch ${c.p.primaryEpoch}/${peer.primaryEpoch})`);
-        return demote(c, `split brain healed: ${peer.node} stays primary (generation ${peer.gen} vs ours ${c.p.gen}, epoch ${peer.primaryEpoch} vs ${c.p.primaryEpoch}); our divergent files are moved aside`, { divergent: true });
+      if (peer && peerIsPrimary(peer)) {
+        const mine = { node: c.self, gen: c.p.gen, primaryEpoch: c.p.primaryEpoch, isolated: isolated(c) };
+        if (keepsPrimary(mine, peer)) return waiting(c, `split brain healed: ${peer.node} is also primary; we stay (${peer.isolated ? `${peer.node} reached no witness; ` : ''}generation ${c.p.gen}/${peer.gen}, epoch ${c.p.primaryEpoch}/${peer.primaryEpoch})`);
+        return demote(c, `split brain healed: ${peer.node} stays primary (${mine.isolated ? 'we reached no witness during the split; ' : ''}generation ${peer.gen} vs ours ${c.p.gen}, epoch ${peer.primaryEpoch} vs ${c.p.primaryEpoch}); our divergent files are moved aside`, { divergent: true });
       }
       if (!peer && c.peerGone && c.witnessConfigured && c.witnessReachable === false && c.witnessUnreachableSince !== undefined && c.now - c.witnessUnreachableSince >= c.witnessGraceMs) {
         return toWait({ ...c, hold: false }, `peer and every witness unreachable for ${c.now - c.witnessUnreachableSince}ms: our network is the one cut, stepping down`);
@@ -368,7 +385,7 @@ function decide(c: MirrorCore): R {
       return { state: c, actions: [] };
     }
     case 'WAIT': {
-      if (peer && isPrimary(peer.state)) {
+      if (peer && peerIsPrimary(peer)) {
         const divergent = c.p.lastState === 'ALONE' && (peer.gen !== c.p.gen || peer.primaryEpoch !== c.p.primaryEpoch);
         return demote({ ...c, hold: false }, `${peer.node} is primary (${peer.state})${divergent ? '; we were ALONE, our divergent files are moved aside' : ''}`, { divergent });
       }

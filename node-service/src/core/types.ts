@@ -39,6 +39,8 @@ export const FRESH: Persisted = { gen: 0, primaryEpoch: 0, lastState: 'STOP', in
 export interface PeerView {
   readonly node: string;
   readonly state: ModuleState;
+  /** where the peer's queued transitions lead: a primary that is stepping down has target WAIT/SECOND/STOP */
+  readonly target: ModuleState;
   readonly gen: number;
   readonly primaryEpoch: number;
   readonly inSync: boolean;
@@ -46,6 +48,8 @@ export interface PeerView {
   readonly handover: boolean;
   /** the peer asks the primary (us) to swap */
   readonly swapRequest: boolean;
+  /** during the last split, the peer reached no witness: it was the node cut off */
+  readonly isolated: boolean;
   /** the peer has never been primary nor in sync: a first start */
   readonly fresh: boolean;
 }

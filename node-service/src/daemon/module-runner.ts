@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { ClusterConfig, ModuleConfig, NodeConfig } from '../config/types.ts';
 import { initFarm } from '../core/farm-step.ts';
-import { initMirror } from '../core/mirror-step.ts';
+import { initMirror, isolated } from '../core/mirror-step.ts';
 import { type ModuleCore, step } from '../core/step.ts';
 import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Step, type Transition } from '../core/types.ts';
 import type { HeartbeatMonitor } from '../heartbeat/monitor.ts';
@@ -222,11 +222,13 @@ export class ModuleRunner {
     const c = this.core;
     this.edge.monitor.setAdvert({
       state: c.state,
+      target: c.target,
       gen: c.p.gen,
       primaryEpoch: c.p.primaryEpoch,
       inSync: c.p.inSync,
       handover: c.mode === 'mirror' ? c.handover : false,
       swapRequest: c.mode === 'mirror' ? c.swapRequest : false,
+      isolated: c.mode === 'mirror' ? isolated(c) : false,
     });
   }
 

@@ -12,8 +12,12 @@ const SCRIPTS = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runDemo(o: { farm: boolean; fast: boolean }): Promise<void> {
+export async function runDemo(o: { farm: boolean; fast: boolean; loopback?: boolean }): Promise<void> {
   if (o.farm) throw new Error('vigil demo --farm needs the farm module, which this build does not include yet');
+  if (!o.loopback) {
+    const { runLanDemo } = await import('./demo-lan.ts');
+    return runLanDemo({ fast: o.fast });
+  }
   const pause = o.fast ? 300 : 1500;
   const cluster = new LocalCluster({ module: { name: 'demo', default_primary: 'node1' }, scripts: SCRIPTS });
   const t0 = Date.now();

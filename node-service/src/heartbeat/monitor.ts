@@ -105,11 +105,13 @@ export class HeartbeatMonitor {
         net,
         counter: this.counter++,
         state: this.advert.state,
+        target: this.advert.target,
         gen: this.advert.gen,
         epoch: this.advert.primaryEpoch,
         inSync: this.advert.inSync,
         handover: this.advert.handover,
         swapRequest: this.advert.swapRequest,
+        isolated: this.advert.isolated,
       };
       const buf = encodeHeartbeat(hb, this.o.key);
       for (const p of this.o.peers) {
@@ -144,11 +146,13 @@ export class HeartbeatMonitor {
     const view: PeerView = {
       node: hb.node,
       state: hb.state,
+      target: hb.target,
       gen: hb.gen,
       primaryEpoch: hb.epoch,
       inSync: hb.inSync,
       handover: hb.handover,
       swapRequest: hb.swapRequest,
+      isolated: hb.isolated,
       fresh: hb.gen === 0 && !hb.inSync,
     };
     const key = JSON.stringify(view);

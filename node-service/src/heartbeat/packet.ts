@@ -22,11 +22,13 @@ export const heartbeatSchema = z
     /** strictly increasing per sender, across restarts: the replay guard */
     counter: z.number().int().nonnegative(),
     state: states,
+    target: states,
     gen: z.number().int().nonnegative(),
     epoch: z.number().int().nonnegative(),
     inSync: z.boolean(),
     handover: z.boolean(),
     swapRequest: z.boolean(),
+    isolated: z.boolean(),
   })
   .strict();
 
