@@ -59,6 +59,12 @@ if (role === 'node') {
   handlers.apply = (c) => filter!.apply(c.plan as BucketPlan);
   handlers.remove = async () => { await filter?.remove(); filter = undefined; };
   handlers.status = () => filter!.status();
+  /** what the kernel enforces for a module, whoever installed it (e.g. a daemon) */
+  handlers.inspect = (c) => {
+    const cfg = validateConfig(c.config, '/tmp/farm-test.yaml', { skipFileChecks: true });
+    const module = cfg.modules.find((m) => m.name === c.module)!;
+    return new FarmFilter({ module, self: name, log }).status();
+  };
   handlers.served = () => { const s = served; served = []; return s; };
   handlers.synacks = () => {
     const out = execFileSync('nft', ['-j', 'reset', 'counter', 'inet', 'vgftest', 'synack']).toString();

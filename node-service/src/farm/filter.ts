@@ -64,7 +64,7 @@ export class FarmFilter {
       throw new Error(`farm module "${opts.module.name}": node "${opts.self}" is not one of ${opts.module.nodes.join(', ')}`);
     }
     this.self = opts.self;
-    this.log = opts.log.child({ module: opts.module.name, component: 'farm-filter' });
+    this.log = opts.log.child({ component: 'farm-filter', table: this.spec.table });
     this.exec = opts.exec ?? run;
     this.sysctlDir = opts.sysctlDir ?? '/proc/sys/net/ipv4/conf';
     this.drainMs = opts.drainMs ?? 120_000;
@@ -92,7 +92,7 @@ export class FarmFilter {
         });
         await this.exec('ip', ['addr', 'replace', `${v.addr}/${v.prefix}`, 'dev', v.iface]);
       }
-      this.log.info({ vips: this.spec.vips.map((v) => `${v.addr}/${v.prefix} ${v.iface} ${v.vmac}`), table: this.spec.table }, 'farm filter installed, owning no bucket yet');
+      this.log.info({ vips: this.spec.vips.map((v) => `${v.addr}/${v.prefix} ${v.iface} ${v.vmac}`) }, 'farm filter installed, owning no bucket yet');
     });
   }
 
@@ -167,7 +167,7 @@ export class FarmFilter {
       }
       this.savedAnnounce.clear();
       this.forget();
-      this.log.info({ table: this.spec.table }, 'farm filter removed');
+      this.log.info('farm filter removed');
     });
   }
 

@@ -35,7 +35,7 @@ export class FarmEdge implements FarmPort {
   constructor(opts: FarmEdgeOptions) {
     this.module = opts.module;
     this.self = opts.self;
-    this.log = opts.log.child({ module: opts.module.name, component: 'farm' });
+    this.log = opts.log.child({ component: 'farm' });
     this.filter = opts.filter ?? new FarmFilter({ module: opts.module, self: opts.self, log: opts.log });
     this.graceMs = opts.graceMs ?? Math.max(100, 2 * opts.module.heartbeat.pulse);
   }
@@ -90,6 +90,7 @@ export class FarmEdge implements FarmPort {
       const alive = new Set(this.desired);
       if (this.prev === null && !alive.has(this.self)) continue; // just installed: already owns nothing
       const t = planTransition({ nodes: this.module.nodes, power: this.module.farm?.power ?? {}, alive, self: this.self, prev: this.prev });
+      if (!t.handover && this.prev && samePlan(this.prev, t.next)) continue; // nothing changed
       try {
         if (t.handover) {
           await this.filter.apply(t.handover);
@@ -105,4 +106,8 @@ export class FarmEdge implements FarmPort {
       }
     }
   }
+}
+
+function samePlan(a: BucketPlan, b: BucketPlan): boolean {
+  return a.responder === b.responder && a.owners.every((o, i) => o === b.owners[i]);
 }
