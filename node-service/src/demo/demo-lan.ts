@@ -84,7 +84,12 @@ export async function runLanDemo(o: { fast: boolean }): Promise<void> {
   const checkRecords = async (): Promise<{ acked: number; missing: number[]; on?: string }> => {
     // Snapshot what was acknowledged before asking: later writes are not expected in this answer.
     const ackedBefore = results.filter((x) => x.ok);
-    const r = await c.get('client', `http://${VIP}:8080/`);
+    let r = await c.get('client', `http://${VIP}:8080/`);
+    // the application may still be starting on the new primary
+    for (let i = 0; i < 100 && r?.status !== 200; i++) {
+      await sleep(100);
+      r = await c.get('client', `http://${VIP}:8080/`);
+    }
     if (!r || r.status !== 200) throw new Error('the application did not answer through the VIP');
     const stored = JSON.parse(r.body) as { node: string; seqs: number[] };
     const have = new Set(stored.seqs);
@@ -116,11 +121,11 @@ export async function runLanDemo(o: { fast: boolean }): Promise<void> {
     say(`${okBefore} records acknowledged by ${results.filter((r) => r.ok).at(-1)?.node}`);
 
     say('cutting node1\'s network link');
-    const cutAt = Date.now();
     linkCut = true;
     await c.lan.cut('node1');
+    const cutAt = Date.now();
     console.log(`      (cut at ${new Date(cutAt).toISOString()})`);
-    for (let i = 0; i < 200 && !results.some((r) => r.t > cutAt && r.ok); i++) await sleep(50);
+    for (let i = 0; i < 300 && !results.some((r) => r.t > cutAt && r.ok && r.node === 'node2'); i++) await sleep(50);
     await sleep(pause);
     const fo = outage(cutAt);
     say(`client outage: ${fo.ms} ms, now served by ${fo.node}`);
