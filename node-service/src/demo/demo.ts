@@ -13,7 +13,10 @@ const SCRIPTS = {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runDemo(o: { farm: boolean; fast: boolean; loopback?: boolean }): Promise<void> {
-  if (o.farm) throw new Error('vigil demo --farm needs the farm module, which this build does not include yet');
+  if (o.farm) {
+    const { runFarmDemo } = await import('./demo-farm.ts');
+    return runFarmDemo({ fast: o.fast });
+  }
   if (!o.loopback) {
     const { runLanDemo } = await import('./demo-lan.ts');
     return runLanDemo({ fast: o.fast });
