@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { WRITER_JS } from '../helpers/mirror-writer.ts';
 import { backing, createPair, type MirrorNode, type Pair } from '../helpers/mirror-cluster.ts';
 
 const ROOT = '/tmp/vgm-e2e-failover';
-const WRITER = resolve(import.meta.dirname, '../helpers/mirror-writer.ts');
 const ITERATIONS = Number(process.env.MIRROR_FAILOVER_ITERATIONS ?? 20);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,10 +36,10 @@ describe('mirror: zero loss of fsync-acknowledged records across failovers', () 
     for (let i = 0; i < ITERATIONS; i++) {
       const ack = join(ROOT, `ack-${i}.log`);
       const file = `log-${i}`;
-      const writer = P.spawnInside([process.execPath, '--import', 'tsx', WRITER, join(ROOT, P.name, 'data', file), ack]);
+      const writer = P.spawnInside([process.execPath, '-e', WRITER_JS, join(ROOT, P.name, 'data', file), ack]);
       // wait until the writer is running, then a random moment
       for (let t = 0; t < 100 && !existsSync(ack); t++) await sleep(50);
-      await sleep(200 + Math.floor(rand() * 1000));
+      await sleep(100 + Math.floor(rand() * 800));
       const lost = S.waitEvent('lost', 15_000);
       const cut = i % 2 === 1;
       if (cut) {

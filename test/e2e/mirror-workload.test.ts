@@ -58,6 +58,8 @@ describe('mirror: synchronous replication through the FUSE view (two namespaces)
     const f = join(ROOT, 'a', 'data', 'big.bin');
     const out = await run(pair.a.spawnInside(['sh', '-c', `dd if=/dev/urandom of=${f} bs=1M count=8 conv=fsync 2>&1 && sync`]));
     expect(out).toMatch(/8388608 bytes/);
+    const st = (await pair.a.call('status')) as { largestWrite: number };
+    expect(st.largestWrite).toBeGreaterThanOrEqual(128 * 1024);
     expect(compareTrees(backing(ROOT, 'a'), backing(ROOT, 'b'))).toEqual([]);
   }, 60_000);
 });

@@ -64,7 +64,7 @@ for (let i = 0; i < ops; i++) {
       const len = Math.floor(rand() ** 3 * 300_000);
       const off = Math.floor(rand() * 2_000_000);
       fs.writeSync(fd, buf, Math.floor(rand() * 1000) % (buf.length - len + 1), len, rand() < 0.5 ? off : null);
-      if (rand() < 0.1) fs.fsyncSync(fd);
+      if (rand() < 0.03) fs.fsyncSync(fd);
       fs.closeSync(fd);
       if (!files.includes(f)) files.push(f);
     } else if (r < 0.32) {
@@ -80,8 +80,10 @@ for (let i = 0; i < ops; i++) {
     } else if (r < 0.44) {
       op = 'rename-dir';
       const d = pick(dirs.filter(Boolean).concat(['']));
+      const shallow = dirs.filter((x) => x.split('/').length < 3);
+      const to = `${pick(shallow)}/${name()}`.replace(/^\//, '');
       if (d) {
-        fs.renameSync(P(d), P(inDir()));
+        fs.renameSync(P(d), P(to));
         refresh();
       }
     } else if (r < 0.54) {
@@ -116,7 +118,7 @@ for (let i = 0; i < ops; i++) {
       op = 'utimes';
       const t = 1_600_000_000 + Math.floor(rand() * 1e8);
       fs.utimesSync(P(pick(files)), t, t);
-    } else if (r < 0.92) {
+    } else if (r < 0.89) {
       op = 'fsync';
       const fd = fs.openSync(P(pick(files)), 'r+');
       fs.fdatasyncSync(fd);

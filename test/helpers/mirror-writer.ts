@@ -5,7 +5,22 @@
  */
 import * as fs from 'node:fs';
 
-const [file, acklog] = process.argv.slice(2);
+/** The same program as plain JavaScript, for `node -e` (starts in ~50 ms instead of ~1 s with tsx). */
+export const WRITER_JS = `
+const fs = require('node:fs');
+const [file, acklog] = process.argv.slice(1);
+const fd = fs.openSync(file, 'a');
+const log = fs.openSync(acklog, 'a');
+for (let seq = 1; ; seq++) {
+  try { fs.writeSync(fd, seq + ' ' + 'x'.repeat(40) + '\\n'); fs.fsyncSync(fd); } catch { process.exit(1); }
+  fs.writeSync(log, seq + '\\n');
+}`;
+
+if (process.argv[1]?.endsWith('mirror-writer.ts')) main();
+
+function main(): void {
+
+  const [file, acklog] = process.argv.slice(2);
 const fd = fs.openSync(file, 'a');
 const log = fs.openSync(acklog, 'a');
 for (let seq = 1; ; seq++) {
@@ -16,4 +31,5 @@ for (let seq = 1; ; seq++) {
     process.exit(1);
   }
   fs.writeSync(log, `${seq}\n`);
+}
 }

@@ -31,6 +31,8 @@ export interface MirrorStatus {
   trackedBytes: number;
   /** the last completed resync (primary side): how it was done and how many file bytes it sent */
   lastResync?: { mode: 'delta' | 'checksum'; bytesSent: number; entries: number; durationMs: number };
+  /** the largest single write the view received (128 KiB when big_writes works) */
+  largestWrite?: number;
 }
 
 export interface MirrorReplicator {
@@ -106,6 +108,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private persistTimer: NodeJS.Timeout | null = null;
   private lastResync: MirrorStatus['lastResync'];
   private generation = 0;
+  private largestWrite = 0;
 
   // primary
   private session: Session | null = null;
@@ -244,7 +247,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
 
   status(): MirrorStatus {
     const trackedBytes = this.tracking.zoneBytes() + [...this.tracking.entries.values()].filter((d) => d.all).length * this.tracking.zoneSize;
-    const base = { role: this.role, trackedBytes, ...(this.lastResync ? { lastResync: this.lastResync } : {}) };
+    const base = { role: this.role, trackedBytes, largestWrite: this.largestWrite, ...(this.lastResync ? { lastResync: this.lastResync } : {}) };
     if (this.role === 'primary') {
       const s = this.session;
       if (!s) return { ...base, peer: 'disconnected' };
@@ -389,6 +392,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
 
   replicate(dir: number, m: Mutation): Promise<void> {
     if (this.role !== 'primary') return Promise.reject(Object.assign(new Error('read-only'), { errno: -30 }));
+    if (m.t === 'write' && m.data.length > this.largestWrite) this.largestWrite = m.data.length;
     const s = this.session;
     if (!s || s.phase === 'comparing') {
       this.markFor(dir, m);
