@@ -1,6 +1,7 @@
 import type { VipConfig } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import { Announcer } from './announce.ts';
+import { IpBatch } from './batch.ts';
 import { holds, listAddrs, localSys, netnsSys, parseVip, type Exec, type Sys, type Vip } from './ip.ts';
 
 export { canonicalAddr, listAddrs, localSys, netnsSys, parseVip, type Exec, type Sys, type Vip } from './ip.ts';
@@ -36,6 +37,7 @@ export class VipManager {
   private readonly exec: Exec;
   private readonly sys: Sys;
   private readonly announcer: Announcer;
+  private readonly batch: IpBatch;
   private chain: Promise<unknown> = Promise.resolve();
   private wanted = false;
 
@@ -44,6 +46,9 @@ export class VipManager {
     this.sys = opts.sys ?? (opts.netns ? netnsSys(opts.netns) : localSys());
     this.exec = this.sys.exec;
     this.announcer = new Announcer(opts.log, this.sys.arping);
+    this.batch = new IpBatch(this.sys.ipBatch, opts.log);
+    // start the helper now, so that the first takeover finds it running
+    if (this.vips.length > 0 && !opts.sys) void this.batch.run(['link', 'show', 'dev', 'lo']).catch(() => undefined);
   }
 
   /** True between takeover() and release(). */
@@ -73,7 +78,7 @@ export class VipManager {
       try {
         for (const v of toAdd) {
           try {
-            await this.exec('ip', ['addr', 'replace', `${v.addr}/${v.prefix}`, 'dev', v.dev]);
+            await this.ip(['addr', 'replace', `${v.addr}/${v.prefix}`, 'dev', v.dev]);
             this.opts.log.info({ vip: v.text, dev: v.dev }, 'VIP added');
           } catch (e) {
             errors.push((e as Error).message);
@@ -131,9 +136,23 @@ export class VipManager {
     return this.vips.filter((v) => holds(present, v)).map((v) => v.text);
   }
 
-  /** Stops timers and arping children without touching addresses (daemon shutdown after release). */
+  /** Stops timers, arping children and the ip helper without touching addresses (daemon shutdown after release). */
   close(): void {
     this.announcer.stop();
+    this.batch.close();
+  }
+
+  /** One `ip` command through the long-lived batch helper; a fresh `ip` process if the helper fails. */
+  private async ip(args: string[]): Promise<void> {
+    try {
+      await this.batch.run(args);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/ip batch|ip -batch/.test(msg)) {
+        this.opts.log.debug({ err: msg }, 'ip batch helper unavailable: running ip');
+        await this.exec('ip', args);
+      } else throw new Error(`ip ${args.join(' ')}: ${msg}`);
+    }
   }
 
   private async removeAll(what: string): Promise<string[]> {
@@ -144,7 +163,7 @@ export class VipManager {
       if (present && !holds(present, v)) continue;
       if (v.family === 4) await this.promoteSecondaries(v.dev);
       try {
-        await this.exec('ip', ['addr', 'del', `${v.addr}/${v.prefix}`, 'dev', v.dev]);
+        await this.ip(['addr', 'del', `${v.addr}/${v.prefix}`, 'dev', v.dev]);
         removed.push(v.text);
         this.opts.log.info({ vip: v.text, dev: v.dev }, what);
       } catch (e) {

@@ -105,10 +105,12 @@ export interface Sys {
   writeSysctl(path: string, value: string): Promise<boolean>;
   /** argv prefix that runs arping */
   readonly arping: readonly string[];
+  /** argv of a long-lived `ip -force -batch -` in the same namespace */
+  readonly ipBatch: readonly string[];
 }
 
 export function localSys(exec: Exec = execCommand, arping = 'arping'): Sys {
-  return { exec, readSysctl, writeSysctl, arping: [arping] };
+  return { exec, readSysctl, writeSysctl, arping: [arping], ipBatch: ['ip', '-force', '-batch', '-'] };
 }
 
 /** /proc/sys/net belongs to the opener's namespace, so sysctls go through `sysctl` inside the namespace. */
@@ -119,5 +121,6 @@ export function netnsSys(ns: string): Sys {
     readSysctl: (path) => exec('sysctl', ['-n', `net/${path}`]).then((s) => s.trim(), () => undefined),
     writeSysctl: (path, value) => exec('sysctl', ['-q', '-w', `net/${path}=${value}`]).then(() => true, () => false),
     arping: ['ip', 'netns', 'exec', ns, 'arping'],
+    ipBatch: ['ip', '-n', ns, '-force', '-batch', '-'],
   };
 }
