@@ -1,4 +1,4 @@
-import { type Base, enterStopSteps, enterWaitSteps, persist, queue, restartInPlaceSteps } from './transitions.ts';
+import { type Base, checkerDown, checkerUp, enterStopSteps, enterWaitSteps, persist, queue, restartInPlaceSteps } from './transitions.ts';
 import { type Action, type CoreEvent, FRESH, type OnFailure, type Persisted, type StepResult } from './types.ts';
 
 /**
@@ -63,18 +63,10 @@ export function stepFarm(core: FarmCore, ev: CoreEvent): R {
     }
     case 'checker': {
       if (ev.up) {
-        const { [ev.checker]: _gone, ...down } = c.down;
-        return settle({ ...c, down }, [{ type: 'log', level: 'info', msg: `checker ${ev.checker} up: ${ev.reason}` }]);
+        const { next, log } = checkerUp(c, ev);
+        return settle(next, [log]);
       }
-      const log: Action = { type: 'log', level: 'warn', msg: `checker ${ev.checker} down: ${ev.reason} (on_failure: ${ev.onFailure})` };
-      let policy = ev.onFailure;
-      let next = c;
-      if (policy === 'restart') {
-        const window = ev.restartWindow ?? 60_000;
-        const recent = [...(c.restarts[ev.checker] ?? []).filter((t) => ev.now - t < window), ev.now];
-        next = { ...c, restarts: { ...c.restarts, [ev.checker]: recent } };
-        if (recent.length > (ev.maxRestarts ?? 3)) policy = 'stopstart';
-      }
+      const { next, policy, log } = checkerDown(c, ev);
       if (policy === 'restart') {
         if (next.target !== 'UP' || next.busy > 0) return { state: next, actions: [log] };
         const r = queue(next, 'UP', `restart in place: checker ${ev.checker} down`, restartInPlaceSteps('UP'));

@@ -1,5 +1,7 @@
 import {
   type Base,
+  checkerDown,
+  checkerUp,
   enterPrimarySteps,
   enterSecondarySteps,
   enterStopSteps,
@@ -87,8 +89,6 @@ export function initMirror(i: MirrorInit): MirrorCore {
 }
 
 type R = StepResult<MirrorCore>;
-const DEFAULT_MAX_RESTARTS = 3;
-const DEFAULT_RESTART_WINDOW_MS = 60_000;
 
 export function stepMirror(core: MirrorCore, ev: CoreEvent): R {
   const c: MirrorCore = { ...core, now: ev.now };
@@ -170,18 +170,10 @@ function onTransitionDone(c: MirrorCore, ok: boolean, detail: string): R {
 
 function onChecker(c: MirrorCore, ev: Extract<CoreEvent, { type: 'checker' }>): R {
   if (ev.up) {
-    const { [ev.checker]: _gone, ...down } = c.down;
-    return settle({ ...c, down }, [{ type: 'log', level: 'info', msg: `checker ${ev.checker} up: ${ev.reason}` }]);
+    const { next, log } = checkerUp(c, ev);
+    return settle(next, [log]);
   }
-  const log: Action = { type: 'log', level: 'warn', msg: `checker ${ev.checker} down: ${ev.reason} (on_failure: ${ev.onFailure})` };
-  let policy = ev.onFailure;
-  let next = c;
-  if (policy === 'restart') {
-    const window = ev.restartWindow ?? DEFAULT_RESTART_WINDOW_MS;
-    const recent = [...(c.restarts[ev.checker] ?? []).filter((t) => ev.now - t < window), ev.now];
-    next = { ...c, restarts: { ...c.restarts, [ev.checker]: recent } };
-    if (recent.length > (ev.maxRestarts ?? DEFAULT_MAX_RESTARTS)) policy = 'stopstart';
-  }
+  const { next, policy, log } = checkerDown(c, ev);
   if (!isPrimary(next.target)) {
     // Not serving: remember that this node must not become primary until the checker is up again.
     return settle(policy === 'restart' ? next : { ...next, down: { ...next.down, [ev.checker]: policy } }, [log]);

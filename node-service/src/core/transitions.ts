@@ -1,4 +1,4 @@
-import type { Action, ModuleState, Persisted, Step, Transition } from './types.ts';
+import type { Action, CoreEvent, ModuleState, OnFailure, Persisted, Step, Transition } from './types.ts';
 
 /**
  * The orderings of entering and leaving a role, in one place (keepalived's become_master/leave_master):
@@ -77,4 +77,32 @@ export function queue<S extends Base>(core: S, to: ModuleState, reason: string, 
 
 export function persist(p: Persisted): Action {
   return { type: 'persist', data: p };
+}
+
+type CheckerEvent = Extract<CoreEvent, { type: 'checker' }>;
+
+const DEFAULT_MAX_RESTARTS = 3;
+const DEFAULT_RESTART_WINDOW_MS = 60_000;
+
+/**
+ * A checker went down: the log line, and the policy to apply. `restart` escalates to `stopstart` once
+ * the checker failed more than max_restarts times within restart_window, so a crashing application
+ * fails over instead of looping; the restart times are kept in `restarts`.
+ */
+export function checkerDown<S extends { readonly restarts: Readonly<Record<string, readonly number[]>> }>(
+  c: S,
+  ev: CheckerEvent,
+): { next: S; policy: OnFailure; log: Action } {
+  const log: Action = { type: 'log', level: 'warn', msg: `checker ${ev.checker} down: ${ev.reason} (on_failure: ${ev.onFailure})` };
+  if (ev.onFailure !== 'restart') return { next: c, policy: ev.onFailure, log };
+  const window = ev.restartWindow ?? DEFAULT_RESTART_WINDOW_MS;
+  const recent = [...(c.restarts[ev.checker] ?? []).filter((t) => ev.now - t < window), ev.now];
+  const next = { ...c, restarts: { ...c.restarts, [ev.checker]: recent } };
+  return { next, policy: recent.length > (ev.maxRestarts ?? DEFAULT_MAX_RESTARTS) ? 'stopstart' : 'restart', log };
+}
+
+/** A checker came back up: it no longer blocks the module. */
+export function checkerUp<S extends { readonly down: Readonly<Record<string, OnFailure>> }>(c: S, ev: CheckerEvent): { next: S; log: Action } {
+  const { [ev.checker]: _gone, ...down } = c.down;
+  return { next: { ...c, down }, log: { type: 'log', level: 'info', msg: `checker ${ev.checker} up: ${ev.reason}` } };
 }

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { toYaml } from '../config/emit.ts';
 import type { RawCluster } from '../config/schema.ts';
 import type { ModuleStatus } from '../daemon/module-runner.ts';
+import { waitForStates } from './wait-for.ts';
 import { createLan, type Lan } from './lan.ts';
 
 const VIGIL_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/vigil.mjs');
@@ -146,16 +147,9 @@ export class NsCluster {
   }
 
   async waitFor(want: Readonly<Record<string, string>>, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      const got = await Promise.all(Object.keys(want).map(async (n) => [n, (await this.status(n))?.state ?? 'DOWN'] as const));
-      last = got.map(([n, s]) => `${n}=${s}`).join(' ');
-      if (got.every(([n, s]) => want[n] === s)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`timed out waiting for ${JSON.stringify(want)}; last seen ${last} (logs in ${this.dir})`);
+    await waitForStates(want, async (n) => (await this.status(n))?.state, { timeoutMs, everyMs: 100, hint: `logs in ${this.dir}` });
   }
+
 
   async destroy(opts: { keepDir?: boolean } = {}): Promise<void> {
     for (const n of this.nodes) await this.kill(n.name).catch(() => undefined);
