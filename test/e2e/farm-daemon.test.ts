@@ -3,6 +3,9 @@
  * the farm port and drives the filter itself. Same packet-path checks as farm-filter.test.ts, but the
  * membership (failure detection, return, stop) is the daemons' own.
  */
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFarmDaemons, type FarmDaemons } from '../helpers/farm-daemons.ts';
 import { createFarmLan, ECHO_PORT, HTTP_PORT, VIP, type FarmLan, type FarmRuleRaw } from '../helpers/farm-lan.ts';
@@ -25,6 +28,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  // the daemons' logs, for a failure's post-mortem
+  if (d) writeFileSync(join(tmpdir(), 'vigil-farm-daemon-e2e.log'), f.nodes.flatMap((n) => d.logs(n)).join('\n'));
   await d?.destroy();
   await f?.destroy();
 });

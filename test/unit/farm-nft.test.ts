@@ -50,7 +50,7 @@ describe('farm nft ruleset', () => {
     expect(text).not.toMatch(/udp dport 53 jhash .* \{ 4-5 \}/); // UDP has no connection to drain
     expect(text).toContain(`add rule ip vigil_farm_2 pre ip daddr 198.18.5.200 tcp dport 8080 jhash ip saddr . tcp sport mod 256 ${seed} { 4-5 } ct state new drop`);
     expect(text).toContain(`add rule ip vigil_farm_2 pre ip daddr 198.18.5.200 tcp dport 8080 jhash ip saddr . tcp sport mod 256 ${seed} { 4-5 } tcp flags & (syn | ack) == syn drop`);
-    expect(text).toContain('add rule ip vigil_farm_2 pre ip daddr 198.18.5.200 tcp flags & (syn | ack) != syn ct state new drop');
+    expect(text).toContain('add rule ip vigil_farm_2 pre ip daddr 198.18.5.200 tcp flags & (syn | ack) != syn ct state new,invalid drop');
   });
 
   it('without rules, balances all VIP traffic by client address', () => {

@@ -155,7 +155,8 @@ function chains(spec: FarmSpec, state: FilterState, flush: boolean): string[] {
   const vipSet = set(spec.vips.map((v) => v.addr));
   out.push(`add chain ip ${spec.table} ${pre} { type filter hook prerouting priority -150; policy accept; }`);
   if (flush) out.push(`flush chain ip ${spec.table} ${pre}`);
-  out.push(`add rule ip ${spec.table} ${pre} ip daddr ${vipSet} tcp flags & (syn | ack) != syn ct state new drop`);
+  // (invalid too: conntrack cannot pick up a FIN or RST mid-stream, and answering it would reset)
+  out.push(`add rule ip ${spec.table} ${pre} ip daddr ${vipSet} tcp flags & (syn | ack) != syn ct state new,invalid drop`);
   const draining = bucketSet((state.draining ?? []).filter((b) => !state.buckets.includes(b)));
   if (draining) {
     for (const r of spec.rules.filter((x) => x.proto === 'tcp')) {
