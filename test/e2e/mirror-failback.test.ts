@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { backing, createPair, type Pair } from '../helpers/mirror-cluster.ts';
 import { compareTrees } from '../helpers/mirror-compare.ts';
 
-const ROOT = '/tmp/vgm-e2e-failback';
+const ROOT = `/tmp/vgm-e2e-failback-${process.pid}`;
 const MiB = 1 << 20;
 
 function run(p: ChildProcess): Promise<string> {
@@ -23,7 +23,7 @@ type Status = { peer: string; lastResync?: { mode: string; bytesSent: number; en
 describe('mirror: failback resync copies only what changed', () => {
   let pair: Pair;
   beforeAll(async () => {
-    pair = await createPair({ root: ROOT, sendTimeoutMs: 2000 });
+    pair = await createPair({ root: ROOT, sendTimeoutMs: 2000, prefix: 'vgmr' });
     // a 256 MiB tree (32 × 8 MiB), present on both nodes before replication is enabled
     const src = join(ROOT, 'a', 'data');
     mkdirSync(join(src, 'sub'), { recursive: true });

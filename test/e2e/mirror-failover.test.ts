@@ -4,14 +4,14 @@ import { join } from 'node:path';
 import { WRITER_JS } from '../helpers/mirror-writer.ts';
 import { backing, createPair, type MirrorNode, type Pair } from '../helpers/mirror-cluster.ts';
 
-const ROOT = '/tmp/vgm-e2e-failover';
+const ROOT = `/tmp/vgm-e2e-failover-${process.pid}`;
 const ITERATIONS = Number(process.env.MIRROR_FAILOVER_ITERATIONS ?? 20);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('mirror: zero loss of fsync-acknowledged records across failovers', () => {
   let pair: Pair;
   beforeAll(async () => {
-    pair = await createPair({ root: ROOT, sendTimeoutMs: 1000 });
+    pair = await createPair({ root: ROOT, sendTimeoutMs: 1000, prefix: 'vgmf' });
     pair.a.start();
     pair.b.start();
     await Promise.all([pair.a.call('prepare'), pair.b.call('prepare')]);

@@ -3,13 +3,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createPair, type Pair } from '../helpers/mirror-cluster.ts';
 
-const ROOT = '/tmp/vgm-e2e-security';
+const ROOT = `/tmp/vgm-e2e-security-${process.pid}`;
 const FUZZ = resolve(import.meta.dirname, '../helpers/mirror-fuzz.ts');
 
 describe('mirror: the replication port refuses strangers and survives hostile frames', () => {
   let pair: Pair;
   beforeAll(async () => {
-    pair = await createPair({ root: ROOT, sendTimeoutMs: 2000, secretB: 'ab'.repeat(32) });
+    pair = await createPair({ root: ROOT, sendTimeoutMs: 2000, secretB: 'ab'.repeat(32), prefix: 'vgms' });
     mkdirSync(join(ROOT, 'outside'), { recursive: true });
     pair.a.start();
     pair.b.start();

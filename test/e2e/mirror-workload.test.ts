@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { backing, createPair, type Pair } from '../helpers/mirror-cluster.ts';
 import { compareTrees, countEntries } from '../helpers/mirror-compare.ts';
 
-const ROOT = '/tmp/vgm-e2e-workload';
+const ROOT = `/tmp/vgm-e2e-workload-${process.pid}`;
 const WORKLOAD = resolve(import.meta.dirname, '../helpers/mirror-workload.ts');
 
 function run(p: ReturnType<Pair['a']['spawnInside']>): Promise<string> {
@@ -18,7 +18,7 @@ function run(p: ReturnType<Pair['a']['spawnInside']>): Promise<string> {
 describe('mirror: synchronous replication through the FUSE view (two namespaces)', () => {
   let pair: Pair;
   beforeAll(async () => {
-    pair = await createPair({ root: ROOT, sendTimeoutMs: 3000 });
+    pair = await createPair({ root: ROOT, sendTimeoutMs: 3000, prefix: 'vgmw' });
     pair.a.start();
     pair.b.start();
     await Promise.all([pair.a.call('prepare'), pair.b.call('prepare')]);

@@ -84,7 +84,10 @@ for (let i = 0; i < ops; i++) {
       const to = `${pick(shallow)}/${name()}`.replace(/^\//, '');
       if (d) {
         fs.renameSync(P(d), P(to));
-        refresh();
+        forget(to);
+        for (const list of [files, dirs]) {
+          for (let k = 0; k < list.length; k++) if (list[k] === d || list[k].startsWith(`${d}/`)) list[k] = to + list[k].slice(d.length);
+        }
       }
     } else if (r < 0.54) {
       op = 'unlink';
