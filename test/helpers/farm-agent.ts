@@ -45,6 +45,8 @@ if (role === 'node') {
       'add counter inet vgftest synack',
       'add chain inet vgftest out { type filter hook output priority 0; }',
       'add rule inet vgftest out tcp flags & (syn | ack) == (syn | ack) counter name synack',
+      'add counter inet vgftest rst',
+      'add rule inet vgftest out tcp flags & rst == rst counter name rst',
     ].join('\n') + '\n',
   });
   handlers.install = async (c) => {
@@ -66,6 +68,11 @@ if (role === 'node') {
     return new FarmFilter({ module, self: name, log }).status();
   };
   handlers.served = () => { const s = served; served = []; return s; };
+  handlers.rsts = () => {
+    const out = execFileSync('nft', ['-j', 'reset', 'counter', 'inet', 'vgftest', 'rst']).toString();
+    const doc = JSON.parse(out) as { nftables: { counter?: { packets: number } }[] };
+    return doc.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
+  };
   handlers.synacks = () => {
     const out = execFileSync('nft', ['-j', 'reset', 'counter', 'inet', 'vgftest', 'synack']).toString();
     const doc = JSON.parse(out) as { nftables: { counter?: { packets: number } }[] };
