@@ -4,6 +4,7 @@
  * release at once, take over from live nodes only after a grace, re-plan when membership changes in
  * between (latest membership wins; applies never overlap).
  */
+import { readFileSync } from 'node:fs';
 import type { ModuleConfig } from '../config/index.ts';
 import type { FarmPort } from '../daemon/ports.ts';
 import type { Logger } from '../log/logger.ts';
@@ -18,6 +19,8 @@ export interface FarmEdgeOptions {
   readonly filter?: FarmFilter;
   /** wait between releasing and taking over buckets from live nodes; @default 2 heartbeat pulses (min 100 ms) */
   readonly graceMs?: number;
+  /** whether the VIP interfaces have a link; @default reads /sys/class/net/IF/carrier */
+  readonly carrier?: () => boolean;
 }
 
 export class FarmEdge implements FarmPort {
@@ -31,6 +34,8 @@ export class FarmEdge implements FarmPort {
   private desired: readonly string[] = [];
   private worker: Promise<void> | undefined;
   private dirty = false;
+  private readonly carrier: () => boolean;
+  private carrierPoll: NodeJS.Timeout | undefined;
 
   constructor(opts: FarmEdgeOptions) {
     this.module = opts.module;
@@ -38,6 +43,10 @@ export class FarmEdge implements FarmPort {
     this.log = opts.log.child({ component: 'farm' });
     this.filter = opts.filter ?? new FarmFilter({ module: opts.module, self: opts.self, log: opts.log });
     this.graceMs = opts.graceMs ?? Math.max(100, 2 * opts.module.heartbeat.pulse);
+    const ifaces = [...new Set(opts.module.vip.map((v) => v.interface))];
+    this.carrier = opts.carrier ?? (() => ifaces.every((i) => {
+      try { return readFileSync(`/sys/class/net/${i}/carrier`, 'utf8').trim() === '1'; } catch { return true; }
+    }));
   }
 
   removeLeftovers(): Promise<void> {
@@ -57,6 +66,8 @@ export class FarmEdge implements FarmPort {
   /** leaving the farm (STOP/WAIT): VIP and filter removed; the others take the buckets when they see it */
   async leave(): Promise<void> {
     this.joined = false;
+    clearInterval(this.carrierPoll);
+    this.carrierPoll = undefined;
     await this.settle();
     await this.filter.remove();
     this.prev = null;
@@ -87,7 +98,18 @@ export class FarmEdge implements FarmPort {
   private async run(): Promise<void> {
     while (this.dirty && this.joined) {
       this.dirty = false;
-      const alive = new Set(this.desired);
+      let alive = new Set(this.desired);
+      // Alone with the link down: this node is cut off, not the last survivor. Serve nothing, so that
+      // when the link returns it does not answer the others' clients before it hears them (it then
+      // takes its buckets back after the grace, like a node that starts). Poll the link meanwhile.
+      if (alive.size === 1 && alive.has(this.self) && this.module.nodes.length > 1 && !this.carrier()) {
+        alive = new Set();
+        if (!this.carrierPoll) {
+          this.carrierPoll = setInterval(() => { if (this.carrier()) { clearInterval(this.carrierPoll); this.carrierPoll = undefined; this.kick(); } }, 200);
+          this.carrierPoll.unref();
+        }
+        this.log.warn('alone and the VIP interface has no link: serving nothing until the link or a peer returns');
+      }
       if (this.prev === null && !alive.has(this.self)) continue; // just installed: already owns nothing
       const t = planTransition({ nodes: this.module.nodes, power: this.module.farm?.power ?? {}, alive, self: this.self, prev: this.prev });
       if (!t.handover && this.prev && samePlan(this.prev, t.next)) continue; // nothing changed
