@@ -86,3 +86,29 @@ describe('mirror tracking', () => {
     expect(copy.zoneBytes()).toBe(2 << 20);
   });
 });
+
+describe('mirror applier', () => {
+  it('refuses operations that would remove, replace or rename the replicated directory itself', async () => {
+    const { mkdtempSync, existsSync } = await import('node:fs');
+    const { Applier } = await import('../../node-service/src/mirror/apply.ts');
+    const root = mkdtempSync('/tmp/vgm-unit-');
+    const a = new Applier([root]);
+    await a.init();
+    for (const h of [
+      { t: 'rmdir', d: 0, p: '' },
+      { t: 'remove', d: 0, p: '' },
+      { t: 'unlink', d: 0, p: '' },
+      { t: 'rename', d: 0, p: '', to: 'x' },
+      { t: 'rename', d: 0, p: 'x', to: '' },
+      { t: 'write', d: 0, p: '', o: 0 },
+      { t: 'symlink', d: 0, p: '', tg: '/' },
+    ]) {
+      await expect(a.apply(h, Buffer.alloc(1))).rejects.toThrow();
+    }
+    expect(existsSync(root)).toBe(true);
+    await a.apply({ t: 'chmod', d: 0, p: '', m: 0o750 }, Buffer.alloc(0));
+    await a.close();
+    const { rmSync } = await import('node:fs');
+    rmSync(root, { recursive: true, force: true });
+  });
+});

@@ -39,9 +39,13 @@ export class Applier {
     await Promise.all(fds.map((f) => f.close().catch(() => undefined)));
   }
 
+  /** Operations that may name the replicated directory itself; every other one must name an entry in it. */
+  private static readonly ROOT_OK = new Set(['chmod', 'chown', 'utimens', 'meta', 'fsync', 'ensure', 'list']);
+
   private async path(h: Record<string, unknown>, field = 'p'): Promise<{ d: number; rel: string; p: string }> {
     const d = int(h, 'd', 0, this.roots.length - 1);
     const rel = checkRel(h[field]);
+    if (rel === '' && (field !== 'p' || !Applier.ROOT_OK.has(h.t as string))) throw new FrameError(`${String(h.t)} cannot apply to the replicated directory itself`);
     const p = await confinedParent(this.roots[d], rel, this.rootsReal[d]);
     return { d, rel, p };
   }
@@ -68,6 +72,7 @@ export class Applier {
         // so the path was confined when it was opened and still names the same file)
         const d0 = int(h, 'd', 0, this.roots.length - 1);
         const rel0 = checkRel(h.p);
+        if (rel0 === '') throw new FrameError('write to the replicated directory itself');
         let fh = this.fds.get(`${d0}:${rel0}`);
         if (!fh || t === 'data') {
           const { d, rel, p } = await this.path(h);
