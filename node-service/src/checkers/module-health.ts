@@ -24,8 +24,10 @@ export function createModuleHealth(module: ModuleConfig, node: string, log: Logg
   const vip = module.mode === 'mirror' && module.vip.length > 0
     ? new VipManager({ vips: module.vip, arp: module.arp, log: log.child({ part: 'vip' }) })
     : undefined;
+  // A cut-off primary must learn that it reaches no witness, and step down, well within the grace
+  // the secondary waits before taking over: each witness gets a third of it to answer.
   const witness = module.witness && module.witness.ping.length + module.witness.http.length > 0
-    ? createWitness(module.witness, log.child({ part: 'witness' }), { timeout: Math.min(1000, Math.max(200, module.heartbeat.timeout)) })
+    ? createWitness(module.witness, log.child({ part: 'witness' }), { timeout: Math.min(1000, Math.max(200, Math.floor(module.witness.grace / 3))) })
     : undefined;
   return {
     vip,

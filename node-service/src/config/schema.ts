@@ -98,7 +98,8 @@ export const moduleSchema = z
       .object({
         ping: z.array(ipAddr).default([]),
         http: z.array(z.string().url()).default([]),
-        grace: duration.default('3s'),
+        /** how long a secondary that reaches a witness waits after the peer went silent: a cut-off primary steps down within it */
+        grace: duration.default('1s'),
       })
       .strict()
       .optional(),

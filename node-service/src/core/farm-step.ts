@@ -66,7 +66,7 @@ export function stepFarm(core: FarmCore, ev: CoreEvent): R {
         const { next, log } = checkerUp(c, ev);
         return settle(next, [log]);
       }
-      const { next, policy, log } = checkerDown(c, ev);
+      const { next, policy, log } = checkerDown(c, ev, c.target === 'UP');
       if (policy === 'restart') {
         if (next.target !== 'UP' || next.busy > 0) return { state: next, actions: [log] };
         const r = queue(next, 'UP', `restart in place: checker ${ev.checker} down`, restartInPlaceSteps('UP'));

@@ -31,6 +31,8 @@ export interface MirrorCore extends Base {
   /** we watched the peer die while our copy was in sync (in memory only: a restarted node cannot know
    *  what the peer did while it was down) */
   readonly lostWhileInSync: boolean;
+  /** when the heartbeat monitor declared the peer lost (the grace for a cut-off primary runs from it) */
+  readonly peerLostAt?: number;
   /** primary: the secondary is a synchronous copy; secondary: our resync is complete */
   readonly synced: boolean;
   /** we are releasing primary to the peer (advertised in heartbeats) */
@@ -66,7 +68,7 @@ export function initMirror(i: MirrorInit): MirrorCore {
     peerName: i.peerName,
     defaultPrimary: i.defaultPrimary,
     witnessConfigured: i.witnessConfigured ?? false,
-    witnessGraceMs: i.witnessGraceMs ?? 3000,
+    witnessGraceMs: i.witnessGraceMs ?? 1000,
     onStartFailure: i.onStartFailure ?? 'wait',
     state: 'STOP',
     target: 'STOP',
@@ -101,7 +103,8 @@ export function stepMirror(core: MirrorCore, ev: CoreEvent): R {
       return onPeer(c, ev.peer);
     case 'peerLost': {
       const lostWhileInSync = c.peerAlive && c.p.inSync && !isPrimary(c.target);
-      const next = { ...c, peerAlive: false, peerGone: true, lostWhileInSync, handover: false, swapRequest: false, hold: false, synced: isPrimary(c.target) ? false : c.synced };
+      // Witness answers from before this silence say nothing about it: ask again.
+      const next = { ...c, peerAlive: false, peerGone: true, peerLostAt: ev.now, witnessReachable: undefined, witnessUnreachableSince: undefined, lostWhileInSync, handover: false, swapRequest: false, hold: false, synced: isPrimary(c.target) ? false : c.synced };
       return settle(next, [{ type: 'witness', poll: c.witnessConfigured }, { type: 'publish' }]);
     }
     case 'replication':
@@ -173,7 +176,7 @@ function onChecker(c: MirrorCore, ev: Extract<CoreEvent, { type: 'checker' }>): 
     const { next, log } = checkerUp(c, ev);
     return settle(next, [log]);
   }
-  const { next, policy, log } = checkerDown(c, ev);
+  const { next, policy, log } = checkerDown(c, ev, isPrimary(c.target));
   if (!isPrimary(next.target)) {
     // Not serving: remember that this node must not become primary until the checker is up again.
     return settle(policy === 'restart' ? next : { ...next, down: { ...next.down, [ev.checker]: policy } }, [log]);
@@ -318,10 +321,13 @@ const peerIsPrimary = (peer: PeerView | undefined): boolean => peer !== undefine
 
 const canPromote = (c: MirrorCore): boolean => !c.hold && Object.keys(c.down).length === 0;
 
+/** May we take over from a silent peer? With witnesses: only if one answers, and only once a primary
+ *  that is merely cut off has had `grace` to notice it reaches none and step down. */
 function witnessAllows(c: MirrorCore): 'yes' | 'no' | 'unknown' {
   if (!c.witnessConfigured) return 'yes';
   if (c.witnessReachable === undefined) return 'unknown';
-  return c.witnessReachable ? 'yes' : 'no';
+  if (!c.witnessReachable) return 'no';
+  return c.now - (c.peerLostAt ?? c.now) >= c.witnessGraceMs ? 'yes' : 'unknown';
 }
 
 /** Level-triggered decisions: given everything we know now, where should this node be? */
@@ -346,8 +352,10 @@ function decide(c: MirrorCore): R {
         if (keepsPrimary(mine, peer)) return waiting(c, `split brain healed: ${peer.node} is also primary; we stay (${peer.isolated ? `${peer.node} reached no witness; ` : ''}generation ${c.p.gen}/${peer.gen}, epoch ${c.p.primaryEpoch}/${peer.primaryEpoch})`);
         return demote(c, `split brain healed: ${peer.node} stays primary (${mine.isolated ? 'we reached no witness during the split; ' : ''}generation ${peer.gen} vs ours ${c.p.gen}, epoch ${peer.primaryEpoch} vs ${c.p.primaryEpoch}); our divergent files are moved aside`, { divergent: true });
       }
-      if (!peer && c.peerGone && c.witnessConfigured && c.witnessReachable === false && c.witnessUnreachableSince !== undefined && c.now - c.witnessUnreachableSince >= c.witnessGraceMs) {
-        return toWait({ ...c, hold: false }, `peer and every witness unreachable for ${c.now - c.witnessUnreachableSince}ms: our network is the one cut, stepping down`);
+      if (!peer && c.peerGone && c.witnessConfigured && c.witnessReachable === false) {
+        // At once: the secondary, if it reaches a witness, takes over only after `grace`, which is
+        // the time we have to give the address and the data up.
+        return toWait({ ...c, hold: false }, 'peer and every witness unreachable: our network is the one cut, stepping down');
       }
       if (peer?.swapRequest && c.target === 'PRIM' && peer.state === 'SECOND' && peer.inSync) return handOver(c, `swap requested by ${peer.node}`, []);
       const sub: ModuleState = c.synced && peer !== undefined && peer.state === 'SECOND' ? 'PRIM' : 'ALONE';
@@ -366,7 +374,7 @@ function decide(c: MirrorCore): R {
         if (!c.p.inSync) return toWait(c, `peer ${c.peerName} lost while we were not in sync: our data may be stale`);
         if (!canPromote(c)) return toWait(c, `peer ${c.peerName} lost; a checker forbids taking over (${Object.keys(c.down).join(', ')})`);
         const w = witnessAllows(c);
-        if (w === 'unknown') return waiting(c, 'peer lost: asking the witnesses');
+        if (w === 'unknown') return waiting(c, `peer lost: asking the witnesses, then giving a cut-off primary ${c.witnessGraceMs}ms to step down`);
         if (w === 'no') return toWait(c, `peer ${c.peerName} lost and no witness reachable: not taking over (we may be the one cut off)`);
         return promote(c, `peer ${c.peerName} lost; our data is in sync`);
       }

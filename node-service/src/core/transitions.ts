@@ -92,9 +92,11 @@ const DEFAULT_RESTART_WINDOW_MS = 60_000;
 export function checkerDown<S extends { readonly restarts: Readonly<Record<string, readonly number[]>> }>(
   c: S,
   ev: CheckerEvent,
+  serving: boolean,
 ): { next: S; policy: OnFailure; log: Action } {
   const log: Action = { type: 'log', level: 'warn', msg: `checker ${ev.checker} down: ${ev.reason} (on_failure: ${ev.onFailure})` };
-  if (ev.onFailure !== 'restart') return { next: c, policy: ev.onFailure, log };
+  // An application that is not started yet (WAIT, SECOND) is not a failure to count towards max_restarts.
+  if (ev.onFailure !== 'restart' || !serving) return { next: c, policy: ev.onFailure, log };
   const window = ev.restartWindow ?? DEFAULT_RESTART_WINDOW_MS;
   const recent = [...(c.restarts[ev.checker] ?? []).filter((t) => ev.now - t < window), ev.now];
   const next = { ...c, restarts: { ...c.restarts, [ev.checker]: recent } };
