@@ -77,7 +77,10 @@ describe('FarmEdge when cut off', () => {
     await edge.membership(['a']);
     expect(edge.status()?.buckets?.a).toBeUndefined();
     link = true;
-    await new Promise((r) => setTimeout(r, 400));
+    // the link is back: it waits one heartbeat timeout (1 s) for the peers before serving alone
+    await new Promise((r) => setTimeout(r, 500));
+    expect(edge.status()?.buckets?.a).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 900));
     expect(edge.status()?.buckets?.a).toHaveLength(256);
     await edge.leave();
   });

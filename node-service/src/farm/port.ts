@@ -36,6 +36,7 @@ export class FarmEdge implements FarmPort {
   private dirty = false;
   private readonly carrier: () => boolean;
   private carrierPoll: NodeJS.Timeout | undefined;
+  private linkBackAt: number | undefined;
 
   constructor(opts: FarmEdgeOptions) {
     this.module = opts.module;
@@ -102,13 +103,24 @@ export class FarmEdge implements FarmPort {
       // Alone with the link down: this node is cut off, not the last survivor. Serve nothing, so that
       // when the link returns it does not answer the others' clients before it hears them (it then
       // takes its buckets back after the grace, like a node that starts). Poll the link meanwhile.
-      if (alive.size === 1 && alive.has(this.self) && this.module.nodes.length > 1 && !this.carrier()) {
+      // When the link is back, wait one heartbeat timeout for the peers before concluding it is alone.
+      const alone = alive.size === 1 && alive.has(this.self) && this.module.nodes.length > 1;
+      const settling = this.linkBackAt !== undefined && Date.now() - this.linkBackAt < this.module.heartbeat.timeout;
+      if (alone && (settling || !this.carrier())) {
         alive = new Set();
-        if (!this.carrierPoll) {
-          this.carrierPoll = setInterval(() => { if (this.carrier()) { clearInterval(this.carrierPoll); this.carrierPoll = undefined; this.kick(); } }, 200);
+        if (!this.carrierPoll && !settling) {
+          this.log.warn('alone and the VIP interface has no link: serving nothing until the link or a peer returns');
+          this.carrierPoll = setInterval(() => {
+            if (!this.carrier()) return;
+            clearInterval(this.carrierPoll);
+            this.carrierPoll = undefined;
+            this.linkBackAt = Date.now();
+            setTimeout(() => { this.linkBackAt = undefined; this.kick(); }, this.module.heartbeat.timeout).unref();
+          }, 100);
           this.carrierPoll.unref();
         }
-        this.log.warn('alone and the VIP interface has no link: serving nothing until the link or a peer returns');
+      } else if (!alone) {
+        this.linkBackAt = undefined;
       }
       if (this.prev === null && !alive.has(this.self)) continue; // just installed: already owns nothing
       const t = planTransition({ nodes: this.module.nodes, power: this.module.farm?.power ?? {}, alive, self: this.self, prev: this.prev });
