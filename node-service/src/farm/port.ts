@@ -17,7 +17,7 @@ export interface FarmEdgeOptions {
   readonly log: Logger;
   /** @default a FarmFilter for the module */
   readonly filter?: FarmFilter;
-  /** wait between releasing and taking over buckets from live nodes; @default 2 heartbeat pulses (min 100 ms) */
+  /** wait between releasing and taking over buckets from live nodes; @default max(800 ms, 2 heartbeat pulses) */
   readonly graceMs?: number;
   /** whether the VIP interfaces have a link; @default reads /sys/class/net/IF/carrier */
   readonly carrier?: () => boolean;
@@ -43,7 +43,9 @@ export class FarmEdge implements FarmPort {
     this.self = opts.self;
     this.log = opts.log.child({ component: 'farm' });
     this.filter = opts.filter ?? new FarmFilter({ module: opts.module, self: opts.self, log: opts.log });
-    this.graceMs = opts.graceMs ?? Math.max(100, 2 * opts.module.heartbeat.pulse);
+    // A client SYN dropped during the grace is retransmitted after 1 s anyway, so any grace below
+    // that costs the same; a long one covers the skew between nodes hearing each other under load.
+    this.graceMs = opts.graceMs ?? Math.max(800, 2 * opts.module.heartbeat.pulse);
     const ifaces = [...new Set(opts.module.vip.map((v) => v.interface))];
     this.carrier = opts.carrier ?? (() => ifaces.every((i) => {
       try { return readFileSync(`/sys/class/net/${i}/carrier`, 'utf8').trim() === '1'; } catch { return true; }
