@@ -220,6 +220,24 @@ describe('mirror core: split brain', () => {
     expect(roles(sim)).toEqual(['SECOND', 'PRIM']);
   });
 
+  it('a cut-off primary that stepped down does not promote itself when only the witness comes back', () => {
+    const sim = started({ defaultPrimary: 'node1', witness: true });
+    sim.link = false;
+    sim.exchange();
+    sim.feed('node1', { type: 'witness', reachable: false });
+    sim.feed('node2', { type: 'witness', reachable: true });
+    sim.now += 1100;
+    sim.settle();
+    expect(roles(sim)).toEqual(['WAIT', 'ALONE']);
+    // the witness answers node1 again a moment before node2's heartbeats get through
+    sim.feed('node1', { type: 'witness', reachable: true });
+    sim.runTransitions('node1');
+    expect(sim.state('node1')).toBe('WAIT');
+    sim.link = true;
+    sim.settle();
+    expect(roles(sim)).toEqual(['SECOND', 'PRIM']);
+  });
+
   it('with a witness, a node that reaches no witness does not take over', () => {
     const sim = started({ defaultPrimary: 'node1', witness: true });
     sim.link = false;

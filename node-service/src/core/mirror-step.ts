@@ -46,6 +46,8 @@ export interface MirrorCore extends Base {
   readonly restarts: Readonly<Record<string, readonly number[]>>;
   readonly witnessReachable?: boolean;
   readonly witnessUnreachableSince?: number;
+  /** since when the witnesses answer without a break (heartbeats from a live peer arrive well within it) */
+  readonly witnessReachableSince?: number;
   readonly fullSyncNext: boolean;
   /** the last "waiting because ..." explanation, so it is logged once rather than on every tick */
   readonly waitingReason: string;
@@ -104,7 +106,7 @@ export function stepMirror(core: MirrorCore, ev: CoreEvent): R {
     case 'peerLost': {
       const lostWhileInSync = c.peerAlive && c.p.inSync && !isPrimary(c.target);
       // Witness answers from before this silence say nothing about it: ask again.
-      const next = { ...c, peerAlive: false, peerGone: true, peerLostAt: ev.now, witnessReachable: undefined, witnessUnreachableSince: undefined, lostWhileInSync, handover: false, swapRequest: false, hold: false, synced: isPrimary(c.target) ? false : c.synced };
+      const next = { ...c, peerAlive: false, peerGone: true, peerLostAt: ev.now, witnessReachable: undefined, witnessUnreachableSince: undefined, witnessReachableSince: undefined, lostWhileInSync, handover: false, swapRequest: false, hold: false, synced: isPrimary(c.target) ? false : c.synced };
       return settle(next, [{ type: 'witness', poll: c.witnessConfigured }, { type: 'publish' }]);
     }
     case 'replication':
@@ -115,7 +117,12 @@ export function stepMirror(core: MirrorCore, ev: CoreEvent): R {
       return onChecker(c, ev);
     case 'witness':
       return settle(
-        { ...c, witnessReachable: ev.reachable, witnessUnreachableSince: ev.reachable ? undefined : (c.witnessUnreachableSince ?? ev.now) },
+        {
+          ...c,
+          witnessReachable: ev.reachable,
+          witnessUnreachableSince: ev.reachable ? undefined : (c.witnessUnreachableSince ?? ev.now),
+          witnessReachableSince: ev.reachable ? (c.witnessReachable === true ? c.witnessReachableSince : ev.now) : undefined,
+        },
         [],
       );
     case 'command':
@@ -321,13 +328,16 @@ const peerIsPrimary = (peer: PeerView | undefined): boolean => peer !== undefine
 
 const canPromote = (c: MirrorCore): boolean => !c.hold && Object.keys(c.down).length === 0;
 
-/** May we take over from a silent peer? With witnesses: only if one answers, and only once a primary
- *  that is merely cut off has had `grace` to notice it reaches none and step down. */
+/** May we take over from a silent peer? With witnesses: only if they answer, and only once they have
+ *  answered for `grace` since the peer went silent: a primary that is merely cut off has had that
+ *  long to notice it reaches none and step down, and a link that just came back has had that long
+ *  to bring the peer's heartbeats. */
 function witnessAllows(c: MirrorCore): 'yes' | 'no' | 'unknown' {
   if (!c.witnessConfigured) return 'yes';
   if (c.witnessReachable === undefined) return 'unknown';
   if (!c.witnessReachable) return 'no';
-  return c.now - (c.peerLostAt ?? c.now) >= c.witnessGraceMs ? 'yes' : 'unknown';
+  const since = Math.max(c.peerLostAt ?? c.now, c.witnessReachableSince ?? c.now);
+  return c.now - since >= c.witnessGraceMs ? 'yes' : 'unknown';
 }
 
 /** Level-triggered decisions: given everything we know now, where should this node be? */
