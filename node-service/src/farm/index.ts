@@ -8,6 +8,13 @@
  * when the bucket is one of its own. One node, the plan's `responder`, answers ARP for the VIP (its
  * replies are rewritten to carry the virtual MAC) and takes the VIP traffic that no rule balances.
  *
+ * The daemon uses FarmEdge (port.ts, implements daemon/ports.ts FarmPort), which does exactly the
+ * sequence below (grace 800 ms by default; a lone node whose VIP link is down serves nothing, and
+ * after the link returns waits one heartbeat timeout for its peers before serving alone).
+ * Buckets handed to another live node drain (FarmFilterOptions.drainMs, default 2 min): their
+ * established TCP connections stay here, new ones go to the new owner; a TCP segment of a connection
+ * a node does not know is dropped, never answered with a reset.
+ *
  * How the daemon drives it (one FarmFilter per farm module):
  *
  *   const filter = new FarmFilter({ module, self: nodeName, log });
