@@ -68,7 +68,7 @@ export function stepFarm(core: FarmCore, ev: CoreEvent): R {
       }
       const { next, policy, log } = checkerDown(c, ev, c.target === 'UP');
       if (policy === 'restart') {
-        if (next.target !== 'UP' || next.busy > 0) return { state: next, actions: [log] };
+        if (next.target !== 'UP') return { state: next, actions: [log] };
         const r = queue(next, 'UP', `restart in place: checker ${ev.checker} down`, restartInPlaceSteps('UP'));
         return { state: r.state, actions: [log, ...r.actions] };
       }

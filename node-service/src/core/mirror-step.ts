@@ -9,6 +9,7 @@ import {
   persist,
   queue,
   restartInPlaceSteps,
+  stepDownIsolatedSteps,
 } from './transitions.ts';
 import { type Action, type CoreEvent, FRESH, isPrimary, type ModuleState, type OnFailure, type Persisted, type PeerView, type StepResult } from './types.ts';
 
@@ -70,7 +71,7 @@ export function initMirror(i: MirrorInit): MirrorCore {
     peerName: i.peerName,
     defaultPrimary: i.defaultPrimary,
     witnessConfigured: i.witnessConfigured ?? false,
-    witnessGraceMs: i.witnessGraceMs ?? 1000,
+    witnessGraceMs: i.witnessGraceMs ?? 700,
     onStartFailure: i.onStartFailure ?? 'wait',
     state: 'STOP',
     target: 'STOP',
@@ -191,7 +192,8 @@ function onChecker(c: MirrorCore, ev: Extract<CoreEvent, { type: 'checker' }>): 
   const peerCanTakeOver = next.peerAlive && next.peer?.state === 'SECOND' && next.peer.inSync;
   if (policy === 'restart' || (!peerCanTakeOver && policy !== 'wait')) {
     const why = policy === 'restart' ? `restart in place: checker ${ev.checker} down` : `checker ${ev.checker} down, no in-sync secondary to fail over to: restart in place`;
-    if (next.busy > 0) return { state: next, actions: [log] };
+    // Queued even while a transition runs: a checker reports a failure once, so dropping it would
+    // leave the application down for good.
     const r = queue(next, next.target, why, restartInPlaceSteps(next.target));
     return { state: r.state, actions: [log, ...r.actions] };
   }
@@ -365,7 +367,9 @@ function decide(c: MirrorCore): R {
       if (!peer && c.peerGone && c.witnessConfigured && c.witnessReachable === false) {
         // At once: the secondary, if it reaches a witness, takes over only after `grace`, which is
         // the time we have to give the address and the data up.
-        return toWait({ ...c, hold: false }, 'peer and every witness unreachable: our network is the one cut, stepping down');
+        const reason = 'peer and every witness unreachable: our network is the one cut, stepping down';
+        const r = queue({ ...c, hold: false, waitingReason: reason }, 'WAIT', reason, stepDownIsolatedSteps());
+        return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
       }
       if (peer?.swapRequest && c.target === 'PRIM' && peer.state === 'SECOND' && peer.inSync) return handOver(c, `swap requested by ${peer.node}`, []);
       const sub: ModuleState = c.synced && peer !== undefined && peer.state === 'SECOND' ? 'PRIM' : 'ALONE';

@@ -21,6 +21,12 @@ export function leavePrimarySteps(): Step[] {
   ];
 }
 
+/** A primary cut off from everything gives the address up first: the secondary takes over after
+ *  `grace`, and the application cannot be reached from here anyway. */
+export function stepDownIsolatedSteps(): Step[] {
+  return [{ type: 'vip', op: 'remove' }, { type: 'script', script: 'stop_prim', stop: true }, { type: 'replication', op: 'idle' }];
+}
+
 export function enterSecondarySteps(from: ModuleState, opts: { fullSync?: boolean; divergent?: boolean }): Step[] {
   const steps: Step[] = from === 'ALONE' || from === 'PRIM' ? leavePrimarySteps() : [];
   if (from === 'SECOND') steps.push({ type: 'script', script: 'stop_second', stop: true });

@@ -59,6 +59,7 @@ export class ModuleRunner {
   private readonly checkerUp: Record<string, boolean> = {};
   private idleWaiters: (() => void)[] = [];
   private published: ModuleState = 'STOP';
+  private started = false;
 
   constructor(
     readonly cluster: ClusterConfig,
@@ -93,8 +94,9 @@ export class ModuleRunner {
     return this.core.state;
   }
 
+  /** ready.txt: serving, and not on the way out (a node that decided to step down answers 404 at once) */
   get ready(): boolean {
-    return isReady(this.core.state);
+    return isReady(this.core.state) && isReady(this.core.target);
   }
 
   async start(): Promise<void> {
@@ -119,6 +121,25 @@ export class ModuleRunner {
     this.advertise();
     await monitor.start();
     this.feed({ type: 'boot', now: monotonic() });
+    this.started = true;
+    this.armCheckers();
+    this.tickTimer = setInterval(() => this.feed({ type: 'tick', now: monotonic() }), this.module.heartbeat.pulse);
+  }
+
+  /**
+   * (Re)starts the checkers. Checkers report changes only, so after the application was (re)started
+   * they are re-armed: a failure that was already reported, or that happens before the next probe,
+   * is reported again instead of being missed.
+   */
+  private armCheckers(): void {
+    this.stopCheckers();
+    for (const [checker, up] of Object.entries(this.checkerUp)) {
+      if (!up) {
+        this.checkerUp[checker] = true;
+        const cfg = this.module.checkers.find((c, i) => (c.name ?? `${c.type}${i}`) === checker);
+        this.feed({ type: 'checker', checker, up: true, reason: 're-armed after the application started', onFailure: cfg?.on_failure ?? 'restart', now: monotonic() });
+      }
+    }
     this.stopCheckers = this.edge.startCheckers((r) => {
       const cfg = this.module.checkers.find((c, i) => (c.name ?? `${c.type}${i}`) === r.checker);
       this.checkerUp[r.checker] = r.up;
@@ -134,11 +155,11 @@ export class ModuleRunner {
         now: monotonic(),
       });
     });
-    this.tickTimer = setInterval(() => this.feed({ type: 'tick', now: monotonic() }), this.module.heartbeat.pulse);
   }
 
   /** Daemon shutdown: stop the module (scripts, VIP, mounts) without marking it stopped by an operator. */
   async shutdown(): Promise<void> {
+    this.started = false;
     this.stopCheckers();
     clearInterval(this.tickTimer);
     this.pollWitness(false);
@@ -172,7 +193,7 @@ export class ModuleRunner {
       node: this.self.name,
       mode: this.module.mode,
       state: c.state,
-      ready: isReady(c.state),
+      ready: this.ready,
       target: c.target,
       peers,
       resync: { ...(rep?.resync ?? {}), ...(rep?.trackedBytes !== undefined ? { trackedBytes: rep.trackedBytes } : {}) },
@@ -250,7 +271,7 @@ export class ModuleRunner {
     for (const s of ['STOP', 'WAIT', 'ALONE', 'PRIM', 'SECOND', 'UP'] as const) {
       this.metrics.moduleState.set({ module: this.module.name, state: s }, this.core.state === s ? 1 : 0);
     }
-    this.metrics.ready.set({ module: this.module.name }, isReady(this.core.state) ? 1 : 0);
+    this.metrics.ready.set({ module: this.module.name }, this.ready ? 1 : 0);
   }
 
   private syncFarm(): void {
@@ -289,6 +310,7 @@ export class ModuleRunner {
         } else {
           this.events.add({ kind: 'transition', from: t.from, to: t.to, reason: t.reason, phase: 'done' });
           this.feed({ type: 'transitionDone', id: t.id, ok: true, detail: '', now: monotonic() });
+          if (this.started && t.steps.some((s) => s.type === 'script' && !s.stop)) this.armCheckers();
         }
       }
     } finally {
