@@ -211,7 +211,7 @@ describe('mirror core: split brain', () => {
     sim.runTransitions('node1');
     sim.runTransitions('node2');
     expect(roles(sim)).toEqual(['WAIT', 'SECOND']);
-    expect(sim.node('node2').logs.join()).toMatch(/giving a cut-off primary 1000ms to step down/);
+    expect(sim.node('node2').logs.join()).toMatch(/giving a cut-off primary 700ms to step down/);
     sim.now += 1100;
     sim.settle();
     expect(roles(sim)).toEqual(['WAIT', 'ALONE']);

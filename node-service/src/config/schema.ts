@@ -99,7 +99,7 @@ export const moduleSchema = z
         ping: z.array(ipAddr).default([]),
         http: z.array(z.string().url()).default([]),
         /** how long a secondary that reaches a witness waits after the peer went silent: a cut-off primary steps down within it */
-        grace: duration.default('1s'),
+        grace: duration.default('700ms'),
       })
       .strict()
       .optional(),
