@@ -4,9 +4,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../common/package-tarball.ts';
 import { azureClusterTemplate, type AzureClusterOptions } from './arm-template.ts';
+import { isMainModule, synthCliShapes } from '../common/synth-cli.ts';
 
 export function synthAzure(outDir = join(REPO_ROOT, 'infra', 'out', 'azure'), opts: { mirror?: AzureClusterOptions; farm?: AzureClusterOptions } = {}): string[] {
   mkdirSync(outDir, { recursive: true });
@@ -32,14 +32,6 @@ export function synthAzure(outDir = join(REPO_ROOT, 'infra', 'out', 'azure'), op
   return written;
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isMain) {
-  // npm run synth:azure -- [--farm-nodes N] [--listener-port P] [--health-port P]
-  const { values } = parseArgs({ options: { 'farm-nodes': { type: 'string' }, 'listener-port': { type: 'string' }, 'health-port': { type: 'string' } } });
-  const common = {
-    ...(values['listener-port'] ? { listenerPort: Number(values['listener-port']) } : {}),
-    ...(values['health-port'] ? { healthPort: Number(values['health-port']) } : {}),
-  };
-  const farm = { ...common, ...(values['farm-nodes'] ? { nodeCount: Number(values['farm-nodes']) } : {}) };
-  for (const f of synthAzure(undefined, { mirror: common, farm })) console.log(`wrote ${f}`);
+if (isMainModule(import.meta.url)) {
+  for (const f of synthAzure(undefined, synthCliShapes())) console.log(`wrote ${f}`);
 }

@@ -5,9 +5,9 @@
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { packageTarball, REPO_ROOT } from '../common/package-tarball.ts';
 import { gcpClusterTerraform, type GcpClusterOptions } from './terraform.ts';
+import { isMainModule, synthCliShapes } from '../common/synth-cli.ts';
 
 export function synthGcp(
   outDir = join(REPO_ROOT, 'infra', 'out', 'gcp'),
@@ -30,14 +30,6 @@ export function synthGcp(
   return written;
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isMain) {
-  // npm run synth:gcp -- [--farm-nodes N] [--listener-port P] [--health-port P]
-  const { values } = parseArgs({ options: { 'farm-nodes': { type: 'string' }, 'listener-port': { type: 'string' }, 'health-port': { type: 'string' } } });
-  const common = {
-    ...(values['listener-port'] ? { listenerPort: Number(values['listener-port']) } : {}),
-    ...(values['health-port'] ? { healthPort: Number(values['health-port']) } : {}),
-  };
-  const farm = { ...common, ...(values['farm-nodes'] ? { nodeCount: Number(values['farm-nodes']) } : {}) };
-  for (const f of synthGcp(undefined, { mirror: common, farm })) console.log(`wrote ${f}`);
+if (isMainModule(import.meta.url)) {
+  for (const f of synthGcp(undefined, synthCliShapes())) console.log(`wrote ${f}`);
 }
