@@ -1,4 +1,4 @@
-import { type Base, checkerDown, checkerUp, enterStopSteps, enterWaitSteps, persist, queue, restartInPlaceSteps } from './transitions.ts';
+import { type Base, checkerDown, checkerUp, enterStopSteps, initBase, enterWaitSteps, persist, queue, restartInPlaceSteps } from './transitions.ts';
 import { type Action, type CoreEvent, FRESH, type OnFailure, type Persisted, type StepResult } from './types.ts';
 
 /**
@@ -15,20 +15,7 @@ export interface FarmCore extends Base {
 }
 
 export function initFarm(i: { self: string; onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted }): FarmCore {
-  return {
-    mode: 'farm',
-    self: i.self,
-    onStartFailure: i.onStartFailure ?? 'wait',
-    state: 'STOP',
-    target: 'STOP',
-    busy: 0,
-    nextId: 1,
-    p: i.persisted ?? FRESH,
-    now: 0,
-    down: {},
-    restarts: {},
-    waitingReason: '',
-  };
+  return { ...initBase(i), mode: 'farm', self: i.self };
 }
 
 type R = StepResult<FarmCore>;

@@ -8,6 +8,7 @@ import {
   enterWaitSteps,
   persist,
   queue,
+  initBase,
   restartInPlaceSteps,
   stepDownIsolatedSteps,
 } from './transitions.ts';
@@ -72,13 +73,7 @@ export function initMirror(i: MirrorInit): MirrorCore {
     defaultPrimary: i.defaultPrimary,
     witnessConfigured: i.witnessConfigured ?? false,
     witnessGraceMs: i.witnessGraceMs ?? 700,
-    onStartFailure: i.onStartFailure ?? 'wait',
-    state: 'STOP',
-    target: 'STOP',
-    busy: 0,
-    nextId: 1,
-    p: i.persisted ?? FRESH,
-    now: 0,
+    ...initBase(i),
     peerAlive: false,
     peerGone: false,
     lostWhileInSync: false,
@@ -86,10 +81,7 @@ export function initMirror(i: MirrorInit): MirrorCore {
     handover: false,
     swapRequest: false,
     hold: false,
-    down: {},
-    restarts: {},
     fullSyncNext: false,
-    waitingReason: '',
   };
 }
 

@@ -1,4 +1,4 @@
-import type { Action, CoreEvent, ModuleState, OnFailure, Persisted, Step, Transition } from './types.ts';
+import { type Action, type CoreEvent, FRESH, type ModuleState, type OnFailure, type Persisted, type Step, type Transition } from './types.ts';
 
 /**
  * The orderings of entering and leaving a role, in one place (keepalived's become_master/leave_master):
@@ -71,6 +71,11 @@ export interface Base {
   readonly nextId: number;
   readonly p: Persisted;
   readonly onStartFailure: 'wait' | 'stop' | 'failover';
+}
+
+/** The bookkeeping every core starts with: stopped, nothing queued, the persisted decision state. */
+export function initBase(i: { onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted }): Base & { now: number; waitingReason: string; restarts: Record<string, number[]>; down: Record<string, never> } {
+  return { onStartFailure: i.onStartFailure ?? 'wait', state: 'STOP', target: 'STOP', busy: 0, nextId: 1, p: i.persisted ?? FRESH, now: 0, waitingReason: '', restarts: {}, down: {} };
 }
 
 export function queue<S extends Base>(core: S, to: ModuleState, reason: string, steps: Step[], extra: Action[] = []): { state: S; actions: Action[] } {
