@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WRITER_JS } from '../helpers/mirror-writer.ts';
-import { backing, createPair, type MirrorNode, type Pair } from '../helpers/mirror-cluster.ts';
+import { backing, closePair, startPair, type MirrorNode, type Pair } from '../helpers/mirror-cluster.ts';
 
 const ROOT = `/tmp/vgm-e2e-failover-${process.pid}`;
 const ITERATIONS = Number(process.env.MIRROR_FAILOVER_ITERATIONS ?? 20);
@@ -11,20 +11,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('mirror: zero loss of fsync-acknowledged records across failovers', () => {
   let pair: Pair;
   beforeAll(async () => {
-    pair = await createPair({ root: ROOT, sendTimeoutMs: 1000, prefix: 'vgmf' });
-    pair.a.start();
-    pair.b.start();
-    await Promise.all([pair.a.call('prepare'), pair.b.call('prepare')]);
-    await pair.b.call('secondary');
-    const synced = pair.a.waitEvent('synced', 30_000);
-    await pair.a.call('primary');
-    await synced;
+    pair = await startPair({ root: ROOT, sendTimeoutMs: 1000, prefix: 'vgmf' }, true);
   }, 60_000);
-  afterAll(async () => {
-    await pair?.a.exit();
-    await pair?.b.exit();
-    await pair?.destroy();
-  }, 60_000);
+  afterAll(() => closePair(pair), 60_000);
 
   it(`${ITERATIONS} primary kills (kill -9, or link cut then kill) at random moments: every acknowledged record survives`, async () => {
     let P: MirrorNode = pair.a;

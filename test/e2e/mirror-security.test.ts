@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createPair, type Pair } from '../helpers/mirror-cluster.ts';
+import { closePair, startPair, type Pair } from '../helpers/mirror-cluster.ts';
 
 const ROOT = `/tmp/vgm-e2e-security-${process.pid}`;
 const FUZZ = resolve(import.meta.dirname, '../helpers/mirror-fuzz.ts');
@@ -9,18 +9,10 @@ const FUZZ = resolve(import.meta.dirname, '../helpers/mirror-fuzz.ts');
 describe('mirror: the replication port refuses strangers and survives hostile frames', () => {
   let pair: Pair;
   beforeAll(async () => {
-    pair = await createPair({ root: ROOT, sendTimeoutMs: 2000, secretB: 'ab'.repeat(32), prefix: 'vgms' });
+    pair = await startPair({ root: ROOT, sendTimeoutMs: 2000, secretB: 'ab'.repeat(32), prefix: 'vgms' }, false);
     mkdirSync(join(ROOT, 'outside'), { recursive: true });
-    pair.a.start();
-    pair.b.start();
-    await Promise.all([pair.a.call('prepare'), pair.b.call('prepare')]);
-    await pair.b.call('secondary');
   }, 60_000);
-  afterAll(async () => {
-    await pair?.a.exit();
-    await pair?.b.exit();
-    await pair?.destroy();
-  }, 60_000);
+  afterAll(() => closePair(pair), 60_000);
 
   it('a primary holding another secret is refused', async () => {
     // a and b were given different secrets

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, resolve } from 'node:path';
-import { backing, createPair, type Pair } from '../helpers/mirror-cluster.ts';
+import { backing, closePair, startPair, type Pair } from '../helpers/mirror-cluster.ts';
 import { compareTrees, countEntries } from '../helpers/mirror-compare.ts';
 
 const ROOT = `/tmp/vgm-e2e-workload-${process.pid}`;
@@ -18,20 +18,9 @@ function run(p: ReturnType<Pair['a']['spawnInside']>): Promise<string> {
 describe('mirror: synchronous replication through the FUSE view (two namespaces)', () => {
   let pair: Pair;
   beforeAll(async () => {
-    pair = await createPair({ root: ROOT, sendTimeoutMs: 3000, prefix: 'vgmw' });
-    pair.a.start();
-    pair.b.start();
-    await Promise.all([pair.a.call('prepare'), pair.b.call('prepare')]);
-    await pair.b.call('secondary');
-    const synced = pair.a.waitEvent('synced', 30_000);
-    await pair.a.call('primary');
-    await synced;
+    pair = await startPair({ root: ROOT, sendTimeoutMs: 3000, prefix: 'vgmw' }, true);
   }, 60_000);
-  afterAll(async () => {
-    await pair?.a.exit();
-    await pair?.b.exit();
-    await pair?.destroy();
-  }, 60_000);
+  afterAll(() => closePair(pair), 60_000);
 
   it('a seeded random workload of 10,000 operations leaves both backing trees identical', async () => {
     // GIVEN a synced pair, WHEN 10,000 random operations run through a's view

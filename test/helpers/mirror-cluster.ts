@@ -165,3 +165,25 @@ export async function createPair(opts: { root: string; sendTimeoutMs?: number; z
 export function backing(root: string, node: string): string {
   return join(root, node, '.data.vigil-data');
 }
+
+/** Both harnesses started and prepared, b secondary; with `sync`, a primary and b in sync. */
+export async function startPair(opts: Parameters<typeof createPair>[0], sync: boolean): Promise<Pair> {
+  const pair = await createPair(opts);
+  pair.a.start();
+  pair.b.start();
+  await Promise.all([pair.a.call('prepare'), pair.b.call('prepare')]);
+  await pair.b.call('secondary');
+  if (sync) {
+    const synced = pair.a.waitEvent('synced', 30_000);
+    await pair.a.call('primary');
+    await synced;
+  }
+  return pair;
+}
+
+/** Ends both harnesses and tears the namespaces down (safe on a pair that failed to start). */
+export async function closePair(pair: Pair | undefined): Promise<void> {
+  await pair?.a.exit();
+  await pair?.b.exit();
+  await pair?.destroy();
+}
