@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { startKeepalived } from '../test/helpers/keepalived.ts';
 import { createVigilCluster, type VigilClusterOptions } from '../test/helpers/vip-cluster.ts';
-import { createVipTopology, median, NODES, outageMs, sleep, startClientLoop, VIP_CIDR, watchVip, type VipTopology } from '../test/helpers/vip-topology.ts';
+import { createVipTopology, median, NODES, outageMs, sleep, startClientLoop, VIP_CIDR, waitUntil, watchVip, type VipTopology } from '../test/helpers/vip-topology.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,15 +27,6 @@ const { values: args } = parseArgs({
 });
 const RUNS = Number(args.runs);
 const say = (s: string) => process.stderr.write(`${s}\n`);
-
-async function waitUntil(pred: () => Promise<boolean>, ms: number, step = 50): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred().catch(() => false)) return true;
-    await sleep(step);
-  }
-  return false;
-}
 
 /** Cuts n1 with the client loop running; returns the outage and whether the client's ARP entry moved to n2. */
 async function cutAndMeasure(topo: VipTopology, limitMs: number): Promise<{ ms: number | undefined; macMoved: boolean }> {

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFarmDaemons, type FarmDaemons } from '../helpers/farm-daemons.ts';
 import { createFarmLan, ECHO_PORT, HTTP_PORT, VIP, type FarmLan, type FarmRuleRaw } from '../helpers/farm-lan.ts';
+import { expectEachAnsweredOnce, type HttpResult, served, synacks } from '../helpers/farm-checks.ts';
 
-interface HttpResult { id: string; node: string | null; err?: string; t0: number; t1: number }
 interface LongResult { node: string; sent: number; echoed: number; error?: string }
 
 const RULES: FarmRuleRaw[] = [
@@ -58,24 +58,6 @@ async function burst(total: number): Promise<HttpResult[]> {
   return (await Promise.all(f.clients.map((c) => f.call<HttpResult[]>(c, 'http', { target: VIP, port: HTTP_PORT, count: per, concurrency: 16, idPrefix: `${c}-${tag}`, timeoutMs: 5000 }, 120_000)))).flat();
 }
 
-async function served(): Promise<Map<string, string[]>> {
-  const m = new Map<string, string[]>();
-  for (const n of f.nodes) for (const id of await f.call<string[]>(n, 'served')) m.set(id, [...(m.get(id) ?? []), n]);
-  return m;
-}
-
-async function synacks(): Promise<number> {
-  let sum = 0;
-  for (const n of f.nodes) sum += await f.call<number>(n, 'synacks');
-  return sum;
-}
-
-function expectEachAnsweredOnce(results: HttpResult[], seen: Map<string, string[]>): void {
-  expect(results.filter((r) => r.node === null).map((r) => `${r.id} ${r.err}`).slice(0, 5)).toEqual([]);
-  const dup = results.filter((r) => (seen.get(r.id) ?? []).length !== 1 || seen.get(r.id)![0] !== r.node);
-  expect(dup.map((r) => `${r.id}: answered by ${r.node}, served by ${seen.get(r.id)?.join('+') ?? 'nobody'}`).slice(0, 5)).toEqual([]);
-}
-
 function expectEvenSpread(results: HttpResult[], nodes: readonly string[]): void {
   const counts = Object.fromEntries(nodes.map((n) => [n, results.filter((r) => r.node === n).length]));
   const expected = results.length / nodes.length;
@@ -88,12 +70,12 @@ describe('farm driven by real daemons', () => {
     await until('all UP', () => Promise.all(f.nodes.map((n) => d.state(n))), (s) => s.every((x) => x === 'UP'), 60_000);
     const counts = await until('256 buckets split', () => owned(f.nodes), (o) => Object.values(o).every((c) => c >= 85 && c <= 86) && Object.values(o).reduce((a, b) => a + b) === 256);
     expect(counts).toBeDefined();
-    await served();
-    await synacks();
+    await served(f);
+    await synacks(f);
     const results = await burst(1500);
-    expectEachAnsweredOnce(results, await served());
+    expectEachAnsweredOnce(results, await served(f));
     expectEvenSpread(results, f.nodes);
-    expect(await synacks()).toBe(results.length);
+    expect(await synacks(f)).toBe(results.length);
   }, 120_000);
 
   it('a cut node: the survivors take its buckets within the heartbeat timeout; long connections to them go on; it comes back', async () => {
@@ -114,23 +96,23 @@ describe('farm driven by real daemons', () => {
     expect(gap).toBeLessThan(4000);
 
     const during = await burst(900);
-    expectEachAnsweredOnce(during, await served());
+    expectEachAnsweredOnce(during, await served(f));
     expect(new Set(during.map((r) => r.node))).toEqual(new Set(['n1', 'n2']));
 
     // return: n3 gets the same buckets back, with no double answer while it rejoins
-    await synacks();
+    await synacks(f);
     const load = burst(900);
     await sleep(200);
     await f.lan.restore('n3');
     await until('n3 back with its buckets', () => d.kernel('n3'), (k) => k.buckets.length === n3Buckets.length, 20_000);
     const rejoin = await load;
-    expectEachAnsweredOnce(rejoin, await served());
-    expect(await synacks()).toBe(rejoin.length);
+    expectEachAnsweredOnce(rejoin, await served(f));
+    expect(await synacks(f)).toBe(rejoin.length);
     expect((await d.kernel('n3')).buckets).toEqual(n3Buckets);
     await until('survivors released n3 buckets', () => owned(['n1', 'n2']), (o) => o.n1 + o.n2 === 256 - n3Buckets.length, 10_000);
 
     const after = await burst(1500);
-    expectEachAnsweredOnce(after, await served());
+    expectEachAnsweredOnce(after, await served(f));
     expectEvenSpread(after, f.nodes);
 
     const long = (await Promise.all(f.clients.map((c) => f.call<LongResult[]>(c, 'longClose')))).flat();
@@ -146,7 +128,7 @@ describe('farm driven by real daemons', () => {
     expect(k.vips.every((v) => !v.present)).toBe(true);
     await until('n2 and n3 own everything', () => owned(['n2', 'n3']), (o) => o.n2 + o.n3 === 256, 15_000);
     const results = await burst(600);
-    expectEachAnsweredOnce(results, await served());
+    expectEachAnsweredOnce(results, await served(f));
     expect(new Set(results.map((r) => r.node))).toEqual(new Set(['n2', 'n3']));
   }, 60_000);
 });

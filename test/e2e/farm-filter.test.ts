@@ -5,8 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bucketsOf, planBuckets } from '../../node-service/src/farm/index.ts';
 import { createFarmLan, ECHO_PORT, HTTP_PORT, VIP, type FarmLan, type FarmRuleRaw } from '../helpers/farm-lan.ts';
+import { expectEachAnsweredOnce, type HttpResult as AgentResult, served, synacks } from '../helpers/farm-checks.ts';
 
-interface HttpResult { id: string; src: string; node: string | null; err?: string; t0: number; t1: number }
+/** client_ip tests bind each request to a source address */
+type HttpResult = AgentResult & { src: string };
+
 interface LongResult { node: string; sent: number; echoed: number; error?: string }
 
 const SESSION: FarmRuleRaw[] = [
@@ -38,27 +41,6 @@ async function burst(total: number, opts: { sourcesPerClient?: number; concurren
 }
 
 /** request id → the nodes whose server saw it (and resets the servers' records) */
-async function served(): Promise<Map<string, string[]>> {
-  const m = new Map<string, string[]>();
-  for (const n of f.nodes) {
-    for (const id of await f.call<string[]>(n, 'served')) m.set(id, [...(m.get(id) ?? []), n]);
-  }
-  return m;
-}
-
-async function synacks(): Promise<number> {
-  let sum = 0;
-  for (const n of f.nodes) sum += await f.call<number>(n, 'synacks');
-  return sum;
-}
-
-function expectEachAnsweredOnce(results: HttpResult[], seen: Map<string, string[]>): void {
-  const failed = results.filter((r) => r.node === null);
-  expect(failed.map((r) => `${r.id} ${r.err}`).slice(0, 5)).toEqual([]);
-  const dup = results.filter((r) => (seen.get(r.id) ?? []).length !== 1 || seen.get(r.id)![0] !== r.node);
-  expect(dup.map((r) => `${r.id}: answered by ${r.node}, served by ${seen.get(r.id)?.join('+') ?? 'nobody'}`).slice(0, 5)).toEqual([]);
-}
-
 function expectSpread(results: HttpResult[], power: Record<string, number>, nodes: readonly string[]): void {
   const total = results.length;
   const sum = nodes.reduce((s, n) => s + (power[n] ?? 1), 0);
@@ -73,22 +55,22 @@ describe('farm packet path (static membership)', () => {
   it('client_session, equal powers: 3000 requests each answered exactly once, spread ±15 %, one SYN-ACK per connection', async () => {
     await f.install(SESSION);
     await f.converge(f.nodes);
-    await synacks();
+    await synacks(f);
     const results = await burst(3000);
-    expectEachAnsweredOnce(results, await served());
+    expectEachAnsweredOnce(results, await served(f));
     expectSpread(results, {}, f.nodes);
-    expect(await synacks()).toBe(results.length);
+    expect(await synacks(f)).toBe(results.length);
   });
 
   it('client_session, powers 2:1:1: spread follows the weights ±15 %', async () => {
     const power = { n1: 2, n2: 1, n3: 1 };
     await f.install(SESSION, power);
     await f.converge(f.nodes);
-    await synacks();
+    await synacks(f);
     const results = await burst(3000);
-    expectEachAnsweredOnce(results, await served());
+    expectEachAnsweredOnce(results, await served(f));
     expectSpread(results, power, f.nodes);
-    expect(await synacks()).toBe(results.length);
+    expect(await synacks(f)).toBe(results.length);
   });
 
   it('client_ip: a client always lands on the same node (100 requests); 762 client addresses spread ±15 %', async () => {
@@ -100,9 +82,9 @@ describe('farm packet path (static membership)', () => {
       expect(r.every((x) => x.node !== null)).toBe(true);
       expect(new Set(r.map((x) => x.node)).size).toBe(1);
     }
-    await served();
+    await served(f);
     const results = await burst(3048, { sourcesPerClient: 254 });
-    expectEachAnsweredOnce(results, await served());
+    expectEachAnsweredOnce(results, await served(f));
     const bySource = new Map<string, Set<string>>();
     for (const r of results) bySource.set(r.src, (bySource.get(r.src) ?? new Set()).add(r.node!));
     expect(bySource.size).toBe(762);
@@ -122,17 +104,17 @@ describe('farm packet path (static membership)', () => {
     await f.lan.cut('n3');
     const survivors = ['n1', 'n2'];
     await f.converge(survivors, { views: { n3: ['n3'] } });
-    await synacks();
+    await synacks(f);
     const during = await burst(1500);
-    expectEachAnsweredOnce(during, await served());
+    expectEachAnsweredOnce(during, await served(f));
     expect(new Set(during.map((r) => r.node))).toEqual(new Set(survivors));
     expectSpread(during, {}, survivors);
-    expect(await synacks()).toBe(during.length);
+    expect(await synacks(f)).toBe(during.length);
 
     // long connections opened during the failure: some sit in n3's buckets, on a survivor
     const duringNodes = (await Promise.all(f.clients.map((c) => f.call<string[]>(c, 'longOpen', { target: VIP, port: ECHO_PORT, conns: 10, intervalMs: 100 })))).flat();
     expect(new Set(duringNodes)).toEqual(new Set(survivors));
-    await synacks();
+    await synacks(f);
 
     // return: traffic keeps flowing while the plans converge; every request succeeds (a connection
     // in a bucket going back to n3 drains on its survivor), nobody answers a connection twice
@@ -140,15 +122,15 @@ describe('farm packet path (static membership)', () => {
     await new Promise((r) => setTimeout(r, 200));
     await f.converge(f.nodes, { afterHandover: () => f.lan.restore('n3') });
     const rejoin = await load;
-    expectEachAnsweredOnce(rejoin, await served());
-    expect(await synacks()).toBe(rejoin.length);
+    expectEachAnsweredOnce(rejoin, await served(f));
+    expect(await synacks(f)).toBe(rejoin.length);
     const draining = await f.call<{ draining: number[] }>('n1', 'status');
     expect(draining.draining.length).toBeGreaterThan(0);
 
     const after = await f.call<{ buckets: number[]; responder: boolean }>('n3', 'status');
     expect(after.buckets).toEqual(before.buckets);
     const results = await burst(1500);
-    expectEachAnsweredOnce(results, await served());
+    expectEachAnsweredOnce(results, await served(f));
     expectSpread(results, {}, f.nodes);
 
     // every long connection to a survivor — opened before or during the failure — is still intact
@@ -162,7 +144,7 @@ describe('farm packet path (static membership)', () => {
     await f.install(SESSION);
     const plan = await f.converge(f.nodes);
     await burst(30);
-    await served();
+    await served(f);
     const vmac = '02:76:67:12:05:c8';
     for (const c of f.clients) {
       const neigh = await f.lan.exec(c, ['ip', 'neigh', 'show', VIP, 'dev', 'eth0']);

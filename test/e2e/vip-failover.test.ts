@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TIMEOUT_MS } from '../../node-service/src/config/defaults.ts';
 import { run } from '../helpers/netns.ts';
 import { API_PORT, createVigilCluster, MODULE, type VigilCluster, type VigilClusterOptions } from '../helpers/vip-cluster.ts';
-import { createVipTopology, NODES, outageMs, pollReady, sleep, startClientLoop, VIP_CIDR, watchVip, WITNESS, type ClientLoop, type NodeName, type VipTopology } from '../helpers/vip-topology.ts';
+import { createVipTopology, NODES, outageMs, pollReady, sleep, startClientLoop, VIP_CIDR, waitUntil, watchVip, WITNESS, type ClientLoop, type NodeName, type VipTopology } from '../helpers/vip-topology.ts';
 
 // Acceptance of the VIP issue, in namespaces: n1, n2, a client and a witness on one bridge (198.18.4.0/24).
 // Vigil runs as `node bin/vigil.mjs daemon` inside each node's namespace, default heartbeat settings.
@@ -13,15 +13,6 @@ let cluster: VigilCluster | undefined;
 let loop: ClientLoop | undefined;
 let apps: ChildProcess[] = [];
 const blackholes: { node: NodeName; dst: string }[] = [];
-
-async function waitUntil(pred: () => Promise<boolean>, ms: number, step = 50): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred().catch(() => false)) return true;
-    await sleep(step);
-  }
-  return false;
-}
 
 function dumpLogs(): string {
   if (!cluster) return '';

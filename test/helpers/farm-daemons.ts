@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toYaml } from '../../node-service/src/config/index.ts';
-import { REPO, type FarmLan, type FarmRuleRaw } from './farm-lan.ts';
+import type { FarmLan, FarmRuleRaw } from './farm-lan.ts';
+import { spawnDaemon } from './daemon-proc.ts';
 
 export interface FarmDaemons {
   readonly dir: string;
@@ -51,15 +52,9 @@ export function createFarmDaemons(f: FarmLan, rules: FarmRuleRaw[], opts: { powe
     dir,
     config,
     start: (n) => {
-      const child = f.lan.spawn(n, [process.execPath, join(REPO, 'bin/vigil.mjs'), 'daemon', '--config', cfgFile(n), '--node', n], { cwd: REPO });
       const lines = logs.get(n) ?? [];
       logs.set(n, lines);
-      const keep = (b: Buffer) => {
-        lines.push(...b.toString().split('\n').filter(Boolean));
-        if (lines.length > 3000) lines.splice(0, lines.length - 3000);
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
+      const child = spawnDaemon(f.lan, n, cfgFile(n), lines, 3000);
       procs.set(n, child);
     },
     stop: async (n) => {

@@ -2,11 +2,10 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { APP_PORT, NODES, VIP_CIDR, WITNESS, type NodeName, type VipTopology } from './vip-topology.ts';
+import { spawnDaemon } from './daemon-proc.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const MODULE = 'web';
 export const API_PORT = 9010;
 
@@ -96,15 +95,9 @@ export function createVigilCluster(topo: VipTopology, opts: VigilClusterOptions 
     token,
     configFile: cfgFile,
     start: (n) => {
-      const child = topo.lan.spawn(n, [process.execPath, join(ROOT, 'bin/vigil.mjs'), 'daemon', '--config', cfgFile(n), '--node', n], { cwd: ROOT });
       const lines = logs.get(n) ?? [];
       logs.set(n, lines);
-      const keep = (b: Buffer) => {
-        lines.push(...b.toString().split('\n').filter(Boolean));
-        if (lines.length > 2000) lines.splice(0, lines.length - 2000);
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
+      const child = spawnDaemon(topo.lan, n, cfgFile(n), lines, 2000);
       procs.set(n, child);
       return child;
     },

@@ -149,6 +149,16 @@ export function median(xs: readonly number[]): number {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `pred` every `step` ms until it holds (true) or `ms` have passed (false); a throw counts as false. */
+export async function waitUntil(pred: () => Promise<boolean>, ms: number, step = 50): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred().catch(() => false)) return true;
+    await sleep(step);
+  }
+  return false;
+}
+
 /**
  * Who holds the VIP, from `ip -o monitor address` in each node namespace: every add and delete with
  * the host time it was seen, so an overlap shorter than any sampling period is still caught.
