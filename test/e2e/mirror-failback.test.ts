@@ -3,7 +3,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { backing, createPair, type Pair } from '../helpers/mirror-cluster.ts';
+import { backing, createPair, rejoinSecondary, type Pair } from '../helpers/mirror-cluster.ts';
 import { compareTrees } from '../helpers/mirror-compare.ts';
 
 const ROOT = `/tmp/vgm-e2e-failback-${process.pid}`;
@@ -71,11 +71,7 @@ describe('mirror: failback resync copies only what changed', () => {
     const alone = (await pair.a.call('status')) as { trackedBytes: number };
     expect(alone.trackedBytes).toBeGreaterThanOrEqual(8 * MiB);
     // THEN the returning secondary is resynced with only the changed zones
-    const synced = pair.a.waitEvent('synced', 120_000);
-    pair.b.start();
-    await pair.b.call('prepare');
-    await pair.b.call('secondary');
-    await synced;
+    await rejoinSecondary(pair);
     const st = (await pair.a.call('status')) as Status;
     console.log(`failback delta resync: ${st.lastResync?.bytesSent} bytes of file data sent (${((st.lastResync?.bytesSent ?? 0) / MiB).toFixed(2)} MiB) in ${st.lastResync?.durationMs} ms, ${st.lastResync?.entries} entries`);
     expect(st.lastResync?.mode).toBe('delta');
@@ -93,11 +89,7 @@ describe('mirror: failback resync copies only what changed', () => {
     const fd = openSync(join(backing(ROOT, 'b'), 'f4.bin'), 'r+');
     writeSync(fd, Buffer.from('tampered'), 0, 8, 3 * MiB + 17);
     closeSync(fd);
-    const synced = pair.a.waitEvent('synced', 120_000);
-    pair.b.start();
-    await pair.b.call('prepare');
-    await pair.b.call('secondary');
-    await synced;
+    await rejoinSecondary(pair);
     const st = (await pair.a.call('status')) as Status;
     console.log(`checksum resync: ${st.lastResync?.bytesSent} bytes sent in ${st.lastResync?.durationMs} ms`);
     expect(st.lastResync?.mode).toBe('checksum');

@@ -187,3 +187,12 @@ export async function closePair(pair: Pair | undefined): Promise<void> {
   await pair?.b.exit();
   await pair?.destroy();
 }
+
+/** Restarts b's harness as a secondary and waits until the primary a reports it in sync. */
+export async function rejoinSecondary(pair: Pair, timeoutMs = 120_000): Promise<void> {
+  const synced = pair.a.waitEvent('synced', timeoutMs);
+  pair.b.start();
+  await pair.b.call('prepare');
+  await pair.b.call('secondary');
+  await synced;
+}
