@@ -15,21 +15,19 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { AwsTargetGroupAdapter, type AwsResources } from '../../cloud-adapters/src/aws/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
+import { demoDesired } from '../helpers/cloud-desired.ts';
 
 const ARN = 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/vigil-demo-mirror/0123456789abcdef';
 
 function desired(over: Partial<AwsResources> = {}, mode: 'mirror' | 'farm' = 'mirror'): Desired<AwsResources> {
-  return {
-    cluster: 'demo',
-    module: 'mirror',
-    mode,
-    healthPort: 9010,
-    nodes: [
+  return demoDesired(
+    [
       { name: 'node1', address: '10.0.1.10' },
       { name: 'node2', address: '10.0.2.10' },
     ],
-    resources: { targetGroupName: 'vigil-demo-mirror', vpcId: 'vpc-0abc', protocol: 'TCP', port: 5432, targetType: 'ip', ...over },
-  };
+    { targetGroupName: 'vigil-demo-mirror', vpcId: 'vpc-0abc', protocol: 'TCP', port: 5432, targetType: 'ip', ...over },
+    mode,
+  );
 }
 
 /** A stateful stand-in for ELBv2 behind aws-sdk-client-mock: what was written is what is read back. */

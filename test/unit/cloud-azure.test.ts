@@ -4,6 +4,7 @@ import { createHttpHeaders, type HttpClient, type PipelineRequest, type Pipeline
 import type { TokenCredential } from '@azure/core-auth';
 import { AzureLoadBalancerAdapter, type AzureResources } from '../../cloud-adapters/src/azure/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
+import { demoDesired } from '../helpers/cloud-desired.ts';
 
 const SUB = '00000000-0000-0000-0000-000000000001';
 const RG = 'rg-vigil';
@@ -13,16 +14,12 @@ const VNET = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Net
 const credential: TokenCredential = { getToken: async () => ({ token: 'fake-token', expiresOnTimestamp: Date.now() + 3_600_000 }) };
 
 function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<AzureResources> {
-  return {
-    cluster: 'demo',
-    module: 'mirror',
-    mode,
-    healthPort: 9010,
-    nodes: [
+  return demoDesired(
+    [
       { name: 'node1', address: '10.1.0.4' },
       { name: 'node2', address: '10.1.0.5' },
     ],
-    resources: {
+    {
       subscriptionId: SUB,
       resourceGroup: RG,
       loadBalancer: 'lb-vigil',
@@ -31,7 +28,8 @@ function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<AzureResources> {
       virtualNetworkId: VNET,
       rules: [{ frontendPort: 5432, backendPort: 5432 }],
     },
-  };
+    mode,
+  );
 }
 
 interface Recorded {

@@ -13,21 +13,18 @@ import {
 import { OAuth2Client } from 'google-auth-library';
 import { GcpLoadBalancerAdapter, type GcpClients, type GcpResources } from '../../cloud-adapters/src/gcp/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
+import { demoDesired } from '../helpers/cloud-desired.ts';
 
 const P = '/compute/v1/projects/proj';
 const SELF = 'https://www.googleapis.com/compute/v1/projects/proj';
 
 function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<GcpResources> {
-  return {
-    cluster: 'demo',
-    module: 'mirror',
-    mode,
-    healthPort: 9010,
-    nodes: [
+  return demoDesired(
+    [
       { name: 'node1', address: '10.2.0.2', instanceId: 'vm-1', zone: 'europe-west1-b' },
       { name: 'node2', address: '10.2.0.3', instanceId: 'vm-2', zone: 'europe-west1-c' },
     ],
-    resources: {
+    {
       project: 'proj',
       region: 'europe-west1',
       network: 'vpc-vigil',
@@ -37,7 +34,8 @@ function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<GcpResources> {
       targetTags: ['vigil-node'],
       instanceGroups: { node1: 'vigil-node1', node2: 'vigil-node2' },
     },
-  };
+    mode,
+  );
 }
 
 interface Req { method: string; path: string; body: any }
