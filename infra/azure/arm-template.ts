@@ -74,6 +74,18 @@ function bootstrap(plan: ClusterPlan, o: AzureClusterOptions): string {
   });
 }
 
+/** A static Standard public IP. No zones: Standard public IPs are zone-redundant by default where the region has zones. */
+function publicIp(name: string): Record<string, unknown> {
+  return {
+    type: 'Microsoft.Network/publicIPAddresses',
+    apiVersion: NET_API,
+    name,
+    location: "[parameters('location')]",
+    sku: { name: 'Standard' },
+    properties: { publicIPAllocationMethod: 'Static' },
+  };
+}
+
 export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = {}): { template: ArmTemplate; plan: ClusterPlan } {
   const vnetCidr = o.vnetCidr ?? '10.10.0.0/16';
   const subnetCidr = o.subnetCidr ?? '10.10.1.0/24';
@@ -143,15 +155,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       location: "[parameters('location')]",
       properties: { securityRules: rules },
     },
-    {
-      type: 'Microsoft.Network/publicIPAddresses',
-      apiVersion: NET_API,
-      name: names.natIp,
-      location: "[parameters('location')]",
-      sku: { name: 'Standard' },
-      // no zones: Standard public IPs are zone-redundant by default where the region has zones
-      properties: { publicIPAllocationMethod: 'Static' },
-    },
+    publicIp(names.natIp),
     {
       type: 'Microsoft.Network/natGateways',
       apiVersion: NET_API,
@@ -182,16 +186,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
         ],
       },
     },
-    {
-      condition: `[${isPublic}]`,
-      type: 'Microsoft.Network/publicIPAddresses',
-      apiVersion: NET_API,
-      name: names.lbIp,
-      location: "[parameters('location')]",
-      sku: { name: 'Standard' },
-      // no zones: Standard public IPs are zone-redundant by default where the region has zones
-      properties: { publicIPAllocationMethod: 'Static' },
-    },
+    { condition: `[${isPublic}]`, ...publicIp(names.lbIp) },
     {
       type: 'Microsoft.Network/loadBalancers',
       apiVersion: NET_API,
