@@ -29,7 +29,7 @@ export function bundleFunction(entry: string, outdir: string): void {
     sourcemap: 'linked',
     legalComments: 'none',
     // other clouds' SDKs are never loaded on AWS
-    external: ['@azure/*', '@google-cloud/*', 'fuse-native'],
+    external: ['@azure/*', '@google-cloud/*', 'koffi'],
     // some CommonJS dependencies call require() of Node built-ins inside an ES module bundle
     banner: { js: "import{createRequire as __vigilCreateRequire}from'module';const require=__vigilCreateRequire(import.meta.url);" },
     logLevel: 'silent',

@@ -3,10 +3,17 @@ import * as fsp from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { abs, checkRel, confinedParent } from './paths.ts';
+import { allXattrs, fallocate, removeXattr, setXattr } from './fuse/libc.ts';
 import { FrameError, int, num, str } from './protocol.ts';
 
+/** a negative errno from a system call as the error the ack reports */
+function errnoError(r: number, op: string): NodeJS.ErrnoException {
+  const names: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 7: 'E2BIG', 13: 'EACCES', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE', 61: 'ENODATA', 95: 'EOPNOTSUPP' };
+  return Object.assign(new Error(`${op}: errno ${-r}`), { errno: r, code: names[-r] ?? `E${-r}` });
+}
+
 /** Mutating operations, as sent on the wire (header fields; write/data/setxattr carry bytes). */
-export const OPS = new Set(['write', 'data', 'truncate', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown', 'utimens', 'fsync', 'ensure', 'list', 'remove', 'meta', 'nop']);
+export const OPS = new Set(['write', 'data', 'truncate', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown', 'utimens', 'fallocate', 'setxattr', 'removexattr', 'fsync', 'ensure', 'list', 'remove', 'meta', 'nop']);
 
 const MAX_OPEN = 128;
 
@@ -96,6 +103,7 @@ export class Applier {
         const fh = await fsp.open(p, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW, 0o600);
         try {
           await fh.chmod(int(h, 'm', 0, 0o7777));
+          await this.own(h, p);
         } finally {
           await fh.close();
         }
@@ -106,6 +114,7 @@ export class Applier {
         const { p } = await this.path(h);
         await fsp.mkdir(p, 0o700);
         await fsp.chmod(p, int(h, 'm', 0, 0o7777));
+        await this.own(h, p);
         return;
       }
       case 'unlink':
@@ -126,6 +135,7 @@ export class Applier {
       case 'symlink': {
         const { p } = await this.path(h);
         await fsp.symlink(str(h, 'tg'), p);
+        await this.own(h, p);
         return;
       }
       case 'link': {
@@ -150,7 +160,23 @@ export class Applier {
       case 'utimens':
       case 'meta': {
         const { p } = await this.path(h);
+        if (t === 'meta' && h.x !== undefined) this.setAllXattrs(p, h.x);
         await fsp.lutimes(p, num(h, 'a') / 1000, num(h, 'mt') / 1000);
+        return;
+      }
+      case 'fallocate': {
+        const { d, rel, p } = await this.path(h);
+        const fh = await this.handle(d, rel, p, false);
+        const r = fallocate(fh.fd, int(h, 'mode', 0, 0xff), int(h, 'o'), int(h, 'l'));
+        if (r < 0) throw errnoError(r, 'fallocate');
+        return;
+      }
+      case 'setxattr':
+      case 'removexattr': {
+        const { p } = await this.path(h);
+        const name = str(h, 'n', 255);
+        const r = t === 'setxattr' ? setXattr(p, name, data, int(h, 'fl', 0, 3)) : removeXattr(p, name);
+        if (r < 0) throw errnoError(r, t);
         return;
       }
       case 'fsync': {
@@ -192,6 +218,24 @@ export class Applier {
       default:
         throw new FrameError(`unknown operation ${t}`);
     }
+  }
+
+  /** the owner the primary gave a new entry (u, g), when the frame names one */
+  private async own(h: Record<string, unknown>, p: string): Promise<void> {
+    if (typeof h.u === 'number' && typeof h.g === 'number') await fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff));
+  }
+
+  /** resync: the entry's extended attributes become x (name → base64 value) */
+  private setAllXattrs(p: string, x: unknown): void {
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new FrameError('xattrs must be an object');
+    const want = new Map<string, Buffer>();
+    for (const [name, v] of Object.entries(x)) {
+      if (typeof v !== 'string' || name.length === 0 || name.length > 255 || name.includes('\0')) throw new FrameError('bad xattr');
+      want.set(name, Buffer.from(v, 'base64'));
+    }
+    // best effort: a name this filesystem refuses (another security module) must not stop the resync
+    for (const name of Object.keys(allXattrs(p))) if (!want.has(name)) removeXattr(p, name);
+    for (const [name, v] of want) setXattr(p, name, v, 0);
   }
 
   /** Makes rel exist with the given type and metadata (resync). */

@@ -7,12 +7,13 @@ import type { ModuleConfig } from '../config/index.ts';
 import type { Secret } from '../config/secret.ts';
 import type { Logger } from '../log/logger.ts';
 import { Applier } from './apply.ts';
+import { allXattrs } from './fuse/libc.ts';
 import { acceptPrimary, Channel, connectToSecondary, type SecondaryReport } from './channel.ts';
 import { buildManifest, diffManifests, type Entry } from './manifest.ts';
 import { abs } from './paths.ts';
 import { encodeFrame, type Frame } from './protocol.ts';
 import { key, splitKey, Tracking, type Dirt, type TrackingSnapshot } from './tracking.ts';
-import { View, type Mutation, type ViewSink } from './view.ts';
+import { unmountStale, View, type Mutation, type ViewSink } from './view.ts';
 
 export type MirrorEvent = { type: 'synced' } | { type: 'lost'; reason: string } | { type: 'progress' };
 
@@ -175,7 +176,6 @@ export class Replicator implements MirrorReplicator, ViewSink {
 
   /** First start: the configured directory becomes the backing directory, so nothing is copied. */
   private async setupBacking(d: { mount: string; backing: string }): Promise<void> {
-    const { unmountStale } = await import('./view.ts');
     await unmountStale(d.mount);
     const has = async (p: string) => fsp.lstat(p).then((s) => s, () => null);
     if (!(await has(d.backing))) {
@@ -345,6 +345,9 @@ export class Replicator implements MirrorReplicator, ViewSink {
       case 'write':
         t.markZones(k, m.o, m.data.length);
         break;
+      case 'fallocate':
+        t.markZones(k, m.o, m.l);
+        break;
       case 'truncate':
         t.markTruncate(k, m.s);
         break;
@@ -357,6 +360,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
       case 'chmod':
       case 'chown':
       case 'utimens':
+      case 'setxattr':
+      case 'removexattr':
         t.markMeta(k);
         break;
       default:
@@ -380,6 +385,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
     switch (m.t) {
       case 'write':
         return { t: 'write', d: dir, p: m.p, o: m.o };
+      case 'setxattr':
+        return { t: 'setxattr', d: dir, p: m.p, n: m.n, fl: m.fl };
       case 'rename':
       case 'link':
         return { t: m.t, d: dir, p: m.p, to: m.t2 };
@@ -399,7 +406,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
       return Promise.resolve();
     }
     if (s.phase === 'copying' && this.concerns(dir, m)) this.markFor(dir, m);
-    return this.send(s, this.header(dir, m), m.t === 'write' ? m.data : undefined, { mark: () => this.markFor(dir, m) });
+    return this.send(s, this.header(dir, m), m.t === 'write' ? m.data : m.t === 'setxattr' ? m.v : undefined, { mark: () => this.markFor(dir, m) });
   }
 
   async replicateFsync(dir: number, m: Mutation, local: Promise<void>): Promise<void> {
@@ -665,7 +672,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
       const names = await fsp.readdir(p).catch(() => [] as string[]);
       for (const n of names) this.tracking.markTree(key(dir, rel === '' ? n : `${rel}/${n}`));
     }
-    out({ t: 'meta', a: st.atimeMs, mt: st.mtimeMs });
+    const x = ty === 'l' ? {} : Object.fromEntries(Object.entries(allXattrs(p)).map(([n, v]) => [n, v.toString('base64')]));
+    out({ t: 'meta', a: st.atimeMs, mt: st.mtimeMs, x });
     return this.finishEntry(s, k, d, frames);
   }
 

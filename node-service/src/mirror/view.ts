@@ -1,15 +1,12 @@
-import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
-import { execFile } from 'node:child_process';
-import { dirname } from 'node:path';
-import { abs, fromFuse, parentRel } from './paths.ts';
+import { abs } from './paths.ts';
+import { attrOut, cstrings, dirent, entryOut, Fattr, FSYNC_FDATASYNC, openOut, Op, RENAME_NOREPLACE, sizeOut, statfsOut, u64, type Attr, type InHeader } from './fuse/abi.ts';
+import { FuseDevice, unmountStale, type Reply } from './fuse/device.ts';
+import { fallocate, getXattr, listXattr, removeXattr, setXattr } from './fuse/libc.ts';
+import { NodeTable, type FuseNode } from './fuse/nodes.ts';
 
-const require = createRequire(import.meta.url);
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const Fuse: any = require('fuse-native');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const FuseBase = Fuse as new (mnt: string, ops: object, opts: object) => any;
+export { unmountStale } from './fuse/device.ts';
 
 /** What a mutation means for replication; the view calls the sink after the local change succeeded. */
 export type Mutation =
@@ -22,46 +19,99 @@ export type Mutation =
   | { t: 'chmod'; p: string; m: number }
   | { t: 'chown'; p: string; u: number; g: number }
   | { t: 'utimens'; p: string; a: number; mt: number }
+  | { t: 'fallocate'; p: string; o: number; l: number; mode: number }
+  | { t: 'setxattr'; p: string; n: string; v: Buffer; fl: number }
+  | { t: 'removexattr'; p: string; n: string }
   | { t: 'fsync'; p: string; ds: boolean };
 
 export interface ViewSink {
   /** false: the view refuses every change with EROFS */
   writable(): boolean;
-  /** resolves when the change is replicated (or tracked, when alone); rejects with an errno name */
+  /**
+   * Resolves when the change is replicated (or tracked, when alone); rejects with an errno. Called in
+   * the order the changes were made locally; byte payloads are copied before it returns.
+   */
   replicate(dir: number, m: Mutation): Promise<void>;
   /** fsync: local and remote run together */
   replicateFsync(dir: number, m: Mutation, local: Promise<void>): Promise<void>;
 }
 
-const WRITE_ACCESS = C.O_WRONLY | C.O_RDWR;
-const EROFS = -30;
 const EIO = -5;
+const ENOENT = -2;
+const EEXIST = -17;
+const EINVAL = -22;
+const EROFS = -30;
+const ENOSYS = -38;
+const EOPNOTSUPP = -95;
+const S_ISGID = 0o2000;
+const WRITE_ACCESS = C.O_WRONLY | C.O_RDWR;
+/** flags the view handles itself: the kernel sends explicit offsets, truncates through SETATTR */
+const OPEN_STRIP = C.O_APPEND | C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_DIRECT | C.O_NOCTTY;
+/** how long the kernel may cache names and attributes: only where every change goes through us */
+const CACHE_S = 1;
 
 function errno(e: unknown): number {
   const n = (e as NodeJS.ErrnoException)?.errno;
   return typeof n === 'number' && n < 0 ? n : EIO;
 }
 
-/**
- * fuse-native builds its `-o` string from a fixed list of options and has no big_writes/max_write;
- * libfuse 2 then splits 4 KiB writes. This subclass appends them (libfuse 2.9 caps max_write at
- * 128 KiB, the kernel's FUSE_MAX_PAGES_PER_REQ without max_pages negotiation).
- */
-class VigilFuse extends FuseBase {
-  _fuseOptions(): string {
-    const base: string = super._fuseOptions();
-    const extra = ['big_writes', 'max_write=131072', 'max_read=131072', 'default_permissions', 'allow_other', 'fsname=vigil', 'subtype=vigil', 'use_ino', 'attr_timeout=1', 'entry_timeout=1'];
-    return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
+function toAttr(st: fs.BigIntStats): Attr {
+  return {
+    ino: Number(st.ino),
+    size: Number(st.size),
+    blocks: Number(st.blocks),
+    atimeNs: st.atimeNs,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    mode: Number(st.mode),
+    nlink: Number(st.nlink),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    rdev: Number(st.rdev),
+    blksize: Number(st.blksize),
+  };
+}
+
+function direntType(d: fs.Dirent): number {
+  if (d.isDirectory()) return 4;
+  if (d.isFile()) return 8;
+  if (d.isSymbolicLink()) return 10;
+  if (d.isFIFO()) return 1;
+  if (d.isSocket()) return 12;
+  if (d.isCharacterDevice()) return 2;
+  if (d.isBlockDevice()) return 6;
+  return 0;
+}
+
+interface FileHandle {
+  fd: number;
+  node: FuseNode;
+}
+
+interface DirHandle {
+  node: FuseNode;
+  entries: { name: string; type: number }[] | null;
+}
+
+/** Thrown inside a handler to answer with an errno. */
+class Errno extends Error {
+  constructor(readonly code: number) {
+    super(`errno ${code}`);
   }
 }
 
 /**
- * The FUSE view of one replicated directory over its backing directory: reads go straight to the
- * backing directory; every change is made there and then handed to the sink, and the application's
- * call returns when the sink says it is replicated (or tracked).
+ * The FUSE view of one replicated directory over its backing directory. Reads go straight to the
+ * backing directory. Every change is made there first, synchronously on the event loop (so the
+ * replication stream carries changes in exactly the order they were made), then handed to the sink;
+ * the application's call returns when the sink says it is replicated (or tracked).
  */
 export class View {
-  private fuse: VigilFuse | null = null;
+  private dev: FuseDevice | null = null;
+  private nodes = new NodeTable();
+  private readonly files = new Map<number, FileHandle>();
+  private readonly dirs = new Map<number, DirHandle>();
+  private nextFh = 1;
 
   constructor(
     readonly dir: number,
@@ -72,170 +122,420 @@ export class View {
 
   async mount(): Promise<void> {
     await unmountStale(this.mountpoint);
-    const fuse = new VigilFuse(this.mountpoint, this.ops(), { timeout: false, force: false, mkdir: true });
-    await new Promise<void>((resolve, reject) => fuse.mount((err: Error | null) => (err ? reject(err) : resolve())));
-    this.fuse = fuse;
+    fs.mkdirSync(this.mountpoint, { recursive: true });
+    this.nodes = new NodeTable();
+    this.dev = await FuseDevice.mount(this.mountpoint, (h, body, reply) => this.handle(h, body, reply));
   }
 
   async unmount(): Promise<void> {
-    const fuse = this.fuse;
-    if (!fuse) return;
-    this.fuse = null;
-    await new Promise<void>((resolve) => {
-      fuse.unmount((err: Error | null) => {
-        if (!err) return resolve();
-        execFile('umount', ['-l', this.mountpoint], () => resolve());
-      });
-    });
+    const dev = this.dev;
+    if (!dev) return;
+    this.dev = null;
+    await dev.unmount();
   }
 
-  private ops(): Record<string, unknown> {
-    const root = this.backing;
-    const d = this.dir;
-    const sink = this.sink;
-    const P = (p: string) => abs(root, fromFuse(p));
-    const done = (cb: (n: number) => void) => (e: unknown) => cb(e ? errno(e) : 0);
-    /** runs the local change, then waits for replication */
-    const mutate = (cb: (n: number) => void, local: (k: (e: NodeJS.ErrnoException | null) => void) => void, m: () => Mutation) => {
-      if (!sink.writable()) return cb(EROFS);
-      local((e) => {
-        if (e) return cb(errno(e));
-        sink.replicate(d, m()).then(() => cb(0), (err) => cb(errno(err)));
-      });
-    };
-    /** new entries take the owner of their directory (fuse-native does not give the caller's uid) */
-    const inherit = (p: string, k: (e: NodeJS.ErrnoException | null, u: number, g: number) => void) => {
-      fs.stat(dirname(p), (e, st) => {
-        if (e) return k(e, 0, 0);
-        fs.lchown(p, st.uid, st.gid, (e2) => k(e2, st.uid, st.gid));
-      });
-    };
+  // ------------------------------------------------------------------ helpers
 
-    return {
-      init: (cb: (n: number) => void) => cb(0),
-      statfs: (_p: string, cb: (n: number, s?: object) => void) =>
-        fs.statfs(root, (e, s) => (e ? cb(errno(e)) : cb(0, { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 }))),
-      getattr: (p: string, cb: (n: number, st?: fs.Stats) => void) => fs.lstat(P(p), (e, st) => (e ? cb(errno(e)) : cb(0, st))),
-      fgetattr: (p: string, _fd: number, cb: (n: number, st?: fs.Stats) => void) => fs.lstat(P(p), (e, st) => (e ? cb(errno(e)) : cb(0, st))),
-      readdir: (p: string, cb: (n: number, names?: string[]) => void) => fs.readdir(P(p), (e, names) => (e ? cb(errno(e)) : cb(0, names))),
-      readlink: (p: string, cb: (n: number, t?: string) => void) => fs.readlink(P(p), (e, t) => (e ? cb(errno(e)) : cb(0, t))),
-      open: (p: string, flags: number, cb: (n: number, fd?: number) => void) => {
-        if ((flags & WRITE_ACCESS) !== 0 && !sink.writable()) return cb(EROFS);
-        fs.open(P(p), flags & ~(C.O_APPEND | C.O_CREAT | C.O_EXCL | C.O_TRUNC) | C.O_NOFOLLOW, (e, fd) => (e ? cb(errno(e)) : cb(0, fd)));
-      },
-      opendir: (_p: string, _flags: number, cb: (n: number, fd?: number) => void) => cb(0, 0),
-      releasedir: (_p: string, _fd: number, cb: (n: number) => void) => cb(0),
-      release: (_p: string, fd: number, cb: (n: number) => void) => fs.close(fd, done(cb)),
-      flush: (_p: string, _fd: number, cb: (n: number) => void) => cb(0),
-      create: (p: string, mode: number, cb: (n: number, fd?: number) => void) => {
-        if (!sink.writable()) return cb(EROFS);
-        const path = P(p);
-        fs.open(path, C.O_CREAT | C.O_RDWR | C.O_NOFOLLOW, 0o600, (e, fd) => {
-          if (e) return cb(errno(e));
-          const m = mode & 0o7777;
-          fs.fchmod(fd, m, (e2) => {
-            if (e2) return fs.close(fd, () => cb(errno(e2)));
-            inherit(path, (e3, u, g) => {
-              if (e3) return fs.close(fd, () => cb(errno(e3)));
-              sink.replicate(d, { t: 'create', p: fromFuse(p), m, u, g }).then(
-                () => cb(0, fd),
-                (err) => fs.close(fd, () => cb(errno(err))),
-              );
-            });
-          });
-        });
-      },
-      read: (_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) =>
-        fs.read(fd, buf, 0, len, pos, (e, n) => cb(e ? errno(e) : n)),
-      write: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
-        if (!sink.writable()) return cb(EROFS);
-        // page-cache writes are a memcpy: synchronous is faster than a thread-pool round trip
-        let n: number;
+  private node(id: number): FuseNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Errno(ENOENT);
+    return n;
+  }
+
+  private pathOf(n: FuseNode): { rel: string; p: string } {
+    const rel = this.nodes.rel(n);
+    if (rel === null) throw new Errno(ENOENT);
+    return { rel, p: abs(this.backing, rel) };
+  }
+
+  private child(parent: FuseNode, name: string): { rel: string; p: string } {
+    const rel = this.nodes.childRel(parent, name);
+    if (rel === null) throw new Errno(ENOENT);
+    return { rel, p: abs(this.backing, rel) };
+  }
+
+  private writableOrThrow(): void {
+    if (!this.sink.writable()) throw new Errno(EROFS);
+  }
+
+  private valid(): number {
+    // a read-only view changes underneath (the replication stream): nothing may be cached there
+    return this.sink.writable() ? CACHE_S : 0;
+  }
+
+  private entry(parent: FuseNode, name: string, p: string): Buffer {
+    const st = fs.lstatSync(p, { bigint: true });
+    const n = this.nodes.remember(parent, name);
+    return entryOut(n.id, toAttr(st), this.valid());
+  }
+
+  /** the owner of a new entry: the caller, with the group of a set-group-ID parent (as the kernel does) */
+  private owner(h: InHeader, parentPath: string): { u: number; g: number; sgid: boolean } {
+    const st = fs.statSync(parentPath);
+    const sgid = (st.mode & S_ISGID) !== 0;
+    return { u: h.uid, g: sgid ? st.gid : h.gid, sgid };
+  }
+
+  private replicate(m: Mutation | null, reply: Reply, ...ok: Buffer[]): void {
+    if (!m) return reply(0, ...ok);
+    this.sink.replicate(this.dir, m).then(
+      () => reply(0, ...ok),
+      (e) => reply(errno(e)),
+    );
+  }
+
+  private replicateAll(ms: Mutation[], reply: Reply, ...ok: Buffer[]): void {
+    Promise.all(ms.map((m) => this.sink.replicate(this.dir, m))).then(
+      () => reply(0, ...ok),
+      (e) => reply(errno(e)),
+    );
+  }
+
+  private fsyncBoth(rel: string | null, ds: boolean, local: Promise<void>, reply: Reply): void {
+    if (rel === null || !this.sink.writable()) return void local.then(() => reply(0), (e) => reply(errno(e)));
+    this.sink.replicateFsync(this.dir, { t: 'fsync', p: rel, ds }, local).then(
+      () => reply(0),
+      (e) => reply(errno(e)),
+    );
+  }
+
+  // ------------------------------------------------------------------ dispatch
+
+  private handle(h: InHeader, b: Buffer, reply: Reply): void {
+    try {
+      this.op(h, b, reply);
+    } catch (e) {
+      reply(e instanceof Errno ? e.code : e instanceof RangeError ? EINVAL : errno(e));
+    }
+  }
+
+  private op(h: InHeader, b: Buffer, reply: Reply): void {
+    switch (h.opcode) {
+      case Op.LOOKUP: {
+        const parent = this.node(h.nodeid);
+        const [name] = cstrings(b, 0, 1);
+        return reply(0, this.entry(parent, name, this.child(parent, name).p));
+      }
+      case Op.FORGET:
+        return this.nodes.forget(h.nodeid, u64(b, 0));
+      case Op.BATCH_FORGET: {
+        const count = b.readUInt32LE(0);
+        for (let i = 0; i < count && 8 + i * 16 + 16 <= b.length; i++) this.nodes.forget(u64(b, 8 + i * 16), u64(b, 16 + i * 16));
+        return;
+      }
+      case Op.GETATTR: {
+        const withFh = (b.readUInt32LE(0) & 1) !== 0 ? this.files.get(u64(b, 8)) : undefined;
+        const st = withFh ? fs.fstatSync(withFh.fd, { bigint: true }) : fs.lstatSync(this.pathOf(this.node(h.nodeid)).p, { bigint: true });
+        return reply(0, attrOut(toAttr(st), this.valid()));
+      }
+      case Op.SETATTR:
+        return this.setattr(h, b, reply);
+      case Op.READLINK:
+        return reply(0, Buffer.from(fs.readlinkSync(this.pathOf(this.node(h.nodeid)).p, { encoding: 'buffer' })));
+      case Op.SYMLINK: {
+        this.writableOrThrow();
+        const parent = this.node(h.nodeid);
+        const [name, target] = cstrings(b, 0, 2);
+        const { rel, p } = this.child(parent, name);
+        const { u, g } = this.owner(h, this.pathOf(parent).p);
+        fs.symlinkSync(target, p);
+        fs.lchownSync(p, u, g);
+        return this.replicate({ t: 'symlink', p: rel, tg: target, u, g }, reply, this.entry(parent, name, p));
+      }
+      case Op.MKNOD: {
+        this.writableOrThrow();
+        const mode = b.readUInt32LE(0);
+        // only regular files replicate; devices, FIFOs and sockets have no meaning on the peer
+        if ((mode & C.S_IFMT) !== C.S_IFREG) throw new Errno(EOPNOTSUPP);
+        const parent = this.node(h.nodeid);
+        const [name] = cstrings(b, 16, 1);
+        const { rel, p } = this.child(parent, name);
+        const { u, g, sgid } = this.owner(h, this.pathOf(parent).p);
+        const m = mode & 0o7777 & (sgid ? ~0 : ~S_ISGID);
+        const fd = fs.openSync(p, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
         try {
-          n = fs.writeSync(fd, buf, 0, len, pos);
-        } catch (e) {
-          return cb(errno(e));
+          fs.fchmodSync(fd, m);
+          fs.fchownSync(fd, u, g);
+        } finally {
+          fs.closeSync(fd);
         }
-        // the kernel's buffer is only valid until cb: the sink copies it into its frame synchronously
-        sink.replicate(d, { t: 'write', p: fromFuse(p), o: pos, data: buf.subarray(0, n) }).then(() => cb(n), (err) => cb(errno(err)));
-      },
-      truncate: (p: string, size: number, cb: (n: number) => void) =>
-        mutate(cb, (k) => fs.truncate(P(p), size, k), () => ({ t: 'truncate', p: fromFuse(p), s: size })),
-      ftruncate: (p: string, fd: number, size: number, cb: (n: number) => void) =>
-        mutate(cb, (k) => fs.ftruncate(fd, size, k), () => ({ t: 'truncate', p: fromFuse(p), s: size })),
-      fsync: (p: string, datasync: number, fd: number, cb: (n: number) => void) => {
-        const local = new Promise<void>((resolve, reject) => {
-          const k = (e: NodeJS.ErrnoException | null) => (e ? reject(e) : resolve());
-          if (fd) (datasync ? fs.fdatasync(fd, k) : fs.fsync(fd, k));
-          else resolve();
-        });
-        if (!sink.writable()) return local.then(() => cb(0), (e) => cb(errno(e)));
-        sink.replicateFsync(d, { t: 'fsync', p: fromFuse(p), ds: !!datasync }, local).then(() => cb(0), (e) => cb(errno(e)));
-      },
-      fsyncdir: (p: string, datasync: number, _fd: number, cb: (n: number) => void) => {
-        const local = new Promise<void>((resolve, reject) => {
-          fs.open(P(p), C.O_RDONLY | C.O_DIRECTORY, (e, fd) => {
-            if (e) return reject(e);
-            fs.fsync(fd, (e2) => fs.close(fd, () => (e2 ? reject(e2) : resolve())));
-          });
-        });
-        if (!sink.writable()) return local.then(() => cb(0), (e) => cb(errno(e)));
-        sink.replicateFsync(d, { t: 'fsync', p: fromFuse(p), ds: !!datasync }, local).then(() => cb(0), (e) => cb(errno(e)));
-      },
-      unlink: (p: string, cb: (n: number) => void) => mutate(cb, (k) => fs.unlink(P(p), k), () => ({ t: 'unlink', p: fromFuse(p) })),
-      rmdir: (p: string, cb: (n: number) => void) => mutate(cb, (k) => fs.rmdir(P(p), k), () => ({ t: 'rmdir', p: fromFuse(p) })),
-      mkdir: (p: string, mode: number, cb: (n: number) => void) => {
-        let u = 0;
-        let g = 0;
-        mutate(
-          cb,
-          (k) =>
-            fs.mkdir(P(p), 0o700, (e) => {
-              if (e) return k(e);
-              fs.chmod(P(p), mode & 0o7777, (e2) => (e2 ? k(e2) : inherit(P(p), (e3, uu, gg) => ((u = uu), (g = gg), k(e3)))));
-            }),
-          () => ({ t: 'mkdir', p: fromFuse(p), m: mode & 0o7777, u, g }),
+        return this.replicate({ t: 'create', p: rel, m, u, g }, reply, this.entry(parent, name, p));
+      }
+      case Op.MKDIR: {
+        this.writableOrThrow();
+        const parent = this.node(h.nodeid);
+        const [name] = cstrings(b, 8, 1);
+        const { rel, p } = this.child(parent, name);
+        const { u, g, sgid } = this.owner(h, this.pathOf(parent).p);
+        const m = (b.readUInt32LE(0) & 0o7777) | (sgid ? S_ISGID : 0);
+        fs.mkdirSync(p, 0o700);
+        fs.chmodSync(p, m);
+        fs.lchownSync(p, u, g);
+        return this.replicate({ t: 'mkdir', p: rel, m, u, g }, reply, this.entry(parent, name, p));
+      }
+      case Op.UNLINK:
+      case Op.RMDIR: {
+        this.writableOrThrow();
+        const parent = this.node(h.nodeid);
+        const [name] = cstrings(b, 0, 1);
+        const { rel, p } = this.child(parent, name);
+        if (h.opcode === Op.UNLINK) fs.unlinkSync(p);
+        else fs.rmdirSync(p);
+        this.nodes.detach(parent, name);
+        return this.replicate({ t: h.opcode === Op.UNLINK ? 'unlink' : 'rmdir', p: rel }, reply);
+      }
+      case Op.RENAME:
+      case Op.RENAME2: {
+        this.writableOrThrow();
+        const flags = h.opcode === Op.RENAME2 ? b.readUInt32LE(8) : 0;
+        const [from, to] = cstrings(b, h.opcode === Op.RENAME2 ? 16 : 8, 2);
+        if (flags & ~RENAME_NOREPLACE) throw new Errno(EINVAL); // RENAME_EXCHANGE/WHITEOUT: not replicated
+        const parent = this.node(h.nodeid);
+        const newParent = this.node(u64(b, 0));
+        const a = this.child(parent, from);
+        const z = this.child(newParent, to);
+        if (flags & RENAME_NOREPLACE && fs.lstatSync(z.p, { throwIfNoEntry: false })) throw new Errno(EEXIST);
+        fs.renameSync(a.p, z.p);
+        this.nodes.move(parent, from, newParent, to);
+        return this.replicate({ t: 'rename', p: a.rel, t2: z.rel }, reply);
+      }
+      case Op.LINK: {
+        this.writableOrThrow();
+        const target = this.pathOf(this.node(u64(b, 0)));
+        const parent = this.node(h.nodeid);
+        const [name] = cstrings(b, 8, 1);
+        const { rel, p } = this.child(parent, name);
+        fs.linkSync(target.p, p);
+        // the wire carries the new name as p and the existing one as t2
+        return this.replicate({ t: 'link', p: rel, t2: target.rel }, reply, this.entry(parent, name, p));
+      }
+      case Op.OPEN: {
+        const flags = b.readUInt32LE(0);
+        if ((flags & WRITE_ACCESS) !== 0) this.writableOrThrow();
+        const n = this.node(h.nodeid);
+        const fd = fs.openSync(this.pathOf(n).p, (flags & ~OPEN_STRIP) | C.O_NOFOLLOW);
+        const fh = this.nextFh++;
+        this.files.set(fh, { fd, node: n });
+        return reply(0, openOut(fh, 0));
+      }
+      case Op.CREATE:
+        return this.create(h, b, reply);
+      case Op.READ: {
+        const f = this.files.get(u64(b, 0));
+        if (!f) throw new Errno(-9);
+        const size = b.readUInt32LE(16);
+        const buf = Buffer.allocUnsafe(size);
+        fs.read(f.fd, buf, 0, size, u64(b, 8), (e, n) => (e ? reply(errno(e)) : reply(0, buf.subarray(0, n))));
+        return;
+      }
+      case Op.WRITE:
+        return this.write(b, reply);
+      case Op.STATFS: {
+        const s = fs.statfsSync(this.backing);
+        return reply(0, statfsOut({ blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize }));
+      }
+      case Op.RELEASE: {
+        const fh = u64(b, 0);
+        const f = this.files.get(fh);
+        this.files.delete(fh);
+        if (f) fs.close(f.fd, () => undefined);
+        return reply(0);
+      }
+      case Op.FSYNC: {
+        const f = this.files.get(u64(b, 0));
+        if (!f) throw new Errno(-9);
+        const ds = (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0;
+        const local = new Promise<void>((res, rej) => (ds ? fs.fdatasync : fs.fsync)(f.fd, (e) => (e ? rej(e) : res())));
+        return this.fsyncBoth(this.nodes.rel(f.node), ds, local, reply);
+      }
+      case Op.FSYNCDIR: {
+        const d = this.dirs.get(u64(b, 0));
+        const n = d?.node ?? this.node(h.nodeid);
+        const { rel, p } = this.pathOf(n);
+        const local = new Promise<void>((res, rej) =>
+          fs.open(p, C.O_RDONLY | C.O_DIRECTORY, (e, fd) => (e ? rej(e) : fs.fsync(fd, (e2) => fs.close(fd, () => (e2 ? rej(e2) : res()))))),
         );
-      },
-      rename: (src: string, dest: string, cb: (n: number) => void) =>
-        mutate(cb, (k) => fs.rename(P(src), P(dest), k), () => ({ t: 'rename', p: fromFuse(src), t2: fromFuse(dest) })),
-      link: (src: string, dest: string, cb: (n: number) => void) =>
-        // libfuse: link(existing, new); the wire carries the new name as p and the existing one as t
-        mutate(cb, (k) => fs.link(P(src), P(dest), k), () => ({ t: 'link', p: fromFuse(dest), t2: fromFuse(src) })),
-      symlink: (target: string, dest: string, cb: (n: number) => void) => {
-        let u = 0;
-        let g = 0;
-        mutate(
-          cb,
-          (k) => fs.symlink(target, P(dest), (e) => (e ? k(e) : inherit(P(dest), (e3, uu, gg) => ((u = uu), (g = gg), k(e3))))),
-          () => ({ t: 'symlink', p: fromFuse(dest), tg: target, u, g }),
-        );
-      },
-      chmod: (p: string, mode: number, cb: (n: number) => void) =>
-        mutate(cb, (k) => fs.chmod(P(p), mode & 0o7777, k), () => ({ t: 'chmod', p: fromFuse(p), m: mode & 0o7777 })),
-      chown: (p: string, uid: number, gid: number, cb: (n: number) => void) =>
-        mutate(cb, (k) => fs.lchown(P(p), uid, gid, k), () => ({ t: 'chown', p: fromFuse(p), u: uid, g: gid })),
-      utimens: (p: string, atime: number, mtime: number, cb: (n: number) => void) => {
-        // fuse-native passes the atime twice and turns UTIME_NOW into a bogus value: fall back to now
-        const sane = (x: number) => (x > 1e11 ? x : Date.now());
-        const a = sane(atime);
-        const m = sane(mtime);
-        mutate(cb, (k) => fs.lutimes(P(p), a / 1000, m / 1000, k), () => ({ t: 'utimens', p: fromFuse(p), a, mt: m }));
-      },
-    };
+        return this.fsyncBoth(rel, (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0, local, reply);
+      }
+      case Op.SETXATTR: {
+        this.writableOrThrow();
+        const size = b.readUInt32LE(0);
+        const fl = b.readUInt32LE(4);
+        const [name] = cstrings(b, 8, 1);
+        const start = 8 + Buffer.byteLength(name) + 1;
+        if (start + size > b.length) throw new Errno(EINVAL);
+        const v = Buffer.from(b.subarray(start, start + size));
+        const { rel, p } = this.pathOf(this.node(h.nodeid));
+        const r = setXattr(p, name, v, fl);
+        if (r < 0) throw new Errno(r);
+        return this.replicate({ t: 'setxattr', p: rel, n: name, v, fl }, reply);
+      }
+      case Op.GETXATTR:
+      case Op.LISTXATTR: {
+        const size = b.readUInt32LE(0);
+        const { p } = this.pathOf(this.node(h.nodeid));
+        const out = size > 0 ? Buffer.alloc(size) : null;
+        const r = h.opcode === Op.GETXATTR ? getXattr(p, cstrings(b, 8, 1)[0], out) : listXattr(p, out);
+        if (r < 0) throw new Errno(r);
+        return out ? reply(0, out.subarray(0, r)) : reply(0, sizeOut(r));
+      }
+      case Op.REMOVEXATTR: {
+        this.writableOrThrow();
+        const [name] = cstrings(b, 0, 1);
+        const { rel, p } = this.pathOf(this.node(h.nodeid));
+        const r = removeXattr(p, name);
+        if (r < 0) throw new Errno(r);
+        return this.replicate({ t: 'removexattr', p: rel, n: name }, reply);
+      }
+      case Op.FLUSH:
+        return reply(0);
+      case Op.OPENDIR: {
+        const n = this.node(h.nodeid);
+        this.pathOf(n);
+        const fh = this.nextFh++;
+        this.dirs.set(fh, { node: n, entries: null });
+        return reply(0, openOut(fh, 0));
+      }
+      case Op.READDIR:
+        return this.readdir(b, reply);
+      case Op.RELEASEDIR:
+        this.dirs.delete(u64(b, 0));
+        return reply(0);
+      case Op.FALLOCATE: {
+        this.writableOrThrow();
+        const f = this.files.get(u64(b, 0));
+        if (!f) throw new Errno(-9);
+        const o = u64(b, 8);
+        const l = u64(b, 16);
+        const mode = b.readUInt32LE(24);
+        const r = fallocate(f.fd, mode, o, l);
+        if (r < 0) throw new Errno(r);
+        const rel = this.nodes.rel(f.node);
+        return this.replicate(rel === null ? null : { t: 'fallocate', p: rel, o, l, mode }, reply);
+      }
+      case Op.DESTROY:
+        return reply(0);
+      default:
+        // ACCESS (default_permissions checks in the kernel), locks (kept by the kernel), ioctl, poll,
+        // lseek, copy_file_range (the kernel falls back to reads and writes): not ours to answer
+        return reply(ENOSYS);
+    }
+  }
+
+  private create(h: InHeader, b: Buffer, reply: Reply): void {
+    this.writableOrThrow();
+    const flags = b.readUInt32LE(0);
+    const parent = this.node(h.nodeid);
+    const [name] = cstrings(b, 16, 1);
+    const { rel, p } = this.child(parent, name);
+    const access = (flags & ~OPEN_STRIP) | C.O_NOFOLLOW;
+    let fd: number;
+    let created = true;
+    try {
+      fd = fs.openSync(p, access | C.O_CREAT | C.O_EXCL, 0o600);
+    } catch (e) {
+      // the kernel's negative entry was stale: without O_EXCL this is a plain open of the file there
+      if (errno(e) !== EEXIST || (flags & C.O_EXCL) !== 0) throw e;
+      fd = fs.openSync(p, access);
+      created = false;
+    }
+    let m: Mutation | null = null;
+    if (created) {
+      try {
+        const { u, g, sgid } = this.owner(h, this.pathOf(parent).p);
+        const mode = b.readUInt32LE(4) & 0o7777 & (sgid ? ~0 : ~S_ISGID);
+        fs.fchmodSync(fd, mode);
+        fs.fchownSync(fd, u, g);
+        m = { t: 'create', p: rel, m: mode, u, g };
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
+    }
+    const fh = this.nextFh++;
+    const entry = this.entry(parent, name, p);
+    this.files.set(fh, { fd, node: this.nodes.get(entry.readUInt32LE(0))! });
+    this.replicate(m, reply, entry, openOut(fh, 0));
+  }
+
+  private write(b: Buffer, reply: Reply): void {
+    this.writableOrThrow();
+    const f = this.files.get(u64(b, 0));
+    if (!f) throw new Errno(-9);
+    const o = u64(b, 8);
+    const data = b.subarray(40, 40 + b.readUInt32LE(16));
+    // page-cache writes are a memcpy: synchronous beats a thread-pool round trip, and keeps the
+    // order of changes the order of the stream
+    let n = 0;
+    while (n < data.length) n += fs.writeSync(f.fd, data, n, data.length - n, o + n);
+    const rel = this.nodes.rel(f.node);
+    // an unlinked file that is still open has no copy on the peer
+    this.replicate(rel === null ? null : { t: 'write', p: rel, o, data }, reply, sizeOut(n));
+  }
+
+  private setattr(h: InHeader, b: Buffer, reply: Reply): void {
+    this.writableOrThrow();
+    const valid = b.readUInt32LE(0);
+    const f = valid & Fattr.FH ? this.files.get(u64(b, 8)) : undefined;
+    const n = f?.node ?? this.node(h.nodeid);
+    const rel = this.nodes.rel(n);
+    const p = rel === null ? null : abs(this.backing, rel);
+    if (p === null && !f) throw new Errno(ENOENT);
+    const stat = () => (f ? fs.fstatSync(f.fd, { bigint: true }) : fs.lstatSync(p!, { bigint: true }));
+    const ms: Mutation[] = [];
+    const before = stat();
+    const isLink = (Number(before.mode) & C.S_IFMT) === C.S_IFLNK;
+    if (valid & Fattr.MODE && !isLink) {
+      const m = b.readUInt32LE(68) & 0o7777;
+      if (f) fs.fchmodSync(f.fd, m);
+      else fs.chmodSync(p!, m);
+      if (rel !== null) ms.push({ t: 'chmod', p: rel, m });
+    }
+    if (valid & (Fattr.UID | Fattr.GID)) {
+      const u = valid & Fattr.UID ? b.readUInt32LE(76) : Number(before.uid);
+      const g = valid & Fattr.GID ? b.readUInt32LE(80) : Number(before.gid);
+      if (f) fs.fchownSync(f.fd, u, g);
+      else fs.lchownSync(p!, u, g);
+      if (rel !== null) ms.push({ t: 'chown', p: rel, u, g });
+    }
+    if (valid & Fattr.SIZE) {
+      const s = u64(b, 16);
+      if (f) fs.ftruncateSync(f.fd, s);
+      else fs.truncateSync(p!, s);
+      if (rel !== null) ms.push({ t: 'truncate', p: rel, s });
+    }
+    if (valid & (Fattr.ATIME | Fattr.MTIME)) {
+      const now = Date.now();
+      const ms3 = (sec: number, nsec: number) => sec * 1000 + nsec / 1e6;
+      const a = valid & Fattr.ATIME ? (valid & Fattr.ATIME_NOW ? now : ms3(u64(b, 32), b.readUInt32LE(56))) : Number(before.atimeNs / 1000n) / 1000;
+      const mt = valid & Fattr.MTIME ? (valid & Fattr.MTIME_NOW ? now : ms3(u64(b, 40), b.readUInt32LE(60))) : Number(before.mtimeNs / 1000n) / 1000;
+      if (f) fs.futimesSync(f.fd, a / 1000, mt / 1000);
+      else fs.lutimesSync(p!, a / 1000, mt / 1000);
+      if (rel !== null) ms.push({ t: 'utimens', p: rel, a, mt });
+    }
+    this.replicateAll(ms, reply, attrOut(toAttr(stat()), this.valid()));
+  }
+
+  private readdir(b: Buffer, reply: Reply): void {
+    const d = this.dirs.get(u64(b, 0));
+    if (!d) throw new Errno(-9);
+    const offset = u64(b, 8);
+    const size = b.readUInt32LE(16);
+    // the listing is taken at the first read (and again after a rewind), like a directory stream
+    if (!d.entries || offset === 0) {
+      const list = fs.readdirSync(this.pathOf(d.node).p, { withFileTypes: true });
+      d.entries = [{ name: '.', type: 4 }, { name: '..', type: 4 }, ...list.map((e) => ({ name: e.name, type: direntType(e) }))];
+    }
+    const parts: Buffer[] = [];
+    let room = size;
+    for (let i = offset; i < d.entries.length; i++) {
+      const e = d.entries[i];
+      // the inode number is not known without a stat; any non-zero value keeps readdir users happy
+      const part = dirent(i + 2, i + 1, e.type, e.name, room);
+      if (!part) break;
+      parts.push(part);
+      room -= part.length;
+    }
+    reply(0, ...parts);
   }
 }
-
-/** A mount left by a process that died ("Transport endpoint is not connected") is detached first. */
-export async function unmountStale(mnt: string): Promise<void> {
-  try {
-    fs.statSync(mnt);
-    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-    if (!mounts.split('\n').some((l) => l.split(' ')[1] === mnt)) return;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-  }
-  await new Promise<void>((resolve) => execFile('umount', ['-l', mnt], () => resolve()));
-}
-
-export { parentRel };

@@ -1,0 +1,186 @@
+import { execFile, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { promisify } from 'node:util';
+import { FUSE_KERNEL_MINOR, FUSE_KERNEL_VERSION, IN_HEADER, Init, initOut, Op, OUT_HEADER, readHeader, type InHeader } from './abi.ts';
+
+const run = promisify(execFile);
+
+/** Answers one request: 0 and the payload parts, or a negative errno. Later calls are ignored. */
+export type Reply = (err: number, ...parts: Buffer[]) => void;
+
+/**
+ * Handles one request. `body` is the request after its header; it is only valid until the handler
+ * returns (the buffer is read into again), so a handler that goes asynchronous copies what it needs.
+ */
+export type Handler = (h: InHeader, body: Buffer, reply: Reply) => void;
+
+export interface MountOptions {
+  /** largest write the kernel may send in one request (rounded to pages, at most 1 MiB) */
+  maxWrite: number;
+  /** requests read concurrently (each holds one libuv thread-pool thread while it waits) */
+  readers: number;
+  fsname: string;
+}
+
+const NO_REPLY = new Set<number>([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
+const WANTED = Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES | Init.CACHE_SYMLINKS | Init.AUTO_INVAL_DATA;
+
+/**
+ * One FUSE mount served from this process: /dev/fuse is opened here and handed to mount(8) as fd 3
+ * (the kernel's own "fd=" option), so no setuid helper or libfuse is involved. Requests are read on
+ * the thread pool and handled on the event loop; replies are written synchronously (a copy into the
+ * waiting request, no disk I/O).
+ */
+export class FuseDevice {
+  private fd = -1;
+  private closed = false;
+  private initDone: (() => void) | null = null;
+  private initFailed: ((e: Error) => void) | null = null;
+  private readers = 0;
+  private ended: (() => void)[] = [];
+
+  private constructor(
+    readonly mountpoint: string,
+    private readonly handler: Handler,
+    private readonly opts: MountOptions,
+  ) {}
+
+  static async mount(mountpoint: string, handler: Handler, opts: Partial<MountOptions> = {}): Promise<FuseDevice> {
+    const maxWrite = Math.min(1 << 20, Math.max(4096, (opts.maxWrite ?? 1 << 20) & ~4095));
+    const dev = new FuseDevice(mountpoint, handler, { maxWrite, readers: opts.readers ?? 2, fsname: opts.fsname ?? 'vigil' });
+    await dev.start();
+    return dev;
+  }
+
+  private async start(): Promise<void> {
+    this.fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR);
+    const mountOpts = ['fd=3', 'rootmode=40000', 'user_id=0', 'group_id=0', 'default_permissions', 'allow_other', `max_read=${this.opts.maxWrite}`].join(',');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const p = spawn('mount', ['-i', '-t', `fuse.${this.opts.fsname}`, '-o', mountOpts, this.opts.fsname, this.mountpoint], { stdio: ['ignore', 'ignore', 'pipe', this.fd] });
+        let stderr = '';
+        p.stderr.on('data', (d) => (stderr += d));
+        p.on('error', reject);
+        p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`cannot mount the FUSE view on ${this.mountpoint}: ${stderr.trim() || `mount exited ${code}`}`))));
+      });
+    } catch (e) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      throw e;
+    }
+    const inited = new Promise<void>((resolve, reject) => {
+      this.initDone = resolve;
+      this.initFailed = reject;
+    });
+    for (let i = 0; i < this.opts.readers; i++) {
+      this.readers++;
+      this.readLoop(Buffer.allocUnsafe(this.opts.maxWrite + 64 * 1024));
+    }
+    const timer = setTimeout(() => this.initFailed?.(new Error(`the kernel did not start the FUSE session on ${this.mountpoint}`)), 10_000);
+    try {
+      await inited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private end(): void {
+    if (this.fd >= 0) fs.close(this.fd, () => undefined);
+    this.fd = -1;
+    for (const w of this.ended.splice(0)) w();
+  }
+
+  private readLoop(buf: Buffer): void {
+    fs.read(this.fd, buf, 0, buf.length, null, (err, n) => {
+      if (err) {
+        const code = err.code;
+        // ENOENT: the request was interrupted before we read it; EINTR/EAGAIN: try again
+        if (code === 'ENOENT' || code === 'EINTR' || code === 'EAGAIN') return this.readLoop(buf);
+        // ENODEV: the connection ended (unmounted, or the last user of a lazy unmount left)
+        this.closed = true;
+        this.initFailed?.(err);
+        if (--this.readers === 0) this.end();
+        return;
+      }
+      if (n >= IN_HEADER) this.dispatch(buf, n);
+      this.readLoop(buf);
+    });
+  }
+
+  private dispatch(buf: Buffer, n: number): void {
+    const h = readHeader(buf);
+    const body = buf.subarray(IN_HEADER, Math.min(n, h.len));
+    if (h.opcode === Op.INIT) return this.init(h, body);
+    const reply = NO_REPLY.has(h.opcode) ? () => undefined : this.replier(h.unique);
+    try {
+      this.handler(h, body, reply);
+    } catch {
+      // a handler bug must not leave the caller hanging in the kernel
+      reply(-5);
+    }
+  }
+
+  private init(h: InHeader, body: Buffer): void {
+    const major = body.readUInt32LE(0);
+    const minor = body.readUInt32LE(4);
+    const reply = this.replier(h.unique);
+    if (major !== FUSE_KERNEL_VERSION || minor < 28) {
+      reply(-71); // EPROTO
+      this.initFailed?.(new Error(`kernel FUSE protocol ${major}.${minor} is too old (Vigil needs 7.28 or later)`));
+      return;
+    }
+    const maxReadahead = body.readUInt32LE(8);
+    const flags = body.readUInt32LE(12);
+    reply(0, initOut({ minor: Math.min(minor, FUSE_KERNEL_MINOR), maxReadahead, flags: flags & WANTED, maxWrite: this.opts.maxWrite, maxPages: this.opts.maxWrite / 4096 }));
+    this.initDone?.();
+    this.initDone = null;
+    this.initFailed = null;
+  }
+
+  private replier(unique: bigint): Reply {
+    let done = false;
+    return (err, ...parts) => {
+      if (done || this.closed) return;
+      done = true;
+      const head = Buffer.allocUnsafe(OUT_HEADER);
+      let len = OUT_HEADER;
+      if (err === 0) for (const p of parts) len += p.length;
+      head.writeUInt32LE(len, 0);
+      head.writeInt32LE(err, 4);
+      head.writeBigUInt64LE(unique, 8);
+      try {
+        if (err === 0 && parts.length) fs.writevSync(this.fd, [head, ...parts]);
+        else fs.writeSync(this.fd, head);
+      } catch {
+        // ENOENT: the caller was interrupted and is gone; nothing to answer
+      }
+    };
+  }
+
+  /**
+   * Unmounts. When something still holds files open in the view the unmount is lazy: the mount leaves
+   * the namespace at once, and this session goes on answering those holders (under the sink's current
+   * rules) until the last one lets go.
+   */
+  async unmount(): Promise<void> {
+    if (this.fd < 0 || this.readers === 0) return;
+    const gone = new Promise<void>((r) => this.ended.push(r));
+    const lazy = await run('umount', [this.mountpoint]).then(
+      () => false,
+      () => run('umount', ['-l', this.mountpoint]).then(() => true, () => true),
+    );
+    if (!lazy) await gone;
+  }
+}
+
+/** A mount left by a process that died ("Transport endpoint is not connected") is detached first. */
+export async function unmountStale(mnt: string): Promise<void> {
+  try {
+    fs.statSync(mnt);
+    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
+    if (!mounts.split('\n').some((l) => l.split(' ')[1] === mnt)) return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+  }
+  await run('umount', ['-l', mnt]).catch(() => undefined);
+}
