@@ -180,6 +180,9 @@ export class Applier {
         return;
       }
       case 'fsync': {
+        // fast path: a file written since the last namespace change still has its descriptor
+        const open = this.fds.get(`${int(h, 'd', 0, this.roots.length - 1)}:${checkRel(h.p)}`);
+        if (open) return h.ds ? open.datasync() : open.sync();
         const { d, rel, p } = await this.path(h);
         const st = await fsp.lstat(p);
         if (st.isDirectory()) {

@@ -1,4 +1,4 @@
-import { realpath } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { FrameError } from './protocol.ts';
 
@@ -41,7 +41,8 @@ export async function confinedParent(root: string, rel: string, rootReal: string
   const parent = dirname(p);
   let real: string;
   try {
-    real = await realpath(parent);
+    // synchronous: the parent is in the dentry cache, and a thread-pool round trip costs more
+    real = realpathSync(parent);
   } catch {
     return p; // parent missing: the operation itself will fail with ENOENT (or create it)
   }

@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { FUSE_KERNEL_MINOR, FUSE_KERNEL_VERSION, IN_HEADER, Init, initOut, Op, OUT_HEADER, readHeader, type InHeader } from './abi.ts';
+import { ReadableWaiter } from './libc.ts';
 
 const run = promisify(execFile);
 
@@ -17,18 +18,25 @@ export type Handler = (h: InHeader, body: Buffer, reply: Reply) => void;
 export interface MountOptions {
   /** largest write the kernel may send in one request (rounded to pages, at most 1 MiB) */
   maxWrite: number;
-  /** requests read concurrently (each holds one libuv thread-pool thread while it waits) */
-  readers: number;
+  /** how long the event loop keeps looking for the next request after answering one, in µs */
+  spinUs: number;
   fsname: string;
 }
 
 const NO_REPLY = new Set<number>([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
 const WANTED = Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES | Init.CACHE_SYMLINKS | Init.AUTO_INVAL_DATA;
+/** while waiting, look again at least this often (a stalled waiter must not hang a session) */
+const POLL_MS = 1000;
 
 /**
  * One FUSE mount served from this process: /dev/fuse is opened here and handed to mount(8) as fd 3
- * (the kernel's own "fd=" option), so no setuid helper or libfuse is involved. Requests are read on
- * the thread pool and handled on the event loop; replies are written synchronously (a copy into the
+ * (the kernel's own "fd=" option), so neither libfuse nor a setuid helper is involved.
+ *
+ * Requests are read on the event loop from a non-blocking descriptor. After answering, the loop keeps
+ * reading for a few tens of microseconds: an application doing write-fsync-write sends its next
+ * request within that window, and catching it there saves two thread wake-ups per request (the
+ * difference between ~60 µs and ~20 µs a round trip on a VM). When nothing comes, a thread-pool
+ * thread waits in poll(2) and wakes the loop. Replies are written synchronously (a copy into the
  * waiting request, no disk I/O).
  */
 export class FuseDevice {
@@ -36,30 +44,38 @@ export class FuseDevice {
   private closed = false;
   private initDone: (() => void) | null = null;
   private initFailed: ((e: Error) => void) | null = null;
-  private readers = 0;
+  private readonly buf: Buffer;
+  private pumping = false;
+  private polling = false;
+  /** requests read and not yet answered: while any is open the loop has other work, so it does not spin */
+  private open = 0;
   private ended: (() => void)[] = [];
+  private waiter: ReadableWaiter | null = null;
 
   private constructor(
     readonly mountpoint: string,
     private readonly handler: Handler,
     private readonly opts: MountOptions,
-  ) {}
+  ) {
+    this.buf = Buffer.allocUnsafe(opts.maxWrite + 64 * 1024);
+  }
 
   static async mount(mountpoint: string, handler: Handler, opts: Partial<MountOptions> = {}): Promise<FuseDevice> {
     const maxWrite = Math.min(1 << 20, Math.max(4096, (opts.maxWrite ?? 1 << 20) & ~4095));
-    const dev = new FuseDevice(mountpoint, handler, { maxWrite, readers: opts.readers ?? 2, fsname: opts.fsname ?? 'vigil' });
+    const dev = new FuseDevice(mountpoint, handler, { maxWrite, spinUs: opts.spinUs ?? 50, fsname: opts.fsname ?? 'vigil' });
     await dev.start();
     return dev;
   }
 
   private async start(): Promise<void> {
-    this.fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR);
+    this.fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    this.waiter = new ReadableWaiter(this.fd);
     const mountOpts = ['fd=3', 'rootmode=40000', 'user_id=0', 'group_id=0', 'default_permissions', 'allow_other', `max_read=${this.opts.maxWrite}`].join(',');
     try {
       await new Promise<void>((resolve, reject) => {
         const p = spawn('mount', ['-i', '-t', `fuse.${this.opts.fsname}`, '-o', mountOpts, this.opts.fsname, this.mountpoint], { stdio: ['ignore', 'ignore', 'pipe', this.fd] });
         let stderr = '';
-        p.stderr.on('data', (d) => (stderr += d));
+        p.stderr!.on('data', (d) => (stderr += d));
         p.on('error', reject);
         p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`cannot mount the FUSE view on ${this.mountpoint}: ${stderr.trim() || `mount exited ${code}`}`))));
       });
@@ -72,10 +88,7 @@ export class FuseDevice {
       this.initDone = resolve;
       this.initFailed = reject;
     });
-    for (let i = 0; i < this.opts.readers; i++) {
-      this.readers++;
-      this.readLoop(Buffer.allocUnsafe(this.opts.maxWrite + 64 * 1024));
-    }
+    this.pump();
     const timer = setTimeout(() => this.initFailed?.(new Error(`the kernel did not start the FUSE session on ${this.mountpoint}`)), 10_000);
     try {
       await inited;
@@ -84,32 +97,62 @@ export class FuseDevice {
     }
   }
 
-  private end(): void {
-    if (this.fd >= 0) fs.close(this.fd, () => undefined);
-    this.fd = -1;
-    for (const w of this.ended.splice(0)) w();
+  /** reads and handles every request there is, spins a little, then waits for the next one */
+  private pump(): void {
+    if (this.pumping || this.closed) return;
+    this.pumping = true;
+    const spinMs = this.opts.spinUs / 1000;
+    let idleSince = performance.now();
+    try {
+      for (;;) {
+        let n: number;
+        try {
+          n = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EAGAIN') {
+            if (this.open === 0 && performance.now() - idleSince < spinMs) continue;
+            break;
+          }
+          // ENOENT: the request was interrupted before we read it; EINTR: try again
+          if (code === 'ENOENT' || code === 'EINTR') continue;
+          // ENODEV: the connection ended (unmounted, or the last user of a lazy unmount left)
+          this.end(e as Error);
+          return;
+        }
+        if (n >= IN_HEADER) this.dispatch(n);
+        idleSince = performance.now();
+      }
+    } finally {
+      this.pumping = false;
+    }
+    this.wait();
   }
 
-  private readLoop(buf: Buffer): void {
-    fs.read(this.fd, buf, 0, buf.length, null, (err, n) => {
-      if (err) {
-        const code = err.code;
-        // ENOENT: the request was interrupted before we read it; EINTR/EAGAIN: try again
-        if (code === 'ENOENT' || code === 'EINTR' || code === 'EAGAIN') return this.readLoop(buf);
-        // ENODEV: the connection ended (unmounted, or the last user of a lazy unmount left)
-        this.closed = true;
-        this.initFailed?.(err);
-        if (--this.readers === 0) this.end();
-        return;
-      }
-      if (n >= IN_HEADER) this.dispatch(buf, n);
-      this.readLoop(buf);
+  private wait(): void {
+    if (this.polling || this.closed) return;
+    this.polling = true;
+    this.waiter!.wait(POLL_MS, () => {
+      this.polling = false;
+      this.pump();
     });
   }
 
-  private dispatch(buf: Buffer, n: number): void {
-    const h = readHeader(buf);
-    const body = buf.subarray(IN_HEADER, Math.min(n, h.len));
+  private end(err: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.initFailed?.(err);
+    const fd = this.fd;
+    this.fd = -1;
+    // the poller may still be inside poll(2) on this descriptor: close it once that returned
+    const close = () => (this.polling ? setTimeout(close, 50) : fs.close(fd, () => undefined));
+    close();
+    for (const w of this.ended.splice(0)) w();
+  }
+
+  private dispatch(n: number): void {
+    const h = readHeader(this.buf);
+    const body = this.buf.subarray(IN_HEADER, Math.min(n, h.len));
     if (h.opcode === Op.INIT) return this.init(h, body);
     const reply = NO_REPLY.has(h.opcode) ? () => undefined : this.replier(h.unique);
     try {
@@ -139,9 +182,12 @@ export class FuseDevice {
 
   private replier(unique: bigint): Reply {
     let done = false;
+    this.open++;
     return (err, ...parts) => {
-      if (done || this.closed) return;
+      if (done) return;
       done = true;
+      this.open--;
+      if (this.closed) return;
       const head = Buffer.allocUnsafe(OUT_HEADER);
       let len = OUT_HEADER;
       if (err === 0) for (const p of parts) len += p.length;
@@ -154,6 +200,8 @@ export class FuseDevice {
       } catch {
         // ENOENT: the caller was interrupted and is gone; nothing to answer
       }
+      // an answer sent from a callback (replication acknowledged): the next request follows shortly
+      if (this.open === 0) this.pump();
     };
   }
 
@@ -163,7 +211,7 @@ export class FuseDevice {
    * rules) until the last one lets go.
    */
   async unmount(): Promise<void> {
-    if (this.fd < 0 || this.readers === 0) return;
+    if (this.fd < 0 || this.closed) return;
     const gone = new Promise<void>((r) => this.ended.push(r));
     const lazy = await run('umount', [this.mountpoint]).then(
       () => false,

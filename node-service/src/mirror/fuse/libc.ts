@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 
 /**
  * The few system calls Node has no API for, through koffi (an FFI whose npm package ships its
- * prebuilt binary): extended attributes and fallocate. Each returns the result or a negative errno,
+ * prebuilt binary): extended attributes, fallocate and poll. Each returns the result or a negative errno,
  * the way the FUSE reply wants it.
  */
 const require = createRequire(import.meta.url);
@@ -59,4 +59,38 @@ export function allXattrs(path: string): Record<string, Buffer> {
     if (got >= 0) out[name] = v.subarray(0, got);
   }
   return out;
+}
+
+const pollFn = libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)');
+const POLLIN = 0x1;
+
+/**
+ * A poll(2) on one descriptor that runs on a thread-pool thread: wait() calls back on the event loop
+ * once fd is readable, has failed, or timeoutMs passed. The pollfd stays referenced here for as long
+ * as the call may touch it.
+ */
+export class ReadableWaiter {
+  private readonly pfd = Buffer.alloc(8);
+  constructor(fd: number) {
+    this.pfd.writeInt32LE(fd, 0);
+    this.pfd.writeInt16LE(POLLIN, 4);
+  }
+
+  wait(timeoutMs: number, cb: () => void): void {
+    pollFn.async(this.pfd, 1, timeoutMs, () => cb());
+  }
+}
+
+const setsockoptFn = libc.func('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)');
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+
+/**
+ * Socket buffers large enough for a whole 1 MiB write frame, so that it leaves in one send and
+ * arrives without waiting for the window to grow (the kernel caps them at net.core.[rw]mem_max).
+ */
+export function widenSocketBuffers(fd: number, bytes: number): void {
+  setsockoptFn(fd, SOL_SOCKET, SO_SNDBUF, [bytes], 4);
+  setsockoptFn(fd, SOL_SOCKET, SO_RCVBUF, [bytes], 4);
 }
