@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { allXattrs } from '../../node-service/src/mirror/fuse/libc.ts';
 
-/** Every difference between two trees: names, types, sizes, modes, symlink targets and bytes. */
+/** Every difference between two trees: names, types, sizes, modes, owners, symlink targets, bytes and xattrs. */
 export function compareTrees(a: string, b: string): string[] {
   const diffs: string[] = [];
   const describe = (p: string) => {
@@ -11,6 +12,8 @@ export function compareTrees(a: string, b: string): string[] {
     return {
       type,
       mode: st.mode & 0o7777,
+      owner: `${st.uid}:${st.gid}`,
+      xattrs: type === 'symlink' ? '' : JSON.stringify(Object.entries(allXattrs(p)).map(([k, v]) => [k, v.toString('base64')]).sort()),
       size: type === 'file' ? st.size : 0,
       target: type === 'symlink' ? fs.readlinkSync(p) : undefined,
       hash: type === 'file' ? createHash('sha1').update(fs.readFileSync(p)).digest('hex') : undefined,
@@ -30,7 +33,7 @@ export function compareTrees(a: string, b: string): string[] {
       }
       const da = describe(join(a, r));
       const db = describe(join(b, r));
-      for (const k of ['type', 'mode', 'size', 'target', 'hash'] as const) {
+      for (const k of ['type', 'mode', 'owner', 'size', 'target', 'hash', 'xattrs'] as const) {
         if (da[k] !== db[k]) diffs.push(`${r}: ${k} ${String(da[k])} != ${String(db[k])}`);
       }
       if (da.type === 'dir' && db.type === 'dir') walk(r);
