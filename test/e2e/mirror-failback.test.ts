@@ -18,7 +18,7 @@ function run(p: ChildProcess): Promise<string> {
   });
 }
 
-type Status = { peer: string; lastResync?: { mode: string; bytesSent: number; entries: number; durationMs: number } };
+type Status = { role?: string; peer: string; lastResync?: { mode: string; bytesSent: number; entries: number; durationMs: number } };
 
 describe('mirror: failback resync copies only what changed', () => {
   let pair: Pair;
@@ -92,6 +92,22 @@ describe('mirror: failback resync copies only what changed', () => {
     await rejoinSecondary(pair);
     const st = (await pair.a.call('status')) as Status;
     console.log(`checksum resync: ${st.lastResync?.bytesSent} bytes sent in ${st.lastResync?.durationMs} ms`);
+    expect(st.lastResync?.mode).toBe('checksum');
+    expect(st.lastResync!.bytesSent).toBeLessThanOrEqual(2 * MiB);
+    expect(compareTrees(backing(ROOT, 'a'), backing(ROOT, 'b'))).toEqual([]);
+  }, 180_000);
+
+  it('prim --fullsync on a running primary compares checksums and repairs a copy damaged behind its back', async () => {
+    // the secondary's copy is damaged while the pair runs (a disk error, an operator mistake)
+    const fd = openSync(join(backing(ROOT, 'b'), 'f4.bin'), 'r+');
+    writeSync(fd, Buffer.from('bitrot!!'), 0, 8, 5 * MiB + 3);
+    closeSync(fd);
+    expect(compareTrees(backing(ROOT, 'a'), backing(ROOT, 'b'))).not.toEqual([]);
+    const synced = pair.a.waitEvent('synced', 120_000);
+    await pair.a.call('primary', { fullSync: true });
+    await synced;
+    const st = (await pair.a.call('status')) as Status;
+    expect(st.role).toBe('primary');
     expect(st.lastResync?.mode).toBe('checksum');
     expect(st.lastResync!.bytesSent).toBeLessThanOrEqual(2 * MiB);
     expect(compareTrees(backing(ROOT, 'a'), backing(ROOT, 'b'))).toEqual([]);

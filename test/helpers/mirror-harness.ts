@@ -57,7 +57,7 @@ rl.on('line', (line) => {
       case 'prepare':
         return rep.prepare();
       case 'primary':
-        return rep.becomePrimary();
+        return rep.becomePrimary(msg.opts);
       case 'secondary':
         return rep.becomeSecondary(msg.opts);
       case 'stop':

@@ -120,6 +120,18 @@ describe('mirror core: failover', () => {
     expect(roles(sim)).toEqual(['PRIM', 'SECOND']);
   });
 
+  it('prim --fullsync on the primary keeps the role and asks the engine for a checksum resync', () => {
+    const sim = started();
+    const before = roles(sim);
+    expect(isReady(sim.state('node1') as ModuleState)).toBe(true);
+    expect(sim.command('node1', { type: 'prim', force: false })).toMatchObject({ ok: false, message: expect.stringMatching(/already primary/) });
+    expect(sim.command('node1', { type: 'prim', force: false, fullSync: true })).toMatchObject({ ok: true });
+    sim.settle();
+    expect(roles(sim)).toEqual(before);
+    const last = sim.node('node1').done.at(-1)!;
+    expect(last.steps).toEqual([{ type: 'replication', op: 'primary', fullSync: true }]);
+  });
+
   it('prim without --force on a stale node is refused, with --force it is obeyed', () => {
     const sim = started();
     sim.crash('node2');

@@ -222,7 +222,12 @@ function onCommand(c: MirrorCore, cmd: Extract<CoreEvent, { type: 'command' }>['
       return accept(queue(c, c.target, 'operator restart: application restarted in place', restartInPlaceSteps(c.target)), 'restarting the application in place');
     }
     case 'prim': {
-      if (isPrimary(c.target)) return refuse(`already primary (${c.target})`);
+      if (isPrimary(c.target)) {
+        if (!cmd.fullSync) return refuse(`already primary (${c.target})`);
+        if (c.busy > 0) return refuse(`a transition to ${c.target} is in progress; retry when it is done`);
+        // the role stays; the replication engine restarts its resync with a checksum comparison
+        return accept(queue(c, c.target, 'operator prim --fullsync', [{ type: 'replication', op: 'primary', fullSync: true }]), 'full resync');
+      }
       if (c.p.stopped || c.target === 'STOP') return refuse('the module is stopped: run vigil start first');
       if (c.peerAlive && c.peer && isPrimary(c.peer.state)) return refuse(`${c.peerName} is primary (${c.peer.state}): use vigil swap`);
       if (c.busy > 0) return refuse(`a transition to ${c.target} is in progress; retry when it is done`);

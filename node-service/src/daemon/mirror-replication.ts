@@ -16,8 +16,8 @@ export class MirrorReplication implements ReplicationPort {
     return this.engine.prepare();
   }
 
-  async primary(): Promise<void> {
-    await this.engine.becomePrimary();
+  async primary(o: { fullSync?: boolean } = {}): Promise<void> {
+    await this.engine.becomePrimary(o);
     this.role = 'primary';
   }
 

@@ -38,7 +38,8 @@ export interface MirrorStatus {
 
 export interface MirrorReplicator {
   prepare(): Promise<void>;
-  becomePrimary(): Promise<void>;
+  /** fullSync: the next resync (or the one running now) compares checksums of both trees */
+  becomePrimary(opts?: { fullSync?: boolean }): Promise<void>;
   becomeSecondary(opts?: { fullSync?: boolean; divergent?: boolean }): Promise<void>;
   stop(): Promise<void>;
   status(): MirrorStatus;
@@ -195,9 +196,18 @@ export class Replicator implements MirrorReplicator, ViewSink {
     }
   }
 
-  async becomePrimary(): Promise<void> {
+  async becomePrimary(opts: { fullSync?: boolean } = {}): Promise<void> {
     if (!this.prepared) throw new Error('becomePrimary before prepare');
-    if (this.role === 'primary') return;
+    if (opts.fullSync) {
+      this.log.info('full resync requested: the trees are compared by checksum');
+      this.tracking.intact = false;
+      this.tracking.changed = true;
+    }
+    if (this.role === 'primary') {
+      // reconnecting starts the resync over, now as a checksum comparison
+      if (opts.fullSync) this.session?.ch.close('full resync requested by the operator');
+      return;
+    }
     const gen = ++this.generation;
     if (this.role === 'secondary') await this.leaveSecondary();
     if (this.persisted.inResync) {
