@@ -2,7 +2,7 @@ import { constants as C, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { abs, checkRel, confinedParent } from './paths.ts';
+import { checkRel, confinedParent } from './paths.ts';
 import { allXattrs, fallocate, removeXattr, setXattr } from './fuse/libc.ts';
 import { FrameError, int, num, str } from './protocol.ts';
 

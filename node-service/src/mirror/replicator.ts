@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { constants as C } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { ModuleConfig } from '../config/index.ts';
 import type { Secret } from '../config/secret.ts';
 import type { Logger } from '../log/logger.ts';
 import { Applier } from './apply.ts';
 import { allXattrs } from './fuse/libc.ts';
-import { acceptPrimary, Channel, connectToSecondary, type SecondaryReport } from './channel.ts';
+import { Channel, connectToSecondary, type SecondaryReport } from './channel.ts';
 import { buildManifest, diffManifests, type Entry } from './manifest.ts';
 import { abs } from './paths.ts';
 import { encodeFrame, type Frame } from './protocol.ts';
 import { key, splitKey, Tracking, type Dirt, type TrackingSnapshot } from './tracking.ts';
+import { SecondaryRole } from './secondary.ts';
 import { unmountStale, View, type Mutation, type ViewSink } from './view.ts';
 
 export type MirrorEvent = { type: 'synced' } | { type: 'lost'; reason: string } | { type: 'progress' };
@@ -101,8 +101,6 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private readonly log: Logger;
   private readonly sendTimeout: number;
   private role: MirrorStatus['role'] = 'stopped';
-  /** every accepted replication socket, so that leaving the secondary role never waits on a dead peer */
-  private readonly inboundSockets = new Set<import('node:net').Socket>();
   private prepared = false;
   private listeners: ((e: MirrorEvent) => void)[] = [];
   private persisted: Persisted;
@@ -115,14 +113,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
   // primary
   private session: Session | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
-  // secondary
-  private servers: Server[] = [];
-  private inbound: Channel | null = null;
-  private secondaryPeer: MirrorStatus['peer'] = 'disconnected';
-  private secondaryOpts: { fullSync?: boolean; divergent?: boolean } = {};
-  private applyQueue: Frame[] = [];
-  private applying = false;
-  private lastInbound = 0;
+  private secondary: SecondaryRole | null = null;
 
   constructor(private readonly opts: MirrorReplicatorOptions) {
     const rep = opts.module.replication;
@@ -230,12 +221,27 @@ export class Replicator implements MirrorReplicator, ViewSink {
     if (this.role === 'primary') await this.leavePrimary();
     if (this.role === 'secondary') await this.leaveSecondary();
     this.role = 'secondary';
-    this.secondaryOpts = opts;
     this.applier.backupDir = opts.divergent ? join(this.opts.stateDir, `divergent-${new Date().toISOString().replace(/[:.]/g, '-')}`) : null;
     this.persisted.lastRole = 'secondary';
     await this.persist(true);
     this.log.info({ ...opts, baseline: this.tracking.baseline }, 'became secondary (view read-only), waiting for the primary');
-    void this.listenLoop(gen);
+    const role = new SecondaryRole(
+      {
+        opts: this.opts,
+        log: this.log,
+        tracking: this.tracking,
+        applier: this.applier,
+        backings: this.dirs.map((d) => d.backing),
+        sendTimeout: this.sendTimeout,
+        current: () => gen === this.generation && this.role === 'secondary',
+        persist: (force) => this.persist(force),
+        setInResync: (v) => (this.persisted.inResync = v),
+        emit: (e) => this.emit(e),
+      },
+      opts,
+    );
+    this.secondary = role;
+    void role.listen();
   }
 
   async stop(): Promise<void> {
@@ -267,7 +273,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
       const total = Math.max(s.resync.bytesTotal, s.resync.bytesDone);
       return { ...base, peer: 'resyncing', resync: { bytesDone: s.resync.bytesDone, bytesTotal: total, rateBps: Math.round(rate), etaS: rate > 0 ? Math.round((total - s.resync.bytesDone) / rate) : 0, mode: s.resync.mode } };
     }
-    if (this.role === 'secondary') return { ...base, peer: this.secondaryPeer };
+    if (this.role === 'secondary') return { ...base, peer: this.secondary?.peer ?? 'disconnected' };
     return { ...base, peer: 'disconnected' };
   }
 
@@ -699,6 +705,14 @@ export class Replicator implements MirrorReplicator, ViewSink {
     });
   }
 
+  private async leaveSecondary(): Promise<void> {
+    await this.secondary?.leave();
+    this.secondary = null;
+    await this.applier.close();
+    this.role = 'stopped';
+    await this.persist(true);
+  }
+
   private async leavePrimary(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
@@ -716,186 +730,6 @@ export class Replicator implements MirrorReplicator, ViewSink {
       s.ch.onClose = () => undefined;
       s.ch.close('role change');
     }
-    this.role = 'stopped';
-    await this.persist(true);
-  }
-
-  // ---------------------------------------------------------------- secondary
-
-  private async listenLoop(gen: number): Promise<void> {
-    const port = this.opts.module.ports.replication;
-    const addrs = this.opts.self.addrs.length ? this.opts.self.addrs : ['0.0.0.0'];
-    let warned = false;
-    for (const host of addrs) {
-      while (gen === this.generation && this.role === 'secondary') {
-        const server = createServer((socket) => {
-          this.inboundSockets.add(socket);
-          socket.once('close', () => this.inboundSockets.delete(socket));
-          this.onInbound(gen, new Channel(socket));
-        });
-        try {
-          await new Promise<void>((resolve, reject) => {
-            server.once('error', reject);
-            server.listen({ host, port, exclusive: true }, () => resolve());
-          });
-          server.on('error', (err) => this.log.error({ err }, 'replication listener error'));
-          if (gen !== this.generation) {
-            server.close();
-            return;
-          }
-          this.servers.push(server);
-          break;
-        } catch (e) {
-          if (!warned) this.log.warn({ host, port, reason: (e as Error).message }, 'cannot listen for the primary yet; retrying');
-          warned = true;
-          await sleep(500);
-        }
-      }
-    }
-    // idle detection: the primary sends at least a nop every send_timeout/4
-    while (gen === this.generation && this.role === 'secondary') {
-      await sleep(Math.max(20, Math.min(250, this.sendTimeout / 4)));
-      const ch = this.inbound;
-      if (ch && !this.applying && this.applyQueue.length === 0 && Date.now() - this.lastInbound > this.sendTimeout) ch.close(`no frame from the primary for ${this.sendTimeout} ms`);
-    }
-  }
-
-  private onInbound(gen: number, ch: Channel): void {
-    const report = () => ({
-      id: this.tracking.baseline,
-      clean: this.tracking.intact && this.tracking.isEmpty(),
-      full: !!this.secondaryOpts.fullSync,
-      div: !!this.secondaryOpts.divergent,
-    });
-    ch.onClose = () => undefined;
-    void acceptPrimary(ch, { key: this.opts.secret.key, module: this.opts.module.name, node: this.opts.self.name, report }).then((r) => {
-      if (!r.ok) {
-        this.log.warn({ from: ch.socket.remoteAddress, reason: r.reason }, 'replication peer refused');
-        return;
-      }
-      if (gen !== this.generation || this.role !== 'secondary') {
-        ch.close('not secondary');
-        return;
-      }
-      const old = this.inbound;
-      if (old) {
-        old.onClose = () => undefined;
-        old.close('replaced by a new connection from the primary');
-      }
-      this.inbound = ch;
-      this.applyQueue = [];
-      this.lastInbound = Date.now();
-      this.secondaryPeer = 'connected';
-      this.log.info({ peer: r.peer, from: ch.socket.remoteAddress }, 'primary connected');
-      ch.onClose = (reason) => {
-        if (this.inbound !== ch) return;
-        this.inbound = null;
-        this.applyQueue = [];
-        this.secondaryPeer = 'disconnected';
-        this.log.warn({ reason }, 'replication stream from the primary lost');
-        void this.persist(true).catch(() => undefined);
-        this.emit({ type: 'lost', reason });
-      };
-      ch.start((f) => this.onSecondaryFrame(ch, f));
-    });
-  }
-
-  private onSecondaryFrame(ch: Channel, f: Frame): void {
-    if (this.inbound !== ch) return;
-    this.lastInbound = Date.now();
-    if (f.h.t === 'manifest-req') {
-      void this.sendManifest(ch);
-      return;
-    }
-    this.applyQueue.push(f);
-    if (!this.applying) void this.pump(ch);
-  }
-
-  private async sendManifest(ch: Channel): Promise<void> {
-    this.secondaryPeer = 'resyncing';
-    let batch: Entry[] = [];
-    let bytes = 0;
-    await buildManifest(this.dirs.map((d) => d.backing), this.tracking.zoneSize, (e) => {
-      batch.push(e);
-      bytes += 80 + e.k.length + (e.h?.length ?? 0) * 19 + (e.tg?.length ?? 0);
-      if (bytes > 128 * 1024) {
-        ch.sendFrame({ t: 'manifest', e: batch });
-        batch = [];
-        bytes = 0;
-      }
-      this.lastInbound = Date.now();
-    });
-    ch.sendFrame({ t: 'manifest', e: batch, end: true });
-  }
-
-  private async pump(ch: Channel): Promise<void> {
-    this.applying = true;
-    let lastSeq = -1;
-    let errs: [number, string][] = [];
-    let sinceAck = 0;
-    try {
-      while (this.inbound === ch && this.applyQueue.length > 0) {
-        const f = this.applyQueue.shift()!;
-        const seq = typeof f.h.q === 'number' ? f.h.q : -1;
-        try {
-          await this.applySecondary(f);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-          errs.push([seq, code]);
-          this.log.debug({ op: f.h.t, seq, code }, 'could not apply');
-        }
-        lastSeq = seq;
-        sinceAck++;
-        if (this.applyQueue.length === 0 || sinceAck >= 64) {
-          ch.sendFrame({ t: 'ack', q: lastSeq, ...(errs.length ? { e: errs } : {}) });
-          errs = [];
-          sinceAck = 0;
-        }
-        this.lastInbound = Date.now();
-      }
-    } finally {
-      this.applying = false;
-    }
-  }
-
-  private async applySecondary(f: Frame): Promise<void> {
-    const h = f.h;
-    if (h.t === 'base') {
-      if (typeof h.id !== 'string') throw new Error('base without id');
-      this.tracking.clear(h.id);
-      this.persisted.inResync = true;
-      this.secondaryPeer = 'resyncing';
-      await this.persist(true);
-      return;
-    }
-    if (h.t === 'synced') {
-      if (h.id !== this.tracking.baseline) throw new Error('synced for another base');
-      this.persisted.inResync = false;
-      await this.persist(true);
-      this.secondaryPeer = 'synced';
-      this.log.info({ baseline: h.id }, 'in sync with the primary');
-      this.emit({ type: 'synced' });
-      return;
-    }
-    await this.applier.apply(h, f.data);
-  }
-
-  private async leaveSecondary(): Promise<void> {
-    // Close the primary's connection first: server.close() waits for open connections, and a
-    // connection whose peer vanished (link cut) would otherwise never end.
-    const ch = this.inbound;
-    this.inbound = null;
-    if (ch) {
-      ch.onClose = () => undefined;
-      ch.close('role change');
-    }
-    for (const sock of this.inboundSockets) sock.destroy();
-    this.inboundSockets.clear();
-    for (const s of this.servers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
-    while (this.applying) await sleep(5);
-    this.applyQueue = [];
-    this.secondaryPeer = 'disconnected';
-    await this.applier.close();
     this.role = 'stopped';
     await this.persist(true);
   }
