@@ -1,9 +1,10 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../../node-service/src/demo/local-cluster.ts';
 import { runScript, type ScriptContext } from '../../node-service/src/scripts/runner.ts';
+import { View } from '../../node-service/src/mirror/view.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vigil-scripts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -92,4 +93,29 @@ describe('scripts in a real daemon', () => {
     expect(seen).not.toContain('ALONE');
     expect(await c.ready('node1')).toBe(false);
   });
+});
+
+describe('scripts inside a replicated directory', () => {
+  it('a script that lives in a FUSE view served by this very process runs (no spawn deadlock)', async () => {
+    // GIVEN a view served by this process, with the module's scripts inside it
+    const root = mkdtempSync(join(tmpdir(), 'vigil-scripts-view-'));
+    const back = join(root, 'backing');
+    const mnt = join(root, 'view');
+    mkdirSync(back);
+    mkdirSync(mnt);
+    writeFileSync(join(back, 'start_prim'), '#!/bin/sh\necho "ran in $(pwd) as $1"\n');
+    chmodSync(join(back, 'start_prim'), 0o755);
+    const view = new View(0, mnt, back, { writable: () => true, replicate: () => Promise.resolve(), replicateFsync: (_d, _m, l) => l });
+    await view.mount();
+    try {
+      // WHEN the runner starts it (exec and cwd both inside the view)
+      const [r] = await runScript({ ...ctx, dir: mnt }, 'start_prim', false);
+      // THEN it ran to completion instead of hanging the daemon
+      expect(r).toMatchObject({ ok: true, ran: true, code: 0 });
+      expect(r.output.trim()).toBe(`ran in ${mnt} as SECOND`);
+    } finally {
+      await view.unmount();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 20_000);
 });

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawnDetached } from '../scripts/spawn-detached.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -42,7 +42,7 @@ export interface CommandResult {
  */
 export function runCommand(argv: readonly string[], signal: AbortSignal, env?: NodeJS.ProcessEnv): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: env ?? process.env });
+    const child = spawnDetached(argv, { env });
     let output = '';
     const keep = (b: Buffer) => {
       output = (output + b.toString()).slice(-4096);

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawnDetached } from './spawn-detached.ts';
 import type { ModuleState, ScriptName } from '../core/types.ts';
 
 export interface ScriptRun {
@@ -48,10 +48,8 @@ export async function runOnce(ctx: ScriptContext, script: ScriptName, action: Sc
   }
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(path, [ctx.state, ctx.nextState, action], {
+    const child = spawnDetached([path, ctx.state, ctx.nextState, action], {
       cwd: ctx.dir,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,
         ...ctx.extraEnv,
