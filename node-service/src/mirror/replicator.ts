@@ -425,6 +425,20 @@ export class Replicator implements MirrorReplicator, ViewSink {
     return this.send(s, this.header(dir, m), m.t === 'write' ? m.data : m.t === 'setxattr' ? m.v : undefined, { mark: () => this.markFor(dir, m) });
   }
 
+  diverged(dir: number, m: Mutation): void {
+    this.log.warn({ op: m.t, path: m.p }, 'a change sent to the secondary failed locally; the entry is copied again');
+    this.recopy(this.session, () => this.markFor(dir, m));
+  }
+
+  /** marks an entry whose copies differ and, on an in-sync session, goes back to copying */
+  private recopy(s: Session | null, mark: () => void): void {
+    mark();
+    if (s?.phase === 'synced') {
+      s.phase = 'copying';
+      void this.runResync(s).catch(() => undefined);
+    }
+  }
+
   async replicateFsync(dir: number, m: Mutation, local: Promise<void>): Promise<void> {
     const s = this.session;
     if (!s || s.phase === 'comparing' || this.role !== 'primary') return local;
@@ -503,11 +517,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
         if (err !== undefined && p.mark) {
           // the secondary could not apply a live change: copy that entry again
           this.log.warn({ seq, err }, 'secondary failed to apply a change; the entry is copied again');
-          p.mark();
-          if (s.phase === 'synced') {
-            s.phase = 'copying';
-            void this.runResync(s).catch(() => undefined);
-          }
+          this.recopy(s, p.mark);
         }
         p.onAck?.(err);
         p.resolve();

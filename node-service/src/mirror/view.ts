@@ -29,11 +29,14 @@ export interface ViewSink {
   writable(): boolean;
   /**
    * Resolves when the change is replicated (or tracked, when alone); rejects with an errno. Called in
-   * the order the changes were made locally; byte payloads are copied before it returns.
+   * the order the changes are made locally (after the local change, except for writes, which are
+   * handed over just before it); byte payloads are copied before it returns.
    */
   replicate(dir: number, m: Mutation): Promise<void>;
   /** fsync: local and remote run together */
   replicateFsync(dir: number, m: Mutation, local: Promise<void>): Promise<void>;
+  /** a change already handed over failed locally: the peer's copy of that entry must be made again */
+  diverged(dir: number, m: Mutation): void;
 }
 
 const EIO = -5;
@@ -464,13 +467,27 @@ export class View {
     if (!f) throw new Errno(-9);
     const o = u64(b, 8);
     const data = b.subarray(40, 40 + b.readUInt32LE(16));
-    // page-cache writes are a memcpy: synchronous beats a thread-pool round trip, and keeps the
-    // order of changes the order of the stream
-    let n = 0;
-    while (n < data.length) n += fs.writeSync(f.fd, data, n, data.length - n, o + n);
     const rel = this.nodes.rel(f.node);
     // an unlinked file that is still open has no copy on the peer
-    this.replicate(rel === null ? null : { t: 'write', p: rel, o, data }, reply, sizeOut(n));
+    const m: Mutation | null = rel === null ? null : { t: 'write', p: rel, o, data };
+    // The frame leaves first, so the network transfer overlaps the local copy; both happen in this
+    // tick, so the order of the stream is still the order of the changes. The application's call
+    // returns only once both are done.
+    const replicated = m ? this.sink.replicate(this.dir, m) : Promise.resolve();
+    let n = 0;
+    try {
+      // page-cache writes are a memcpy: synchronous beats a thread-pool round trip
+      while (n < data.length) n += fs.writeSync(f.fd, data, n, data.length - n, o + n);
+    } catch (e) {
+      // the peer may now hold bytes this node does not: it gets this node's version again
+      if (m) this.sink.diverged(this.dir, m);
+      replicated.catch(() => undefined);
+      throw e;
+    }
+    replicated.then(
+      () => reply(0, sizeOut(n)),
+      (e) => reply(errno(e)),
+    );
   }
 
   private setattr(h: InHeader, b: Buffer, reply: Reply): void {
