@@ -3,8 +3,15 @@ import * as fsp from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { checkRel, confinedParent } from './paths.ts';
-import { allXattrs, fallocate, removeXattr, setXattr } from './fuse/libc.ts';
-import { FrameError, int, num, str } from './protocol.ts';
+import { allXattrs, fallocate, removeXattr, setTimes, setXattr } from './fuse/libc.ts';
+import { FrameError, int, str } from './protocol.ts';
+
+/** a time on the wire: decimal nanoseconds since the epoch */
+function nanos(h: Record<string, unknown>, k: string): bigint {
+  const v = h[k];
+  if (typeof v !== 'string' || !/^-?[0-9]{1,20}$/.test(v)) throw new FrameError(`field ${k} must be a time in decimal nanoseconds`);
+  return BigInt(v);
+}
 
 /** a negative errno from a system call as the error the ack reports */
 function errnoError(r: number, op: string): NodeJS.ErrnoException {
@@ -47,7 +54,7 @@ export class Applier {
   }
 
   /** Operations that may name the replicated directory itself; every other one must name an entry in it. */
-  private static readonly ROOT_OK = new Set(['chmod', 'chown', 'utimens', 'meta', 'fsync', 'ensure', 'list']);
+  private static readonly ROOT_OK = new Set(['chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'meta', 'fsync', 'ensure', 'list']);
 
   private async path(h: Record<string, unknown>, field = 'p'): Promise<{ d: number; rel: string; p: string }> {
     const d = int(h, 'd', 0, this.roots.length - 1);
@@ -102,8 +109,9 @@ export class Applier {
         const { d, rel, p } = await this.path(h);
         const fh = await fsp.open(p, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW, 0o600);
         try {
-          await fh.chmod(int(h, 'm', 0, 0o7777));
+          // chown clears set-ID bits: owner first, then the mode
           await this.own(h, p);
+          await fh.chmod(int(h, 'm', 0, 0o7777));
         } finally {
           await fh.close();
         }
@@ -113,8 +121,8 @@ export class Applier {
       case 'mkdir': {
         const { p } = await this.path(h);
         await fsp.mkdir(p, 0o700);
-        await fsp.chmod(p, int(h, 'm', 0, 0o7777));
         await this.own(h, p);
+        await fsp.chmod(p, int(h, 'm', 0, 0o7777));
         return;
       }
       case 'unlink':
@@ -161,7 +169,8 @@ export class Applier {
       case 'meta': {
         const { p } = await this.path(h);
         if (t === 'meta' && h.x !== undefined) this.setAllXattrs(p, h.x);
-        await fsp.lutimes(p, num(h, 'a') / 1000, num(h, 'mt') / 1000);
+        const r = setTimes({ path: p }, nanos(h, 'a'), nanos(h, 'mt'));
+        if (r < 0) throw errnoError(r, t);
         return;
       }
       case 'fallocate': {
@@ -277,7 +286,11 @@ export class Applier {
     } else {
       throw new FrameError(`entry type ${ty}`);
     }
-    if (typeof h.u === 'number' && typeof h.g === 'number') await fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff)).catch(() => undefined);
+    if (typeof h.u === 'number' && typeof h.g === 'number') {
+      await fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff)).catch(() => undefined);
+      // chown cleared any set-ID bits of a file
+      if (ty !== 'l') await fsp.chmod(p, mode);
+    }
   }
 
   /** mkdir -p that never follows a symlink out of the directory (the parent was confined already). */

@@ -699,7 +699,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
       for (const n of names) this.tracking.markTree(key(dir, rel === '' ? n : `${rel}/${n}`));
     }
     const x = ty === 'l' ? {} : Object.fromEntries(Object.entries(allXattrs(p)).map(([n, v]) => [n, v.toString('base64')]));
-    out({ t: 'meta', a: st.atimeMs, mt: st.mtimeMs, x });
+    const times = await fsp.lstat(p, { bigint: true }).catch(() => null);
+    if (times) out({ t: 'meta', a: String(times.atimeNs), mt: String(times.mtimeNs), x });
     return this.finishEntry(s, k, d, frames);
   }
 

@@ -3,7 +3,7 @@ import { constants as C } from 'node:fs';
 import { abs } from './paths.ts';
 import { attrOut, cstrings, dirent, entryOut, Fattr, FSYNC_FDATASYNC, openOut, Op, RENAME_NOREPLACE, sizeOut, statfsOut, u64, type Attr, type InHeader } from './fuse/abi.ts';
 import { FuseDevice, unmountStale, type Reply } from './fuse/device.ts';
-import { fallocate, getXattr, listXattr, removeXattr, setXattr } from './fuse/libc.ts';
+import { fallocate, getXattr, listXattr, removeXattr, setTimes, setXattr, type TimeSpec } from './fuse/libc.ts';
 import { NodeTable, type FuseNode } from './fuse/nodes.ts';
 
 export { unmountStale } from './fuse/device.ts';
@@ -18,7 +18,8 @@ export type Mutation =
   | { t: 'symlink'; p: string; tg: string; u: number; g: number }
   | { t: 'chmod'; p: string; m: number }
   | { t: 'chown'; p: string; u: number; g: number }
-  | { t: 'utimens'; p: string; a: number; mt: number }
+  /** times as decimal nanoseconds since the epoch (beyond a double's precision) */
+  | { t: 'utimens'; p: string; a: string; mt: string }
   | { t: 'fallocate'; p: string; o: number; l: number; mode: number }
   | { t: 'setxattr'; p: string; n: string; v: Buffer; fl: number }
   | { t: 'removexattr'; p: string; n: string }
@@ -168,7 +169,7 @@ export class View {
 
   private entry(parent: FuseNode, name: string, p: string): Buffer {
     const st = fs.lstatSync(p, { bigint: true });
-    const n = this.nodes.remember(parent, name);
+    const n = this.nodes.remember(parent, name, Number(st.ino), (Number(st.mode) & C.S_IFMT) === C.S_IFDIR);
     return entryOut(n.id, toAttr(st), this.valid());
   }
 
@@ -253,12 +254,13 @@ export class View {
         const parent = this.node(h.nodeid);
         const [name] = cstrings(b, 16, 1);
         const { rel, p } = this.child(parent, name);
-        const { u, g, sgid } = this.owner(h, this.pathOf(parent).p);
-        const m = mode & 0o7777 & (sgid ? ~0 : ~S_ISGID);
+        const { u, g } = this.owner(h, this.pathOf(parent).p);
+        const m = mode & 0o7777;
         const fd = fs.openSync(p, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
         try {
-          fs.fchmodSync(fd, m);
+          // owner first: chown clears set-ID bits
           fs.fchownSync(fd, u, g);
+          fs.fchmodSync(fd, m);
         } finally {
           fs.closeSync(fd);
         }
@@ -272,8 +274,8 @@ export class View {
         const { u, g, sgid } = this.owner(h, this.pathOf(parent).p);
         const m = (b.readUInt32LE(0) & 0o7777) | (sgid ? S_ISGID : 0);
         fs.mkdirSync(p, 0o700);
-        fs.chmodSync(p, m);
         fs.lchownSync(p, u, g);
+        fs.chmodSync(p, m);
         return this.replicate({ t: 'mkdir', p: rel, m, u, g }, reply, this.entry(parent, name, p));
       }
       case Op.UNLINK:
@@ -445,10 +447,11 @@ export class View {
     let m: Mutation | null = null;
     if (created) {
       try {
-        const { u, g, sgid } = this.owner(h, this.pathOf(parent).p);
-        const mode = b.readUInt32LE(4) & 0o7777 & (sgid ? ~0 : ~S_ISGID);
-        fs.fchmodSync(fd, mode);
+        // the kernel already applied the umask and the set-group-ID rules to the mode
+        const { u, g } = this.owner(h, this.pathOf(parent).p);
+        const mode = b.readUInt32LE(4) & 0o7777;
         fs.fchownSync(fd, u, g);
+        fs.fchmodSync(fd, mode);
         m = { t: 'create', p: rel, m: mode, u, g };
       } catch (e) {
         fs.closeSync(fd);
@@ -522,13 +525,13 @@ export class View {
       if (rel !== null) ms.push({ t: 'truncate', p: rel, s });
     }
     if (valid & (Fattr.ATIME | Fattr.MTIME)) {
-      const now = Date.now();
-      const ms3 = (sec: number, nsec: number) => sec * 1000 + nsec / 1e6;
-      const a = valid & Fattr.ATIME ? (valid & Fattr.ATIME_NOW ? now : ms3(u64(b, 32), b.readUInt32LE(56))) : Number(before.atimeNs / 1000n) / 1000;
-      const mt = valid & Fattr.MTIME ? (valid & Fattr.MTIME_NOW ? now : ms3(u64(b, 40), b.readUInt32LE(60))) : Number(before.mtimeNs / 1000n) / 1000;
-      if (f) fs.futimesSync(f.fd, a / 1000, mt / 1000);
-      else fs.lutimesSync(p!, a / 1000, mt / 1000);
-      if (rel !== null) ms.push({ t: 'utimens', p: rel, a, mt });
+      const time = (set: number, now: number, off: number, nsOff: number): TimeSpec =>
+        !(valid & set) ? 'omit' : valid & now ? 'now' : b.readBigInt64LE(off) * 1_000_000_000n + BigInt(b.readUInt32LE(nsOff));
+      const r = setTimes(f ? { fd: f.fd } : { path: p! }, time(Fattr.ATIME, Fattr.ATIME_NOW, 32, 56), time(Fattr.MTIME, Fattr.MTIME_NOW, 40, 60));
+      if (r < 0) throw new Errno(r);
+      // the peer gets the resulting times, so "now" and "unchanged" are the same there
+      const after = stat();
+      if (rel !== null) ms.push({ t: 'utimens', p: rel, a: after.atimeNs.toString(), mt: after.mtimeNs.toString() });
     }
     this.replicateAll(ms, reply, attrOut(toAttr(stat()), this.valid()));
   }

@@ -94,3 +94,37 @@ export function widenSocketBuffers(fd: number, bytes: number): void {
   setsockoptFn(fd, SOL_SOCKET, SO_SNDBUF, [bytes], 4);
   setsockoptFn(fd, SOL_SOCKET, SO_RCVBUF, [bytes], 4);
 }
+
+const utimensatFn = libc.func('int utimensat(int dirfd, const char *path, const uint8_t *times, int flags)');
+const futimensFn = libc.func('int futimens(int fd, const uint8_t *times)');
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const UTIME_NOW = (1 << 30) - 1;
+const UTIME_OMIT = (1 << 30) - 2;
+
+/** a time to set: nanoseconds since the epoch, the current time, or left as it is */
+export type TimeSpec = bigint | 'now' | 'omit';
+
+function timespecs(a: TimeSpec, m: TimeSpec): Buffer {
+  const b = Buffer.alloc(32);
+  const put = (t: TimeSpec, off: number) => {
+    if (typeof t === 'bigint') {
+      b.writeBigInt64LE(t / 1_000_000_000n, off);
+      b.writeBigInt64LE(t % 1_000_000_000n, off + 8);
+    } else {
+      b.writeBigInt64LE(BigInt(t === 'now' ? UTIME_NOW : UTIME_OMIT), off + 8);
+    }
+  };
+  put(a, 0);
+  put(m, 16);
+  return b;
+}
+
+/**
+ * Sets atime and mtime to the nanosecond (Node's utimes goes through a double of seconds and loses
+ * the last digits) on a descriptor, or on a path without following a final symlink.
+ */
+export function setTimes(target: { fd: number } | { path: string }, atime: TimeSpec, mtime: TimeSpec): number {
+  const ts = timespecs(atime, mtime);
+  return result('fd' in target ? futimensFn(target.fd, ts) : utimensatFn(AT_FDCWD, target.path, ts, AT_SYMLINK_NOFOLLOW));
+}
