@@ -2,7 +2,7 @@
  * npm run bench:mirror — the mirror module against baselines measured in the same run:
  *   (a) a plain directory, (b) a bindfs passthrough mount, (c) the Vigil view alone (no peer),
  *   (d) the Vigil view replicating synchronously to a peer in another network namespace.
- * Sequential 1 MiB writes (1 GiB, fsync at the end) and fsync'd 4 KiB writes (10 s) in each; then the
+ * Sequential 1 MiB writes (1 GiB, fsync at the end) and fsync'd 4 KiB writes (10 s) in each, median of 3 runs; then the
  * checksum comparison of two identical trees of 25,000 / 50,000 / 100,000 small files.
  * Every I/O runs inside node a's network and mount namespace (nsenter), so all mounts die with it.
  * Last line: RESULT seq_d_over_a=R fsync_d_over_a=R seq_c_over_b=R fsync_c_over_b=R compare_100k_s=N
@@ -13,12 +13,14 @@ import { join, resolve } from 'node:path';
 import { createPair } from '../test/helpers/mirror-cluster.ts';
 import { buildManifest, diffManifests } from '../node-service/src/mirror/manifest.ts';
 import { Tracking } from '../node-service/src/mirror/tracking.ts';
+import { median } from './stats.ts';
 
 const ROOT = '/tmp/vgm-bench';
 const IO = resolve(import.meta.dirname, 'mirror-io.ts');
 const SEQ_MIB = Number(process.env.MIRROR_BENCH_SEQ_MIB ?? 1024);
 const FSYNC_S = Number(process.env.MIRROR_BENCH_FSYNC_S ?? 10);
 const SIZES = (process.env.MIRROR_BENCH_TREES ?? '25000,50000,100000').split(',').map(Number);
+const ROUNDS = Number(process.env.MIRROR_BENCH_ROUNDS ?? 3);
 
 function runIn(pid: number, cmd: string[]): Promise<string> {
   return new Promise((res, rej) => {
@@ -31,11 +33,19 @@ function runIn(pid: number, cmd: string[]): Promise<string> {
   });
 }
 
+/** ROUNDS runs of each measurement; the median is what counts (these machines are noisy) */
 async function measure(pid: number, label: string, dir: string): Promise<{ mbps: number; opsps: number }> {
-  const seq = JSON.parse(await runIn(pid, [process.execPath, '--import', 'tsx', IO, 'seq', dir, String(SEQ_MIB)])) as { mbps: number };
-  const fs4k = JSON.parse(await runIn(pid, [process.execPath, '--import', 'tsx', IO, 'fsync4k', dir, String(FSYNC_S)])) as { opsps: number };
-  console.log(`${label.padEnd(34)} sequential ${seq.mbps.toFixed(1).padStart(7)} MB/s   fsync'd 4 KiB ${fs4k.opsps.toFixed(0).padStart(6)} ops/s`);
-  return { mbps: seq.mbps, opsps: fs4k.opsps };
+  const seqs: number[] = [];
+  const syncs: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    seqs.push((JSON.parse(await runIn(pid, [process.execPath, '--import', 'tsx', IO, 'seq', dir, String(SEQ_MIB)])) as { mbps: number }).mbps);
+    syncs.push((JSON.parse(await runIn(pid, [process.execPath, '--import', 'tsx', IO, 'fsync4k', dir, String(FSYNC_S)])) as { opsps: number }).opsps);
+  }
+  const mbps = median(seqs);
+  const opsps = median(syncs);
+  const runs = (xs: number[], d: number) => xs.map((x) => x.toFixed(d)).join(' / ');
+  console.log(`${label.padEnd(36)} sequential ${mbps.toFixed(1).padStart(7)} MB/s (${runs(seqs, 0)})   fsync'd 4 KiB ${opsps.toFixed(0).padStart(6)} ops/s (${runs(syncs, 0)})`);
+  return { mbps, opsps };
 }
 
 function makeTree(root: string, from: number, to: number): void {
@@ -54,7 +64,7 @@ async function main(): Promise<void> {
     await pair.destroy();
   };
   try {
-    console.log(`mirror bench: ${SEQ_MIB} MiB sequential, ${FSYNC_S} s fsync'd 4 KiB, load average ${execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ')}`);
+    console.log(`mirror bench: ${SEQ_MIB} MiB sequential, ${FSYNC_S} s fsync'd 4 KiB, median of ${ROUNDS} runs each, load average ${execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ')}`);
     const { a, b } = pair;
     a.start();
     b.start();
@@ -88,6 +98,7 @@ async function main(): Promise<void> {
     let have = 0;
     let last = 0;
     const times: string[] = [];
+    const perFile: number[] = [];
     for (const n of SIZES) {
       makeTree(t1, have, n);
       makeTree(t2, have, n);
@@ -101,8 +112,11 @@ async function main(): Promise<void> {
       if (tracking.entries.size !== 0 || bytes !== 0) throw new Error('identical trees compared as different');
       console.log(`checksum comparison of two identical trees of ${n} files: ${s.toFixed(2)} s (${Math.round(n / s)} files/s per side)`);
       times.push(`${n}:${s.toFixed(2)}`);
+      perFile.push(s / n);
       last = s;
     }
+    // linear growth: the cost per file stays flat from the smallest tree to the largest
+    if (perFile.length > 1) console.log(`cost per file, largest tree / smallest: ${(perFile[perFile.length - 1] / perFile[0]).toFixed(2)} (1.0 = linear)`);
     rmSync(ROOT, { recursive: true, force: true });
     console.log(`RESULT seq_d_over_a=${r(rd.mbps, ra.mbps).toFixed(2)} fsync_d_over_a=${r(rd.opsps, ra.opsps).toFixed(2)} seq_c_over_b=${r(rc.mbps, rb.mbps).toFixed(2)} fsync_c_over_b=${r(rc.opsps, rb.opsps).toFixed(2)} compare_100k_s=${last.toFixed(1)}`);
   } catch (e) {
