@@ -179,6 +179,19 @@ describe('mirror: POSIX semantics through the view, replicated exactly', () => {
     await expectReplicated();
   });
 
+  it('a write or truncate by an unprivileged user clears set-ID bits on both sides; root keeps them', async () => {
+    // GIVEN world-writable set-user-ID / set-group-ID executables, made through the view
+    await ok(pair.a, 'for f in ks_u ks_g ks_t ks_r; do echo x > $f; done && chmod 6777 ks_u ks_g ks_t ks_r && chmod 2767 ks_g');
+    // WHEN nobody writes to su and sg, truncates tr, and root writes to rootw
+    await ok(pair.a, `${NOBODY} sh -c 'echo more >> ks_u && echo more >> ks_g && truncate -s 1 ks_t' && echo more >> ks_r`);
+    // THEN like on a local filesystem: set-user-ID goes, set-group-ID goes only where the group may execute
+    const modes = (await ok(pair.a, 'stat -c %a ks_u ks_g ks_t ks_r')).trim().split('\n');
+    expect(modes).toEqual(['777', '2767', '777', '6777']);
+    expect(['ks_u', 'ks_g', 'ks_t', 'ks_r'].map((f) => (fs.statSync(B(f)).mode & 0o7777).toString(8))).toEqual(modes);
+    expect(fs.readFileSync(B('ks_u'), 'utf8')).toBe('x\nmore\n');
+    await expectReplicated();
+  });
+
   it('times: touch -d sets both times exactly, touch -m / -a change one, UTIME_NOW is now', async () => {
     const t1 = Date.UTC(2001, 1, 3, 4, 5, 6, 789);
     const t2 = Date.UTC(2010, 6, 8, 9, 10, 11, 250);

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
 import { abs } from './paths.ts';
-import { attrOut, cstrings, dirent, entryOut, Fattr, FSYNC_FDATASYNC, openOut, Op, RENAME_NOREPLACE, sizeOut, statfsOut, u64, type Attr, type InHeader } from './fuse/abi.ts';
+import { attrOut, cstrings, dirent, entryOut, Fattr, FSYNC_FDATASYNC, FUSE_WRITE_KILL_SUIDGID, openOut, Op, RENAME_NOREPLACE, sizeOut, statfsOut, u64, type Attr, type InHeader } from './fuse/abi.ts';
 import { FuseDevice, unmountStale, type Reply } from './fuse/device.ts';
 import { fallocate, getXattr, listXattr, removeXattr, setTimes, setXattr, type TimeSpec } from './fuse/libc.ts';
 import { NodeTable, type FuseNode } from './fuse/nodes.ts';
@@ -47,6 +47,7 @@ const EINVAL = -22;
 const EROFS = -30;
 const ENOSYS = -38;
 const EOPNOTSUPP = -95;
+const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 const WRITE_ACCESS = C.O_WRONLY | C.O_RDWR;
 /** flags the view handles itself: the kernel sends explicit offsets, truncates through SETATTR */
@@ -162,15 +163,18 @@ export class View {
     if (!this.sink.writable()) throw new Errno(EROFS);
   }
 
-  private valid(): number {
+  private valid(a: Attr): number {
     // a read-only view changes underneath (the replication stream): nothing may be cached there
-    return this.sink.writable() ? CACHE_S : 0;
+    if (!this.sink.writable()) return 0;
+    // a set-ID file loses its bits on a user's write, behind the kernel's cached mode: never cache it
+    return (a.mode & C.S_IFMT) === C.S_IFREG && a.mode & (S_ISUID | S_ISGID) ? 0 : CACHE_S;
   }
 
   private entry(parent: FuseNode, name: string, p: string): Buffer {
     const st = fs.lstatSync(p, { bigint: true });
     const n = this.nodes.remember(parent, name, Number(st.ino), (Number(st.mode) & C.S_IFMT) === C.S_IFDIR);
-    return entryOut(n.id, toAttr(st), this.valid());
+    const a = toAttr(st);
+    return entryOut(n.id, a, this.valid(a));
   }
 
   /** the owner of a new entry: the caller, with the group of a set-group-ID parent (as the kernel does) */
@@ -230,7 +234,8 @@ export class View {
       case Op.GETATTR: {
         const withFh = (b.readUInt32LE(0) & 1) !== 0 ? this.files.get(u64(b, 8)) : undefined;
         const st = withFh ? fs.fstatSync(withFh.fd, { bigint: true }) : fs.lstatSync(this.pathOf(this.node(h.nodeid)).p, { bigint: true });
-        return reply(0, attrOut(toAttr(st), this.valid()));
+        const a = toAttr(st);
+        return reply(0, attrOut(a, this.valid(a)));
       }
       case Op.SETATTR:
         return this.setattr(h, b, reply);
@@ -487,10 +492,22 @@ export class View {
       replicated.catch(() => undefined);
       throw e;
     }
-    replicated.then(
+    // an unprivileged writer clears the set-ID bits (the kernel left that to us: HANDLE_KILLPRIV_V2)
+    const kill = b.readUInt32LE(20) & FUSE_WRITE_KILL_SUIDGID ? this.killSuidgid(f.fd, rel) : null;
+    Promise.all([replicated, kill && this.sink.replicate(this.dir, kill)]).then(
       () => reply(0, sizeOut(n)),
       (e) => reply(errno(e)),
     );
+  }
+
+  /** clears set-user-ID, and set-group-ID on a group-executable file, as a write or truncate by a user does */
+  private killSuidgid(fd: number, rel: string | null): Mutation | null {
+    const mode = fs.fstatSync(fd).mode;
+    const clear = C.S_IFREG === (mode & C.S_IFMT) ? (mode & S_ISUID) | (mode & 0o010 ? mode & S_ISGID : 0) : 0;
+    if (!clear) return null;
+    const m = mode & 0o7777 & ~clear;
+    fs.fchmodSync(fd, m);
+    return rel === null ? null : { t: 'chmod', p: rel, m };
   }
 
   private setattr(h: InHeader, b: Buffer, reply: Reply): void {
@@ -523,6 +540,15 @@ export class View {
       if (f) fs.ftruncateSync(f.fd, s);
       else fs.truncateSync(p!, s);
       if (rel !== null) ms.push({ t: 'truncate', p: rel, s });
+      if (valid & Fattr.KILL_SUIDGID) {
+        const fd = f?.fd ?? fs.openSync(p!, C.O_RDONLY | C.O_NOFOLLOW);
+        try {
+          const kill = this.killSuidgid(fd, rel);
+          if (kill) ms.push(kill);
+        } finally {
+          if (!f) fs.closeSync(fd);
+        }
+      }
     }
     if (valid & (Fattr.ATIME | Fattr.MTIME)) {
       const time = (set: number, now: number, off: number, nsOff: number): TimeSpec =>
@@ -533,7 +559,8 @@ export class View {
       const after = stat();
       if (rel !== null) ms.push({ t: 'utimens', p: rel, a: after.atimeNs.toString(), mt: after.mtimeNs.toString() });
     }
-    this.replicateAll(ms, reply, attrOut(toAttr(stat()), this.valid()));
+    const a = toAttr(stat());
+    this.replicateAll(ms, reply, attrOut(a, this.valid(a)));
   }
 
   private readdir(b: Buffer, reply: Reply): void {

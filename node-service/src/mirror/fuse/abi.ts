@@ -7,7 +7,7 @@
 
 export const FUSE_KERNEL_VERSION = 7;
 /** the minor version Vigil implements; the kernel speaks min(its own, this) */
-export const FUSE_KERNEL_MINOR = 31;
+export const FUSE_KERNEL_MINOR = 33;
 
 export const Op = {
   LOOKUP: 1,
@@ -54,7 +54,16 @@ export const Init = {
   AUTO_INVAL_DATA: 1 << 12,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
+  /**
+   * The filesystem clears set-ID bits itself on write and truncate (the kernel tells when, per
+   * request); in exchange the kernel may mark inodes "no security xattrs" and stops asking for
+   * security.capability before every write.
+   */
+  HANDLE_KILLPRIV_V2: 1 << 28,
 } as const;
+
+/** fuse_write_in.write_flags */
+export const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
 
 /** fuse_setattr_in.valid */
 export const Fattr = {
@@ -67,6 +76,7 @@ export const Fattr = {
   FH: 1 << 6,
   ATIME_NOW: 1 << 7,
   MTIME_NOW: 1 << 8,
+  KILL_SUIDGID: 1 << 11,
 } as const;
 
 export const FOPEN_KEEP_CACHE = 1 << 1;

@@ -24,7 +24,7 @@ export interface MountOptions {
 }
 
 const NO_REPLY = new Set<number>([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
-const WANTED = Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES | Init.CACHE_SYMLINKS | Init.AUTO_INVAL_DATA;
+const WANTED = Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES | Init.CACHE_SYMLINKS | Init.AUTO_INVAL_DATA | Init.HANDLE_KILLPRIV_V2;
 /** while waiting, look again at least this often (a stalled waiter must not hang a session) */
 const POLL_MS = 1000;
 
