@@ -35,8 +35,8 @@ const POLL_MS = 1000;
  * Requests are read on the event loop from a non-blocking descriptor. After answering, the loop keeps
  * reading for a few tens of microseconds: an application doing write-fsync-write sends its next
  * request within that window, and catching it there saves two thread wake-ups per request (the
- * difference between ~60 µs and ~20 µs a round trip on a VM). When nothing comes, a thread-pool
- * thread waits in poll(2) and wakes the loop. Replies are written synchronously (a copy into the
+ * difference between ~60 µs and ~20 µs a round trip on a VM). When nothing comes, a worker thread
+ * waits in poll(2) and wakes the loop. Replies are written synchronously (a copy into the
  * waiting request, no disk I/O).
  */
 export class FuseDevice {
@@ -145,7 +145,7 @@ export class FuseDevice {
     const fd = this.fd;
     this.fd = -1;
     // the poller may still be inside poll(2) on this descriptor: close it once that returned
-    const close = () => (this.polling ? setTimeout(close, 50) : fs.close(fd, () => undefined));
+    const close = () => (this.polling ? setTimeout(close, 50) : (this.waiter?.close(), fs.close(fd, () => undefined)));
     close();
     for (const w of this.ended.splice(0)) w();
   }

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 
 /**
  * The few system calls Node has no API for, through koffi (an FFI whose npm package ships its
@@ -61,25 +62,49 @@ export function allXattrs(path: string): Record<string, Buffer> {
   return out;
 }
 
-const pollFn = libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)');
-const POLLIN = 0x1;
-
 /**
- * A poll(2) on one descriptor that runs on a thread-pool thread: wait() calls back on the event loop
- * once fd is readable, has failed, or timeoutMs passed. The pollfd stays referenced here for as long
- * as the call may touch it.
+ * Waits for fd to become readable without holding a libuv thread-pool thread (koffi's async calls run
+ * on that pool, and a view's waiter would hold one of its four threads for as long as it waits, so
+ * four views would stall every fs call): a worker thread of its own does the blocking poll(2) and
+ * tells the event loop. wait() calls back once fd is readable, has failed, or timeoutMs passed.
  */
 export class ReadableWaiter {
-  private readonly pfd = Buffer.alloc(8);
+  private readonly worker: Worker;
+  private cb: (() => void) | null = null;
+
   constructor(fd: number) {
-    this.pfd.writeInt32LE(fd, 0);
-    this.pfd.writeInt16LE(POLLIN, 4);
+    this.worker = new Worker(POLL_WORKER, { eval: true, workerData: { fd, koffi: require.resolve('koffi') } });
+    this.worker.unref();
+    this.worker.on('message', () => {
+      const cb = this.cb;
+      this.cb = null;
+      cb?.();
+    });
   }
 
   wait(timeoutMs: number, cb: () => void): void {
-    pollFn.async(this.pfd, 1, timeoutMs, () => cb());
+    this.cb = cb;
+    this.worker.postMessage(timeoutMs);
+  }
+
+  close(): void {
+    this.cb = null;
+    void this.worker.terminate();
   }
 }
+
+const POLL_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const koffi = require(workerData.koffi);
+const poll = koffi.load('libc.so.6').func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)');
+const pfd = Buffer.alloc(8);
+pfd.writeInt32LE(workerData.fd, 0);
+pfd.writeInt16LE(1, 4); // POLLIN
+parentPort.on('message', (timeoutMs) => {
+  poll(pfd, 1, timeoutMs);
+  parentPort.postMessage(0);
+});
+`;
 
 const setsockoptFn = libc.func('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)');
 const SOL_SOCKET = 1;
