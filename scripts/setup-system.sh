@@ -2,7 +2,7 @@
 # Installs the Debian packages Vigil's daemon, demo, tests and benchmarks use.
 # Called by `npm run demo`, `npm run test:all` and .ci/run; safe to run again.
 set -euo pipefail
-pkgs=(iproute2 nftables fuse3 iputils-arping iputils-ping keepalived bindfs stress-ng procps psmisc curl kmod ndisc6)
+pkgs=(iproute2 nftables fuse3 iputils-arping iputils-ping keepalived bindfs stress-ng procps psmisc curl kmod ndisc6 attr python3 util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
