@@ -113,6 +113,8 @@ describe('farm packet path (static membership)', () => {
 
     // long connections opened during the failure: some sit in n3's buckets, on a survivor
     const duringNodes = (await Promise.all(f.clients.map((c) => f.call<string[]>(c, 'longOpen', { target: VIP, port: ECHO_PORT, conns: 10, intervalMs: 100 })))).flat();
+    // every long connection must live at least 2.5 s (≥ 20 echoes at 100 ms), however fast the rest runs
+    const longestDeadline = Date.now() + 2500;
     expect(new Set(duringNodes)).toEqual(new Set(survivors));
     await synacks(f);
 
@@ -134,6 +136,7 @@ describe('farm packet path (static membership)', () => {
     expectSpread(results, {}, f.nodes);
 
     // every long connection to a survivor — opened before or during the failure — is still intact
+    await new Promise((r) => setTimeout(r, Math.max(0, longestDeadline - Date.now())));
     const long = (await Promise.all(f.clients.map((c) => f.call<LongResult[]>(c, 'longClose')))).flat();
     const toSurvivors = long.filter((l) => l.node !== 'n3');
     expect(toSurvivors.length).toBeGreaterThanOrEqual(30 + 10);

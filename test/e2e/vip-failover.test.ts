@@ -115,7 +115,7 @@ describe('VIP failover end to end (namespaces, real daemons)', () => {
     expect(w.bothVip, w.detail).toBe(0);
     expect(second, dumpLogs()).toBe(true);
     expect((await c.state('n1'))?.state).toBe('SECOND');
-    expect(await topo.holdsVip('n2')).toBe(true);
+    expect(await topo.holdsVip('n2'), dumpLogs()).toBe(true);
   }, 120_000);
 
   for (const [label, blind] of [

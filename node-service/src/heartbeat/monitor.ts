@@ -32,6 +32,9 @@ interface PeerTrack {
   viewKey: string;
   /** the core was told this peer is gone (also when it was never heard since start) */
   reportedLost: boolean;
+  /** the newest view received and not yet handed to the core */
+  pending?: PeerView;
+  deliverScheduled: boolean;
 }
 
 const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
@@ -59,7 +62,7 @@ export class HeartbeatMonitor {
     this.counter = o.counterBase;
     this.now = o.now ?? monotonic;
     this.startedAt = this.now();
-    for (const p of o.peers) this.tracks.set(p.name, { lastRecv: -Infinity, highest: -1, alive: false, viewKey: '', reportedLost: false });
+    for (const p of o.peers) this.tracks.set(p.name, { lastRecv: -Infinity, highest: -1, alive: false, viewKey: '', reportedLost: false, deliverScheduled: false });
   }
 
   onPeer(cb: (v: PeerView) => void): void {
@@ -155,15 +158,34 @@ export class HeartbeatMonitor {
       isolated: hb.isolated,
       fresh: hb.gen === 0 && !hb.inSync,
     };
+    track.reportedLost = false;
+    track.pending = view;
+    if (track.deliverScheduled) return;
+    track.deliverScheduled = true;
+    // A link that comes back releases, all at once, the heartbeats the peer sent while it was cut
+    // (queued behind ARP resolution), oldest first: acting on those would mean acting on what the
+    // peer was, not what it is. So a returning peer is believed one pulse after it is heard again,
+    // and a live peer's burst is read whole before its newest view is handed over.
+    const deliver = () => {
+      track.deliverScheduled = false;
+      this.deliver(track);
+    };
+    if (track.alive) setImmediate(deliver);
+    else setTimeout(deliver, this.o.pulseMs);
+  }
+
+  private deliver(track: PeerTrack): void {
+    const view = track.pending;
+    track.pending = undefined;
+    if (!view || track.reportedLost) return;
     const key = JSON.stringify(view);
     const wasAlive = track.alive;
     track.alive = true;
-    track.reportedLost = false;
-    this.o.metrics.peerAlive.set({ module: this.o.module, peer: hb.node }, 1);
+    this.o.metrics.peerAlive.set({ module: this.o.module, peer: view.node }, 1);
     if (!wasAlive || key !== track.viewKey) {
       track.view = view;
       track.viewKey = key;
-      if (!wasAlive) this.o.log.info({ module: this.o.module, peer: hb.node, state: hb.state }, 'peer heartbeats received');
+      if (!wasAlive) this.o.log.info({ module: this.o.module, peer: view.node, state: view.state }, 'peer heartbeats received');
       this.peerCb(view);
     }
   }

@@ -184,15 +184,13 @@ export class View {
     return { u: h.uid, g: sgid ? st.gid : h.gid, sgid };
   }
 
+  /** hands the changes (made locally already) to the sink; answers once all are replicated */
   private replicate(m: Mutation | null, reply: Reply, ...ok: Buffer[]): void {
-    if (!m) return reply(0, ...ok);
-    this.sink.replicate(this.dir, m).then(
-      () => reply(0, ...ok),
-      (e) => reply(errno(e)),
-    );
+    this.replicateAll(m ? [m] : [], reply, ...ok);
   }
 
   private replicateAll(ms: Mutation[], reply: Reply, ...ok: Buffer[]): void {
+    if (ms.length === 0) return reply(0, ...ok);
     Promise.all(ms.map((m) => this.sink.replicate(this.dir, m))).then(
       () => reply(0, ...ok),
       (e) => reply(errno(e)),
