@@ -4,6 +4,7 @@ import { randomFillSync } from 'node:crypto';
 import { mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { backing, createPair, rejoinSecondary, type Pair } from '../helpers/mirror-cluster.ts';
+import { setXattr } from '../../node-service/src/mirror/fuse/libc.ts';
 import { compareTrees } from '../helpers/mirror-compare.ts';
 
 const ROOT = `/tmp/vgm-e2e-failback-${process.pid}`;
@@ -89,6 +90,8 @@ describe('mirror: failback resync copies only what changed', () => {
     const fd = openSync(join(backing(ROOT, 'b'), 'f4.bin'), 'r+');
     writeSync(fd, Buffer.from('tampered'), 0, 8, 3 * MiB + 17);
     closeSync(fd);
+    // and an extended attribute only: the comparison covers them too
+    expect(setXattr(join(backing(ROOT, 'b'), 'f6.bin'), 'user.tampered', Buffer.from('yes'), 0)).toBe(0);
     await rejoinSecondary(pair);
     const st = (await pair.a.call('status')) as Status;
     console.log(`checksum resync: ${st.lastResync?.bytesSent} bytes sent in ${st.lastResync?.durationMs} ms`);

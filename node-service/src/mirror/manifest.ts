@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants as C, lstatSync, openSync, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
+import { allXattrs } from './fuse/libc.ts';
 import { key, type Tracking } from './tracking.ts';
 
 /** One entry of a tree listing used by the checksum comparison. */
@@ -16,6 +17,22 @@ export interface Entry {
   tg?: string;
   /** per-zone digests (first 16 hex digits of SHA-1), files only */
   h?: string[];
+  /** digest of the extended attributes (names and values), when there are any */
+  x?: string;
+}
+
+/** the entry's extended attributes as one short digest; undefined when it has none */
+function xattrDigest(p: string): string | undefined {
+  const all = Object.entries(allXattrs(p));
+  if (all.length === 0) return undefined;
+  const h = createHash('sha1');
+  for (const [n, v] of all.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) h.update(n).update('\0').update(String(v.length)).update('\0').update(v);
+  return h.digest('hex').slice(0, 16);
+}
+
+function withXattrs(e: Entry, p: string): Entry {
+  const x = e.ty === 'l' ? undefined : xattrDigest(p);
+  return x ? { ...e, x } : e;
 }
 
 const PARALLEL = 16;
@@ -45,7 +62,7 @@ export async function buildManifest(roots: readonly string[], zoneSize: number, 
       }
       if (rel === '') {
         const st = await fsp.lstat(dirPath);
-        const e: Entry = { k: key(d, ''), ty: 'd', m: st.mode & 0o7777, u: st.uid, g: st.gid, s: 0 };
+        const e = withXattrs({ k: key(d, ''), ty: 'd', m: st.mode & 0o7777, u: st.uid, g: st.gid, s: 0 }, dirPath);
         out.push(e);
         onEntry?.(e);
       }
@@ -95,7 +112,7 @@ async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer): P
       try {
         const n = readSync(fd, zbuf, 0, Math.min(zbuf.length, SMALL + 1), 0);
         const h = n === 0 ? [] : [createHash('sha1').update(zbuf.subarray(0, n)).digest('hex').slice(0, 16)];
-        e = { k, m: st.mode & 0o7777, u: st.uid, g: st.gid, ty: 'f', s: n, h };
+        e = withXattrs({ k, m: st.mode & 0o7777, u: st.uid, g: st.gid, ty: 'f', s: n, h }, p);
       } finally {
         closeSync(fd);
       }
@@ -110,7 +127,7 @@ async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer): P
     if (!e || e.s <= SMALL) return e;
   }
   const base = { k, m: st.mode & 0o7777, u: st.uid, g: st.gid };
-  if (st.isDirectory()) return { ...base, ty: 'd', s: 0 };
+  if (st.isDirectory()) return withXattrs({ ...base, ty: 'd', s: 0 }, p);
   if (st.isSymbolicLink()) return { ...base, ty: 'l', s: 0, tg: await fsp.readlink(p).catch(() => '') };
   if (!st.isFile()) return undefined;
   const h: string[] = [];
@@ -137,7 +154,7 @@ async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer): P
   } finally {
     await fh.close();
   }
-  return { ...base, ty: 'f', s: size, h };
+  return withXattrs({ ...base, ty: 'f', s: size, h }, p);
 }
 
 /**
@@ -167,7 +184,7 @@ export function diffManifests(primary: readonly Entry[], secondary: ReadonlyMap<
       }
       if (o.s !== e.s || zones.length > 0) tracking.markMeta(e.k);
     }
-    if (e.m !== o.m || e.u !== o.u || e.g !== o.g || e.tg !== o.tg) tracking.markMeta(e.k);
+    if (e.m !== o.m || e.u !== o.u || e.g !== o.g || e.tg !== o.tg || e.x !== o.x) tracking.markMeta(e.k);
   }
   for (const k of secondary.keys()) {
     if (!seen.has(k)) tracking.markMeta(k); // resync finds it absent on the primary and removes it
