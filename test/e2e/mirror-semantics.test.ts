@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -190,6 +191,29 @@ describe('mirror: POSIX semantics through the view, replicated exactly', () => {
     expect(['ks_u', 'ks_g', 'ks_t', 'ks_r'].map((f) => (fs.statSync(B(f)).mode & 0o7777).toString(8))).toEqual(modes);
     expect(fs.readFileSync(B('ks_u'), 'utf8')).toBe('x\nmore\n');
     await expectReplicated();
+  });
+
+  it('a write that fails on the primary after its frame left is copied again, so the secondary never keeps bytes the primary lacks', async () => {
+    // GIVEN the primary's daemon limited to 64 KiB files (its writes past that fail with EFBIG)
+    const pid = pair.a.proc!.pid!;
+    const limit = (v: string) => new Promise<void>((res, rej) => {
+      const p = spawn('prlimit', ['--pid', String(pid), `--fsize=${v}`]);
+      p.on('exit', (c) => (c === 0 ? res() : rej(new Error(`prlimit exit ${c}`))));
+    });
+    await limit('65536:unlimited');
+    try {
+      // WHEN an application writes 128 KiB in one call
+      const r = await sh(pair.a, 'dd if=/dev/urandom of=efbig.bin bs=128K count=1 2>&1');
+      expect(r.out).toMatch(/File too large/);
+    } finally {
+      await limit('unlimited:unlimited');
+    }
+    // THEN the peer, which had applied the whole frame, gets the primary's version back
+    for (let i = 0; i < 100 && fs.statSync(B('efbig.bin')).size !== fs.statSync(A('efbig.bin')).size; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.statSync(A('efbig.bin')).size).toBeLessThan(128 * 1024);
+    for (let i = 0; i < 100 && ((await pair.a.call('status')) as { peer: string }).peer !== 'synced'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(compareTrees(backing(ROOT, 'a'), backing(ROOT, 'b'))).toEqual([]);
+    expect(pair.a.stderr.slice(logMark)).toMatch(/failed locally; the entry is copied again/);
   });
 
   it('times: touch -d sets both times exactly, touch -m / -a change one, UTIME_NOW is now', async () => {
