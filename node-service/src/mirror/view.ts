@@ -98,6 +98,24 @@ interface DirHandle {
   entries: { name: string; type: number }[] | null;
 }
 
+/**
+ * Finishes an entry just created at p (owner, mode); when that fails the entry is removed again, so a
+ * failed call leaves nothing behind that the peer does not have.
+ */
+function made(p: string, finish: () => void, dir = false): void {
+  try {
+    finish();
+  } catch (e) {
+    try {
+      if (dir) fs.rmdirSync(p);
+      else fs.unlinkSync(p);
+    } catch {
+      // already gone
+    }
+    throw e;
+  }
+}
+
 /** Thrown inside a handler to answer with an errno. */
 class Errno extends Error {
   constructor(readonly code: number) {
@@ -246,7 +264,7 @@ export class View {
         const { rel, p } = this.child(parent, name);
         const { u, g } = this.owner(h, this.pathOf(parent).p);
         fs.symlinkSync(target, p);
-        fs.lchownSync(p, u, g);
+        made(p, () => fs.lchownSync(p, u, g));
         return this.replicate({ t: 'symlink', p: rel, tg: target, u, g }, reply, this.entry(parent, name, p));
       }
       case Op.MKNOD: {
@@ -262,8 +280,7 @@ export class View {
         const fd = fs.openSync(p, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
         try {
           // owner first: chown clears set-ID bits
-          fs.fchownSync(fd, u, g);
-          fs.fchmodSync(fd, m);
+          made(p, () => (fs.fchownSync(fd, u, g), fs.fchmodSync(fd, m)));
         } finally {
           fs.closeSync(fd);
         }
@@ -277,8 +294,7 @@ export class View {
         const { u, g, sgid } = this.owner(h, this.pathOf(parent).p);
         const m = (b.readUInt32LE(0) & 0o7777) | (sgid ? S_ISGID : 0);
         fs.mkdirSync(p, 0o700);
-        fs.lchownSync(p, u, g);
-        fs.chmodSync(p, m);
+        made(p, () => (fs.lchownSync(p, u, g), fs.chmodSync(p, m)), true);
         return this.replicate({ t: 'mkdir', p: rel, m, u, g }, reply, this.entry(parent, name, p));
       }
       case Op.UNLINK:
@@ -453,8 +469,7 @@ export class View {
         // the kernel already applied the umask and the set-group-ID rules to the mode
         const { u, g } = this.owner(h, this.pathOf(parent).p);
         const mode = b.readUInt32LE(4) & 0o7777;
-        fs.fchownSync(fd, u, g);
-        fs.fchmodSync(fd, mode);
+        made(p, () => (fs.fchownSync(fd, u, g), fs.fchmodSync(fd, mode)));
         m = { t: 'create', p: rel, m: mode, u, g };
       } catch (e) {
         fs.closeSync(fd);
