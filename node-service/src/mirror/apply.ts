@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { checkRel, confinedParent } from './paths.ts';
-import { allXattrs, fallocate, removeXattr, setTimes, setXattr } from './fuse/libc.ts';
+import { allXattrs, check, fallocate, removeXattr, setTimes, setXattr } from './fuse/libc.ts';
 import { FrameError, int, str } from './protocol.ts';
 
 /** a time on the wire: decimal nanoseconds since the epoch */
@@ -11,12 +11,6 @@ function nanos(h: Record<string, unknown>, k: string): bigint {
   const v = h[k];
   if (typeof v !== 'string' || !/^-?[0-9]{1,20}$/.test(v)) throw new FrameError(`field ${k} must be a time in decimal nanoseconds`);
   return BigInt(v);
-}
-
-/** a negative errno from a system call as the error the ack reports */
-function errnoError(r: number, op: string): NodeJS.ErrnoException {
-  const names: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 7: 'E2BIG', 13: 'EACCES', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE', 61: 'ENODATA', 95: 'EOPNOTSUPP' };
-  return Object.assign(new Error(`${op}: errno ${-r}`), { errno: r, code: names[-r] ?? `E${-r}` });
 }
 
 /** Mutating operations, as sent on the wire (header fields; write/data/setxattr carry bytes). */
@@ -169,23 +163,20 @@ export class Applier {
       case 'meta': {
         const { p } = await this.path(h);
         if (t === 'meta' && h.x !== undefined) this.setAllXattrs(p, h.x);
-        const r = setTimes({ path: p }, nanos(h, 'a'), nanos(h, 'mt'));
-        if (r < 0) throw errnoError(r, t);
+        check(setTimes({ path: p }, nanos(h, 'a'), nanos(h, 'mt')), 'utimensat');
         return;
       }
       case 'fallocate': {
         const { d, rel, p } = await this.path(h);
         const fh = await this.handle(d, rel, p, false);
-        const r = fallocate(fh.fd, int(h, 'mode', 0, 0xff), int(h, 'o'), int(h, 'l'));
-        if (r < 0) throw errnoError(r, 'fallocate');
+        check(fallocate(fh.fd, int(h, 'mode', 0, 0xff), int(h, 'o'), int(h, 'l')), 'fallocate');
         return;
       }
       case 'setxattr':
       case 'removexattr': {
         const { p } = await this.path(h);
         const name = str(h, 'n', 255);
-        const r = t === 'setxattr' ? setXattr(p, name, data, int(h, 'fl', 0, 3)) : removeXattr(p, name);
-        if (r < 0) throw errnoError(r, t);
+        check(t === 'setxattr' ? setXattr(p, name, data, int(h, 'fl', 0, 3)) : removeXattr(p, name), t);
         return;
       }
       case 'fsync': {

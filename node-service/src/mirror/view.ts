@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { abs } from './paths.ts';
 import { attrOut, cstrings, dirent, entryOut, Fattr, FSYNC_FDATASYNC, FUSE_WRITE_KILL_SUIDGID, openOut, Op, RENAME_NOREPLACE, sizeOut, statfsOut, u64, type Attr, type InHeader } from './fuse/abi.ts';
 import { FuseDevice, unmountStale, type Reply } from './fuse/device.ts';
-import { fallocate, getXattr, listXattr, removeXattr, setTimes, setXattr, type TimeSpec } from './fuse/libc.ts';
+import { check, fallocate, getXattr, listXattr, removeXattr, setTimes, setXattr, sysError, type TimeSpec } from './fuse/libc.ts';
 import { NodeTable, type FuseNode } from './fuse/nodes.ts';
 
 export { unmountStale } from './fuse/device.ts';
@@ -40,13 +41,7 @@ export interface ViewSink {
   diverged(dir: number, m: Mutation): void;
 }
 
-const EIO = -5;
-const ENOENT = -2;
-const EEXIST = -17;
-const EINVAL = -22;
-const EROFS = -30;
-const ENOSYS = -38;
-const EOPNOTSUPP = -95;
+const E = osConstants.errno;
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 const WRITE_ACCESS = C.O_WRONLY | C.O_RDWR;
@@ -57,7 +52,7 @@ const CACHE_S = 1;
 
 function errno(e: unknown): number {
   const n = (e as NodeJS.ErrnoException)?.errno;
-  return typeof n === 'number' && n < 0 ? n : EIO;
+  return typeof n === 'number' && n < 0 ? n : -E.EIO;
 }
 
 function toAttr(st: fs.BigIntStats): Attr {
@@ -116,13 +111,6 @@ function made(p: string, finish: () => void, dir = false): void {
   }
 }
 
-/** Thrown inside a handler to answer with an errno. */
-class Errno extends Error {
-  constructor(readonly code: number) {
-    super(`errno ${code}`);
-  }
-}
-
 /**
  * The FUSE view of one replicated directory over its backing directory. Reads go straight to the
  * backing directory. Every change is made there first, synchronously on the event loop (so the
@@ -161,24 +149,31 @@ export class View {
 
   private node(id: number): FuseNode {
     const n = this.nodes.get(id);
-    if (!n) throw new Errno(ENOENT);
+    if (!n) throw sysError(-E.ENOENT, 'lookup');
     return n;
+  }
+
+  /** the open file a request names by its fh (the first field of every fh-carrying request) */
+  private file(b: Buffer): FileHandle {
+    const f = this.files.get(u64(b, 0));
+    if (!f) throw sysError(-E.EBADF, 'fh');
+    return f;
   }
 
   private pathOf(n: FuseNode): { rel: string; p: string } {
     const rel = this.nodes.rel(n);
-    if (rel === null) throw new Errno(ENOENT);
+    if (rel === null) throw sysError(-E.ENOENT, 'lookup');
     return { rel, p: abs(this.backing, rel) };
   }
 
   private child(parent: FuseNode, name: string): { rel: string; p: string } {
     const rel = this.nodes.childRel(parent, name);
-    if (rel === null) throw new Errno(ENOENT);
+    if (rel === null) throw sysError(-E.ENOENT, 'lookup');
     return { rel, p: abs(this.backing, rel) };
   }
 
   private writableOrThrow(): void {
-    if (!this.sink.writable()) throw new Errno(EROFS);
+    if (!this.sink.writable()) throw sysError(-E.EROFS, 'write');
   }
 
   private valid(a: Attr): number {
@@ -229,7 +224,8 @@ export class View {
     try {
       this.op(h, b, reply);
     } catch (e) {
-      reply(e instanceof Errno ? e.code : e instanceof RangeError ? EINVAL : errno(e));
+      // RangeError: a request shorter than its opcode's struct
+      reply(e instanceof RangeError ? -E.EINVAL : errno(e));
     }
   }
 
@@ -271,7 +267,7 @@ export class View {
         this.writableOrThrow();
         const mode = b.readUInt32LE(0);
         // only regular files replicate; devices, FIFOs and sockets have no meaning on the peer
-        if ((mode & C.S_IFMT) !== C.S_IFREG) throw new Errno(EOPNOTSUPP);
+        if ((mode & C.S_IFMT) !== C.S_IFREG) throw sysError(-E.EOPNOTSUPP, 'mknod');
         const parent = this.node(h.nodeid);
         const [name] = cstrings(b, 16, 1);
         const { rel, p } = this.child(parent, name);
@@ -313,12 +309,12 @@ export class View {
         this.writableOrThrow();
         const flags = h.opcode === Op.RENAME2 ? b.readUInt32LE(8) : 0;
         const [from, to] = cstrings(b, h.opcode === Op.RENAME2 ? 16 : 8, 2);
-        if (flags & ~RENAME_NOREPLACE) throw new Errno(EINVAL); // RENAME_EXCHANGE/WHITEOUT: not replicated
+        if (flags & ~RENAME_NOREPLACE) throw sysError(-E.EINVAL, 'rename'); // RENAME_EXCHANGE/WHITEOUT: not replicated
         const parent = this.node(h.nodeid);
         const newParent = this.node(u64(b, 0));
         const a = this.child(parent, from);
         const z = this.child(newParent, to);
-        if (flags & RENAME_NOREPLACE && fs.lstatSync(z.p, { throwIfNoEntry: false })) throw new Errno(EEXIST);
+        if (flags & RENAME_NOREPLACE && fs.lstatSync(z.p, { throwIfNoEntry: false })) throw sysError(-E.EEXIST, 'rename');
         fs.renameSync(a.p, z.p);
         this.nodes.move(parent, from, newParent, to);
         return this.replicate({ t: 'rename', p: a.rel, t2: z.rel }, reply);
@@ -345,8 +341,7 @@ export class View {
       case Op.CREATE:
         return this.create(h, b, reply);
       case Op.READ: {
-        const f = this.files.get(u64(b, 0));
-        if (!f) throw new Errno(-9);
+        const f = this.file(b);
         const size = b.readUInt32LE(16);
         const buf = Buffer.allocUnsafe(size);
         fs.read(f.fd, buf, 0, size, u64(b, 8), (e, n) => (e ? reply(errno(e)) : reply(0, buf.subarray(0, n))));
@@ -366,8 +361,7 @@ export class View {
         return reply(0);
       }
       case Op.FSYNC: {
-        const f = this.files.get(u64(b, 0));
-        if (!f) throw new Errno(-9);
+        const f = this.file(b);
         const ds = (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0;
         const local = new Promise<void>((res, rej) => (ds ? fs.fdatasync : fs.fsync)(f.fd, (e) => (e ? rej(e) : res())));
         return this.fsyncBoth(this.nodes.rel(f.node), ds, local, reply);
@@ -387,11 +381,10 @@ export class View {
         const fl = b.readUInt32LE(4);
         const [name] = cstrings(b, 8, 1);
         const start = 8 + Buffer.byteLength(name) + 1;
-        if (start + size > b.length) throw new Errno(EINVAL);
+        if (start + size > b.length) throw sysError(-E.EINVAL, 'setxattr');
         const v = Buffer.from(b.subarray(start, start + size));
         const { rel, p } = this.pathOf(this.node(h.nodeid));
-        const r = setXattr(p, name, v, fl);
-        if (r < 0) throw new Errno(r);
+        check(setXattr(p, name, v, fl), 'setxattr');
         return this.replicate({ t: 'setxattr', p: rel, n: name, v, fl }, reply);
       }
       case Op.GETXATTR:
@@ -399,16 +392,14 @@ export class View {
         const size = b.readUInt32LE(0);
         const { p } = this.pathOf(this.node(h.nodeid));
         const out = size > 0 ? Buffer.alloc(size) : null;
-        const r = h.opcode === Op.GETXATTR ? getXattr(p, cstrings(b, 8, 1)[0], out) : listXattr(p, out);
-        if (r < 0) throw new Errno(r);
+        const r = check(h.opcode === Op.GETXATTR ? getXattr(p, cstrings(b, 8, 1)[0], out) : listXattr(p, out), 'getxattr');
         return out ? reply(0, out.subarray(0, r)) : reply(0, sizeOut(r));
       }
       case Op.REMOVEXATTR: {
         this.writableOrThrow();
         const [name] = cstrings(b, 0, 1);
         const { rel, p } = this.pathOf(this.node(h.nodeid));
-        const r = removeXattr(p, name);
-        if (r < 0) throw new Errno(r);
+        check(removeXattr(p, name), 'removexattr');
         return this.replicate({ t: 'removexattr', p: rel, n: name }, reply);
       }
       case Op.FLUSH:
@@ -427,13 +418,11 @@ export class View {
         return reply(0);
       case Op.FALLOCATE: {
         this.writableOrThrow();
-        const f = this.files.get(u64(b, 0));
-        if (!f) throw new Errno(-9);
+        const f = this.file(b);
         const o = u64(b, 8);
         const l = u64(b, 16);
         const mode = b.readUInt32LE(24);
-        const r = fallocate(f.fd, mode, o, l);
-        if (r < 0) throw new Errno(r);
+        check(fallocate(f.fd, mode, o, l), 'fallocate');
         const rel = this.nodes.rel(f.node);
         return this.replicate(rel === null ? null : { t: 'fallocate', p: rel, o, l, mode }, reply);
       }
@@ -442,7 +431,7 @@ export class View {
       default:
         // ACCESS (default_permissions checks in the kernel), locks (kept by the kernel), ioctl, poll,
         // lseek, copy_file_range (the kernel falls back to reads and writes): not ours to answer
-        return reply(ENOSYS);
+        return reply(-E.ENOSYS);
     }
   }
 
@@ -459,7 +448,7 @@ export class View {
       fd = fs.openSync(p, access | C.O_CREAT | C.O_EXCL, 0o600);
     } catch (e) {
       // the kernel's negative entry was stale: without O_EXCL this is a plain open of the file there
-      if (errno(e) !== EEXIST || (flags & C.O_EXCL) !== 0) throw e;
+      if (errno(e) !== -E.EEXIST || (flags & C.O_EXCL) !== 0) throw e;
       fd = fs.openSync(p, access);
       created = false;
     }
@@ -484,8 +473,7 @@ export class View {
 
   private write(b: Buffer, reply: Reply): void {
     this.writableOrThrow();
-    const f = this.files.get(u64(b, 0));
-    if (!f) throw new Errno(-9);
+    const f = this.file(b);
     const o = u64(b, 8);
     const data = b.subarray(40, 40 + b.readUInt32LE(16));
     const rel = this.nodes.rel(f.node);
@@ -530,7 +518,7 @@ export class View {
     const n = f?.node ?? this.node(h.nodeid);
     const rel = this.nodes.rel(n);
     const p = rel === null ? null : abs(this.backing, rel);
-    if (p === null && !f) throw new Errno(ENOENT);
+    if (p === null && !f) throw sysError(-E.ENOENT, 'lookup');
     const stat = () => (f ? fs.fstatSync(f.fd, { bigint: true }) : fs.lstatSync(p!, { bigint: true }));
     const ms: Mutation[] = [];
     const before = stat();
@@ -566,8 +554,7 @@ export class View {
     if (valid & (Fattr.ATIME | Fattr.MTIME)) {
       const time = (set: number, now: number, off: number, nsOff: number): TimeSpec =>
         !(valid & set) ? 'omit' : valid & now ? 'now' : b.readBigInt64LE(off) * 1_000_000_000n + BigInt(b.readUInt32LE(nsOff));
-      const r = setTimes(f ? { fd: f.fd } : { path: p! }, time(Fattr.ATIME, Fattr.ATIME_NOW, 32, 56), time(Fattr.MTIME, Fattr.MTIME_NOW, 40, 60));
-      if (r < 0) throw new Errno(r);
+      check(setTimes(f ? { fd: f.fd } : { path: p! }, time(Fattr.ATIME, Fattr.ATIME_NOW, 32, 56), time(Fattr.MTIME, Fattr.MTIME_NOW, 40, 60)), 'utimensat');
       // the peer gets the resulting times, so "now" and "unchanged" are the same there
       const after = stat();
       if (rel !== null) ms.push({ t: 'utimens', p: rel, a: after.atimeNs.toString(), mt: after.mtimeNs.toString() });
@@ -578,7 +565,7 @@ export class View {
 
   private readdir(b: Buffer, reply: Reply): void {
     const d = this.dirs.get(u64(b, 0));
-    if (!d) throw new Errno(-9);
+    if (!d) throw sysError(-E.EBADF, 'readdir');
     const offset = u64(b, 8);
     const size = b.readUInt32LE(16);
     // the listing is taken at the first read (and again after a rewind), like a directory stream

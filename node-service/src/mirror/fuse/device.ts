@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { promisify } from 'node:util';
 import { FUSE_KERNEL_MINOR, FUSE_KERNEL_VERSION, IN_HEADER, Init, initOut, Op, OUT_HEADER, readHeader, type InHeader } from './abi.ts';
 import { ReadableWaiter } from './libc.ts';
@@ -159,7 +160,7 @@ export class FuseDevice {
       this.handler(h, body, reply);
     } catch {
       // a handler bug must not leave the caller hanging in the kernel
-      reply(-5);
+      reply(-osConstants.errno.EIO);
     }
   }
 
@@ -168,7 +169,7 @@ export class FuseDevice {
     const minor = body.readUInt32LE(4);
     const reply = this.replier(h.unique);
     if (major !== FUSE_KERNEL_VERSION || minor < 28) {
-      reply(-71); // EPROTO
+      reply(-osConstants.errno.EPROTO);
       this.initFailed?.(new Error(`kernel FUSE protocol ${major}.${minor} is too old (Vigil needs 7.28 or later)`));
       return;
     }

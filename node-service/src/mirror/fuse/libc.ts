@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { getSystemErrorName } from 'node:util';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -19,6 +20,18 @@ const fallocateFn = libc.func('int fallocate(int fd, int mode, int64_t offset, i
 function result(n: number | bigint): number {
   const v = Number(n);
   return v < 0 ? -koffi.errno() : v;
+}
+
+/** a negative errno as the error Node's own fs calls throw (errno < 0, code 'ENOENT', …) */
+export function sysError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const code = getSystemErrorName(errno);
+  return Object.assign(new Error(`${code}: ${syscall}`), { errno, code, syscall });
+}
+
+/** r, or the error for it when it is a negative errno */
+export function check(r: number, syscall: string): number {
+  if (r < 0) throw sysError(r, syscall);
+  return r;
 }
 
 /** value length, or -errno; with size 0 only the length is asked */
