@@ -1,5 +1,4 @@
 import { connect, type Socket } from 'node:net';
-import { widenSocketBuffers } from './fuse/libc.ts';
 import { authMac, encodeFrame, FrameDecoder, FrameError, MAX_BODY, MAX_BODY_UNAUTH, macEqual, nonce, PROTOCOL_VERSION, type Frame } from './protocol.ts';
 
 /** What the secondary tells the primary right after authentication. */
@@ -28,8 +27,6 @@ export class Channel {
 
   constructor(readonly socket: Socket) {
     socket.setNoDelay(true);
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd === 'number' && fd >= 0) widenSocketBuffers(fd, 4 << 20);
     socket.on('data', (chunk: Buffer) => {
       let frames: Frame[];
       try {

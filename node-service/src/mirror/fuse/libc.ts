@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 
 /**
  * The few system calls Node has no API for, through koffi (an FFI whose npm package ships its
- * prebuilt binary): extended attributes, fallocate and poll. Each returns the result or a negative errno,
+ * prebuilt binary): extended attributes, fallocate, utimensat and poll. Each returns the result or a negative errno,
  * the way the FUSE reply wants it.
  */
 const require = createRequire(import.meta.url);
@@ -118,20 +118,6 @@ parentPort.on('message', (timeoutMs) => {
   parentPort.postMessage(0);
 });
 `;
-
-const setsockoptFn = libc.func('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)');
-const SOL_SOCKET = 1;
-const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-
-/**
- * Socket buffers large enough for a whole 1 MiB write frame, so that it leaves in one send and
- * arrives without waiting for the window to grow (the kernel caps them at net.core.[rw]mem_max).
- */
-export function widenSocketBuffers(fd: number, bytes: number): void {
-  setsockoptFn(fd, SOL_SOCKET, SO_SNDBUF, [bytes], 4);
-  setsockoptFn(fd, SOL_SOCKET, SO_RCVBUF, [bytes], 4);
-}
 
 const utimensatFn = libc.func('int utimensat(int dirfd, const char *path, const uint8_t *times, int flags)');
 const futimensFn = libc.func('int futimens(int fd, const uint8_t *times)');
