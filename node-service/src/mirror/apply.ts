@@ -58,6 +58,14 @@ export class Applier {
     return { d, rel, p };
   }
 
+  /**
+   * Fast path: the descriptor of a file written before. Descriptors are dropped on every namespace
+   * change, so the path was confined when it was opened and still names the same file.
+   */
+  private cached(h: Record<string, unknown>): FileHandle | undefined {
+    return this.fds.get(`${int(h, 'd', 0, this.roots.length - 1)}:${checkRel(h.p)}`);
+  }
+
   private async handle(d: number, rel: string, p: string, create: boolean): Promise<FileHandle> {
     const k = `${d}:${rel}`;
     const f = this.fds.get(k);
@@ -76,12 +84,8 @@ export class Applier {
       case 'write':
       case 'data': {
         const o = int(h, 'o');
-        // fast path: a file written before keeps its descriptor (dropped on every namespace change,
-        // so the path was confined when it was opened and still names the same file)
-        const d0 = int(h, 'd', 0, this.roots.length - 1);
-        const rel0 = checkRel(h.p);
-        if (rel0 === '') throw new FrameError('write to the replicated directory itself');
-        let fh = this.fds.get(`${d0}:${rel0}`);
+        if (checkRel(h.p) === '') throw new FrameError('write to the replicated directory itself');
+        let fh = this.cached(h);
         if (!fh || t === 'data') {
           const { d, rel, p } = await this.path(h);
           if (t === 'data') await this.backup(d, rel, p, false);
@@ -180,8 +184,7 @@ export class Applier {
         return;
       }
       case 'fsync': {
-        // fast path: a file written since the last namespace change still has its descriptor
-        const open = this.fds.get(`${int(h, 'd', 0, this.roots.length - 1)}:${checkRel(h.p)}`);
+        const open = this.cached(h);
         if (open) return h.ds ? open.datasync() : open.sync();
         const { d, rel, p } = await this.path(h);
         const st = await fsp.lstat(p);
@@ -224,8 +227,10 @@ export class Applier {
   }
 
   /** the owner the primary gave a new entry (u, g), when the frame names one */
-  private async own(h: Record<string, unknown>, p: string): Promise<void> {
-    if (typeof h.u === 'number' && typeof h.g === 'number') await fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff));
+  private own(h: Record<string, unknown>, p: string): Promise<void> {
+    if (typeof h.u !== 'number' || typeof h.g !== 'number') return Promise.resolve();
+    // validated here, synchronously: a malformed owner is a bad frame even where chown errors are tolerated
+    return fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff));
   }
 
   /** resync: the entry's extended attributes become x (name → base64 value) */
@@ -263,10 +268,8 @@ export class Applier {
       if (st) await this.backup(d, rel, p, false);
       const fh = await this.handle(d, rel, p, true);
       await fh.truncate(int(h, 's'));
-      await fh.chmod(mode);
     } else if (ty === 'd') {
       if (!st) await fsp.mkdir(p, 0o700);
-      await fsp.chmod(p, mode);
     } else if (ty === 'l') {
       const tg = str(h, 'tg');
       if (st && (await fsp.readlink(p)) !== tg) {
@@ -277,11 +280,9 @@ export class Applier {
     } else {
       throw new FrameError(`entry type ${ty}`);
     }
-    if (typeof h.u === 'number' && typeof h.g === 'number') {
-      await fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff)).catch(() => undefined);
-      // chown cleared any set-ID bits of a file
-      if (ty !== 'l') await fsp.chmod(p, mode);
-    }
+    // owner first, then the mode: chown clears a file's set-ID bits
+    await this.own(h, p).catch(() => undefined);
+    if (ty !== 'l') await fsp.chmod(p, mode);
   }
 
   /** mkdir -p that never follows a symlink out of the directory (the parent was confined already). */

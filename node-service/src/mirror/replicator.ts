@@ -13,7 +13,8 @@ import { abs } from './paths.ts';
 import { encodeFrame, type Frame } from './protocol.ts';
 import { key, splitKey, Tracking, type Dirt, type TrackingSnapshot } from './tracking.ts';
 import { SecondaryRole } from './secondary.ts';
-import { unmountStale, View, type Mutation, type ViewSink } from './view.ts';
+import { unmountStale } from './fuse/device.ts';
+import { View, type Mutation, type ViewSink } from './view.ts';
 
 export type MirrorEvent = { type: 'synced' } | { type: 'lost'; reason: string } | { type: 'progress' };
 
@@ -397,18 +398,19 @@ export class Replicator implements MirrorReplicator, ViewSink {
     return false;
   }
 
-  private header(dir: number, m: Mutation): Record<string, unknown> {
+  /** a live change as it goes on the wire: the header, and the bytes of a write or an xattr value */
+  private frame(dir: number, m: Mutation): { h: Record<string, unknown>; data?: Buffer } {
     switch (m.t) {
       case 'write':
-        return { t: 'write', d: dir, p: m.p, o: m.o };
+        return { h: { t: 'write', d: dir, p: m.p, o: m.o }, data: m.data };
       case 'setxattr':
-        return { t: 'setxattr', d: dir, p: m.p, n: m.n, fl: m.fl };
+        return { h: { t: 'setxattr', d: dir, p: m.p, n: m.n, fl: m.fl }, data: m.v };
       case 'rename':
       case 'link':
-        return { t: m.t, d: dir, p: m.p, to: m.t2 };
+        return { h: { t: m.t, d: dir, p: m.p, to: m.t2 } };
       default: {
         const { t, ...rest } = m as Record<string, unknown>;
-        return { t, d: dir, ...rest };
+        return { h: { t, d: dir, ...rest } };
       }
     }
   }
@@ -422,7 +424,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
       return Promise.resolve();
     }
     if (s.phase === 'copying' && this.concerns(dir, m)) this.markFor(dir, m);
-    return this.send(s, this.header(dir, m), m.t === 'write' ? m.data : m.t === 'setxattr' ? m.v : undefined, { mark: () => this.markFor(dir, m) });
+    const { h, data } = this.frame(dir, m);
+    return this.send(s, h, data, { mark: () => this.markFor(dir, m) });
   }
 
   diverged(dir: number, m: Mutation): void {
@@ -442,7 +445,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
   async replicateFsync(dir: number, m: Mutation, local: Promise<void>): Promise<void> {
     const s = this.session;
     if (!s || s.phase === 'comparing' || this.role !== 'primary') return local;
-    await Promise.all([local, this.send(s, this.header(dir, m), undefined, {})]);
+    await Promise.all([local, this.send(s, this.frame(dir, m).h, undefined, {})]);
   }
 
   private send(s: Session, h: Record<string, unknown>, data: Buffer | undefined, p: Partial<Pending>): Promise<void> {
@@ -649,19 +652,21 @@ export class Replicator implements MirrorReplicator, ViewSink {
     };
     let st;
     try {
-      st = await fsp.lstat(p);
+      // nanosecond times for the meta frame; sizes and ids fit a number
+      st = await fsp.lstat(p, { bigint: true });
     } catch {
       if (rel !== '') out({ t: 'remove' });
       return this.finishEntry(s, k, d, frames);
     }
+    const size = Number(st.size);
     const ty = st.isFile() ? 'f' : st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : null;
     if (!ty) return this.finishEntry(s, k, d, frames);
     if (d.tree && rel !== '') out({ t: 'remove' });
     const tg = ty === 'l' ? await fsp.readlink(p).catch(() => '') : undefined;
-    out({ t: 'ensure', ty, m: st.mode & 0o7777, u: st.uid, g: st.gid, s: ty === 'f' ? st.size : 0, ...(tg !== undefined ? { tg } : {}) });
+    out({ t: 'ensure', ty, m: Number(st.mode) & 0o7777, u: Number(st.uid), g: Number(st.gid), s: ty === 'f' ? size : 0, ...(tg !== undefined ? { tg } : {}) });
     if (ty === 'f') {
       const zs = this.tracking.zoneSize;
-      const nz = Math.ceil(st.size / zs);
+      const nz = Math.ceil(size / zs);
       let zones: number[];
       if (d.all || d.tree) zones = Array.from({ length: nz }, (_, i) => i);
       else {
@@ -678,7 +683,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
         }
         try {
           for (const z of zones) {
-            for (let off = z * zs; off < Math.min((z + 1) * zs, st.size); off += CHUNK) {
+            for (let off = z * zs; off < Math.min((z + 1) * zs, size); off += CHUNK) {
               const len = Math.min(CHUNK, (z + 1) * zs - off);
               const buf = Buffer.allocUnsafe(len);
               const { bytesRead } = await fh!.read(buf, 0, len, off);
@@ -699,8 +704,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
       for (const n of names) this.tracking.markTree(key(dir, rel === '' ? n : `${rel}/${n}`));
     }
     const x = ty === 'l' ? {} : Object.fromEntries(Object.entries(allXattrs(p)).map(([n, v]) => [n, v.toString('base64')]));
-    const times = await fsp.lstat(p, { bigint: true }).catch(() => null);
-    if (times) out({ t: 'meta', a: String(times.atimeNs), mt: String(times.mtimeNs), x });
+    out({ t: 'meta', a: String(st.atimeNs), mt: String(st.mtimeNs), x });
     return this.finishEntry(s, k, d, frames);
   }
 

@@ -7,9 +7,7 @@ import { FuseDevice, unmountStale, type Reply } from './fuse/device.ts';
 import { check, fallocate, getXattr, listXattr, removeXattr, setTimes, setXattr, sysError, type TimeSpec } from './fuse/libc.ts';
 import { NodeTable, type FuseNode } from './fuse/nodes.ts';
 
-export { unmountStale } from './fuse/device.ts';
-
-/** What a mutation means for replication; the view calls the sink after the local change succeeded. */
+/** What a change made through the view means for replication. */
 export type Mutation =
   | { t: 'write'; p: string; o: number; data: Buffer }
   | { t: 'truncate'; p: string; s: number }
