@@ -79,15 +79,14 @@ export const Fattr = {
   KILL_SUIDGID: 1 << 11,
 } as const;
 
-export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FSYNC_FDATASYNC = 1;
 export const RENAME_NOREPLACE = 1;
 
 export const IN_HEADER = 40;
 export const OUT_HEADER = 16;
 const ATTR = 88;
-export const ENTRY_OUT = 40 + ATTR;
-export const OPEN_OUT = 16;
+const ENTRY_OUT = 40 + ATTR;
+const OPEN_OUT = 16;
 
 export interface InHeader {
   len: number;

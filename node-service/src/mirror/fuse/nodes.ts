@@ -16,7 +16,7 @@ export interface FuseNode {
   readonly children: Map<string, FuseNode>;
 }
 
-export const ROOT_ID = 1;
+const ROOT_ID = 1;
 
 export class NodeTable {
   private readonly byId = new Map<number, FuseNode>();
@@ -32,10 +32,6 @@ export class NodeTable {
 
   get(id: number): FuseNode | undefined {
     return this.byId.get(id);
-  }
-
-  get size(): number {
-    return this.byId.size;
   }
 
   /** the entry's path relative to the replicated directory ("" for the directory itself), or null */
