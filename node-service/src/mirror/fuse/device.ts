@@ -81,8 +81,7 @@ export class FuseDevice {
         p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`cannot mount the FUSE view on ${this.mountpoint}: ${stderr.trim() || `mount exited ${code}`}`))));
       });
     } catch (e) {
-      fs.closeSync(this.fd);
-      this.fd = -1;
+      this.release();
       throw e;
     }
     const inited = new Promise<void>((resolve, reject) => {
@@ -135,7 +134,8 @@ export class FuseDevice {
     this.polling = true;
     this.waiter!.wait(POLL_MS, () => {
       this.polling = false;
-      this.pump();
+      if (this.closed) this.release();
+      else this.pump();
     });
   }
 
@@ -143,12 +143,15 @@ export class FuseDevice {
     if (this.closed) return;
     this.closed = true;
     this.initFailed?.(err);
-    const fd = this.fd;
-    this.fd = -1;
-    // the poller may still be inside poll(2) on this descriptor: close it once that returned
-    const close = () => (this.polling ? setTimeout(close, 50) : (this.waiter?.close(), fs.close(fd, () => undefined)));
-    close();
+    // the waiter may still be inside poll(2) on this descriptor: then it releases it when that returns
+    if (!this.polling) this.release();
     for (const w of this.ended.splice(0)) w();
+  }
+
+  private release(): void {
+    this.waiter?.close();
+    if (this.fd >= 0) fs.close(this.fd, () => undefined);
+    this.fd = -1;
   }
 
   private dispatch(n: number): void {
