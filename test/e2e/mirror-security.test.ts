@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { closePair, startPair, type Pair } from '../helpers/mirror-cluster.ts';
 
@@ -11,6 +11,7 @@ describe('mirror: the replication port refuses strangers and survives hostile fr
   beforeAll(async () => {
     pair = await startPair({ root: ROOT, sendTimeoutMs: 2000, secretB: 'ab'.repeat(32), prefix: 'vgms' }, false);
     mkdirSync(join(ROOT, 'outside'), { recursive: true });
+    writeFileSync(join(ROOT, 'outside', 'sentinel'), 'must stay');
   }, 60_000);
   afterAll(() => closePair(pair), 60_000);
 
@@ -41,8 +42,9 @@ describe('mirror: the replication port refuses strangers and survives hostile fr
     // the secondary still answers and still serves
     const st = (await pair.b.call('status')) as { role: string };
     expect(st.role).toBe('secondary');
-    // nothing escaped: the outside folder is empty, no stray file next to the data
-    expect(readdirSync(join(ROOT, 'outside'))).toEqual([]);
+    // nothing escaped: the outside folder holds only its sentinel (nothing written, nothing removed),
+    // no stray file next to the data
+    expect(readdirSync(join(ROOT, 'outside'))).toEqual(['sentinel']);
     expect(existsSync('/etc/passwd') && readFileSync('/etc/passwd', 'utf8').includes('root')).toBe(true);
     expect(readdirSync(join(ROOT, 'b')).sort()).toEqual(['.data.vigil-data', 'data', 'state']);
   }, 180_000);

@@ -72,6 +72,9 @@ const frame = fc.record({
 ch.send(encodeFrame({ t: 'symlink', q: 1, d: 0, p: 'esc', tg: outside }));
 ch.send(encodeFrame({ t: 'mkdir', q: 2, d: 0, p: 'dir', m: 0o755 }));
 ch.send(encodeFrame({ t: 'symlink', q: 3, d: 0, p: 'dir/esc2', tg: outside }));
+// a listing through those symlinks must not remove what is outside (the caller keeps a file there)
+ch.send(encodeFrame({ t: 'list', q: 4, d: 0, p: 'esc', n: [] }));
+ch.send(encodeFrame({ t: 'list', q: 5, d: 0, p: 'dir/esc2', n: [] }));
 let q = 10;
 let sent = 0;
 await fc.assert(

@@ -111,4 +111,29 @@ describe('mirror applier', () => {
     const { rmSync } = await import('node:fs');
     rmSync(root, { recursive: true, force: true });
   });
+
+  it('a list naming a symlink does not empty the directory it points to', async () => {
+    // GIVEN a symlink inside the replicated directory that leads to a directory outside it
+    const { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, readdirSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { Applier } = await import('../../node-service/src/mirror/apply.ts');
+    const base = mkdtempSync('/tmp/vgm-unit-');
+    const root = join(base, 'data');
+    const outside = join(base, 'outside');
+    mkdirSync(root);
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'keep'), 'x');
+    symlinkSync(outside, join(root, 'esc'));
+    const a = new Applier([root]);
+    await a.init();
+    try {
+      // WHEN a peer sends a listing for the symlink that names nothing
+      await a.apply({ t: 'list', d: 0, p: 'esc', n: [] }, Buffer.alloc(0));
+      // THEN nothing outside is touched
+      expect(readdirSync(outside)).toEqual(['keep']);
+    } finally {
+      await a.close();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
 });

@@ -204,6 +204,10 @@ export class Applier {
         const names = h.n;
         if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw new FrameError('list names');
         const keep = new Set(names as string[]);
+        // readdir follows a final symlink: only a real directory is listed (a symlink there could lead
+        // outside, and the removals below would then happen there)
+        const st = await fsp.lstat(p).catch(() => null);
+        if (!st?.isDirectory()) return;
         let have: string[];
         try {
           have = await fsp.readdir(p);
