@@ -2,7 +2,9 @@
 # Installs the Debian packages Vigil's daemon, demo, tests and benchmarks use.
 # Called by `npm run demo`, `npm run test:all` and .ci/run; safe to run again.
 set -euo pipefail
-pkgs=(iproute2 nftables fuse3 iputils-arping iputils-ping keepalived bindfs stress-ng procps psmisc curl kmod ndisc6 attr python3 util-linux)
+# Package lists, one per line: scripts/packages/demo.txt (the demo and daemon), test-*.txt and bench-*.txt
+# (what a suite or benchmark needs; each area keeps its own list).
+mapfile -t pkgs < <(cat "$(dirname "$0")"/packages/*.txt | sed -e 's/#.*//' -e '/^[[:space:]]*$/d' | sort -u)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
