@@ -4,6 +4,7 @@ import type { Command } from '../core/types.ts';
 import type { ModuleRunner } from '../daemon/module-runner.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { bearerAuth } from './auth.ts';
+import { buildInfo } from '../version.ts';
 
 export interface ApiDeps {
   readonly runners: ReadonlyMap<string, ModuleRunner>;
@@ -50,7 +51,8 @@ export function createApi(d: ApiDeps): Hono {
 
   const api = new Hono();
   api.use('*', bearerAuth(d.token));
-  api.get('/node', (c) => c.json({ node: d.node, cluster: d.cluster, modules: [...d.runners.keys()] }));
+  api.get('/node', (c) => c.json({ node: d.node, cluster: d.cluster, version: buildInfo().version, modules: [...d.runners.keys()] }));
+  api.get('/version', (c) => c.json(buildInfo()));
   api.get('/modules', (c) => c.json([...d.runners.values()].map((r) => r.status())));
   api.get('/modules/:m', (c) => {
     const r = d.runners.get(c.req.param('m'));

@@ -5,11 +5,13 @@ import { loadConfig } from '../config/load.ts';
 import type { LogRecord } from '../daemon/event-log.ts';
 import type { ModuleStatus } from '../daemon/module-runner.ts';
 import { ApiClient, CliError, type ClientOptions } from './client.ts';
+import { VERSION } from '../version.ts';
 import { contractJson, logLine, stateTable } from './format.ts';
 import { watchState } from './watch.ts';
 
 const program = new Command();
 program.name('vigil').description('Vigil high-availability cluster: node service and CLI').showHelpAfterError().exitOverride();
+program.version(VERSION, '-V, --version', 'print the version');
 
 function clientOptions(cmd: Command): Command {
   return cmd

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from '../version.ts';
 
 /** Every metric the daemon exports on GET /metrics, in one registry per daemon. */
 export class Metrics {
@@ -15,7 +16,12 @@ export class Metrics {
   readonly loopLag = new Gauge({ name: 'vigil_event_loop_lag_seconds', help: 'how late the daemon loop ran at the last check (liveness of the daemon itself)', registers: [this.registry] });
   readonly checkerUp = new Gauge({ name: 'vigil_checker_up', help: '1 when a checker reports up', labelNames: ['module', 'checker'], registers: [this.registry] });
 
+  /** always 1; the labels say which build runs (Prometheus' *_build_info convention) */
+  readonly buildInfo = new Gauge({ name: 'vigil_build_info', help: 'the running build: version and Node.js', labelNames: ['version', 'node'], registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'vigil_process_' });
+    const b = buildInfo();
+    this.buildInfo.set({ version: b.version, node: b.node }, 1);
   }
 }
