@@ -40,12 +40,12 @@ export class MirrorSim {
   link = true;
   replicationUp = true;
 
-  constructor(private readonly opts: { defaultPrimary?: string; witness?: boolean } = {}) {
+  constructor(private readonly opts: { defaultPrimary?: string; witness?: boolean; init?: Partial<Pick<MirrorInit, 'failover' | 'swapBack' | 'maxFailovers'>> } = {}) {
     for (const [self, peer] of [['node1', 'node2'], ['node2', 'node1']] as const) this.add(self, peer);
   }
 
   private add(self: string, peerName: string, persisted?: Persisted): void {
-    const init: MirrorInit = { self, peerName, defaultPrimary: this.opts.defaultPrimary, witnessConfigured: this.opts.witness, persisted };
+    const init: MirrorInit = { ...this.opts.init, self, peerName, defaultPrimary: this.opts.defaultPrimary, witnessConfigured: this.opts.witness, persisted };
     const core = initMirror(init);
     this.nodes.set(self, { core, pending: [], done: [], persisted: core.p, logs: [], replies: [], witnessPolling: false, failing: new Set(), crashed: true });
   }
@@ -73,6 +73,7 @@ export class MirrorSim {
       else if (a.type === 'persist') node.persisted = a.data;
       else if (a.type === 'log') node.logs.push(a.msg);
       else if (a.type === 'witness') node.witnessPolling = a.poll;
+      else if (a.type === 'abort') node.pending = [];
     }
   }
 

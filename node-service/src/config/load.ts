@@ -67,6 +67,7 @@ function resolveConfig(p: ParsedCluster, file: string): ClusterConfig {
     ...p,
     file,
     secret_file: abs(p.secret_file),
+    next_secret_file: p.next_secret_file === undefined ? undefined : abs(p.next_secret_file),
     state_dir: abs(p.state_dir),
     api: { ...p.api, admin_token_file: abs(p.api.admin_token_file) },
     modules: p.modules.map((m): ModuleConfig => {
@@ -103,6 +104,7 @@ function crossCheck(c: ClusterConfig, opts: LoadOptions): ConfigIssue[] {
 
   if (!opts.skipFileChecks) {
     checkSecretFile(c.secret_file, 'secret_file', add, MIN_SECRET_BYTES);
+    if (c.next_secret_file !== undefined) checkSecretFile(c.next_secret_file, 'next_secret_file', add, MIN_SECRET_BYTES);
     checkSecretFile(c.api.admin_token_file, 'api.admin_token_file', add, 8);
   }
 
@@ -131,6 +133,7 @@ function crossCheck(c: ClusterConfig, opts: LoadOptions): ConfigIssue[] {
     if (m.default_primary !== undefined && !m.nodes.includes(m.default_primary)) {
       add(`${at}.default_primary`, `unknown node "${m.default_primary}" (must be one of ${m.nodes.join(', ')})`);
     }
+    if (m.swap_back && m.default_primary === undefined) add(`${at}.swap_back`, 'swap_back needs default_primary: name the node the roles swap back to');
     if (m.mode === 'farm') {
       if (m.replication) add(`${at}.replication`, 'only a mirror module replicates directories; remove it or set mode: mirror');
       if (m.default_primary) add(`${at}.default_primary`, 'a farm module has no primary; remove it');

@@ -92,6 +92,18 @@ export const moduleSchema = z
       .default({}),
     checkers: z.array(checkerSchema).default([]),
     default_primary: name.optional(),
+    /** on: the in-sync secondary takes over a lost primary; off: it waits for an operator (`vigil failover on|off` overrides) */
+    failover: z
+      .union([z.boolean(), z.enum(['on', 'off'])], { errorMap: () => ({ message: 'must be on or off' }) })
+      .transform((v) => v === true || v === 'on')
+      .default(true),
+    /** true: after a failover, the roles swap back once default_primary is back and in sync */
+    swap_back: z.boolean().default(false),
+    /** SafeKit's maxloop: more automatic failovers or restarts than `count` within `window` stop the module */
+    max_failovers: z
+      .object({ count: z.number().int().min(1).max(1000).default(3), window: duration.default('24h') })
+      .strict()
+      .default({}),
     /** what a failing start script leads to */
     on_start_failure: z.enum(['wait', 'stop', 'failover']).default('wait'),
     witness: z
@@ -126,6 +138,8 @@ export const clusterSchema = z
   .object({
     cluster: name,
     secret_file: z.string().min(1),
+    /** a second secret accepted beside secret_file while the nodes change over to it (key rotation) */
+    next_secret_file: z.string().min(1).optional(),
     state_dir: z.string().min(1).default('/var/lib/vigil'),
     api: z
       .object({

@@ -1,4 +1,4 @@
-import { type Base, checkerDown, checkerUp, enterStopSteps, initBase, enterWaitSteps, persist, queue, restartInPlaceSteps } from './transitions.ts';
+import { type Base, checkerDown, checkerUp, countFailover, enterStopSteps, type FailoverLimit, forceStop, initBase, enterWaitSteps, isDropped, maxLoopStop, persist, queue, restartInPlaceSteps, stopStart } from './transitions.ts';
 import { type Action, type CoreEvent, FRESH, type OnFailure, type Persisted, type StepResult } from './types.ts';
 
 /**
@@ -14,7 +14,7 @@ export interface FarmCore extends Base {
   readonly waitingReason: string;
 }
 
-export function initFarm(i: { self: string; onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted }): FarmCore {
+export function initFarm(i: { self: string; onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted; maxFailovers?: FailoverLimit }): FarmCore {
   return { ...initBase(i), mode: 'farm', self: i.self };
 }
 
@@ -35,6 +35,7 @@ export function stepFarm(core: FarmCore, ev: CoreEvent): R {
     case 'witness':
       return settle(c, []);
     case 'transitionDone': {
+      if (isDropped(c, ev.id)) return { state: c, actions: [] };
       const done = { ...c, busy: Math.max(0, c.busy - 1) };
       if (ev.ok) return settle({ ...done, state: done.busy === 0 ? done.target : done.state }, [{ type: 'publish' }]);
       const failed = c.target;
@@ -60,12 +61,32 @@ export function stepFarm(core: FarmCore, ev: CoreEvent): R {
         return { state: r.state, actions: [log, ...r.actions] };
       }
       // Any other policy: this node leaves the farm (its buckets move) until the checker is up again.
+      // Leaving while serving is an automatic restart of the module: counted against max_failovers.
+      if (next.target === 'UP' && !next.down[ev.checker]) {
+        const n = countFailover(next, c.now, 'leaving the farm');
+        if (!n.ok) {
+          const r = maxLoopStop(next, n.reason);
+          return { state: r.state, actions: [log, ...r.actions] };
+        }
+        return settle({ ...n.next, down: { ...n.next.down, [ev.checker]: policy } }, [log]);
+      }
       return settle({ ...next, down: { ...next.down, [ev.checker]: policy } }, [log]);
     }
     case 'command': {
       const cmd = ev.command;
-      if (cmd.type === 'prim' || cmd.type === 'second' || cmd.type === 'swap') {
+      if (cmd.type === 'prim' || cmd.type === 'second' || cmd.type === 'swap' || cmd.type === 'failover') {
         return { state: c, actions: [], reply: { ok: false, message: `a farm module has no primary: ${cmd.type} applies to mirror modules` } };
+      }
+      if (cmd.type === 'forcestop') {
+        if (c.target === 'STOP' && c.busy === 0) return { state: c, actions: [], reply: { ok: false, message: 'already stopped' } };
+        return { ...forceStop(c, 'farm'), reply: { ok: true, message: 'force-stopping (no script runs)' } };
+      }
+      if (cmd.type === 'stopstart') {
+        if (c.p.stopped || c.target === 'STOP') return { state: c, actions: [], reply: { ok: false, message: 'the module is stopped: run vigil start' } };
+        if (c.busy > 0) return { state: c, actions: [], reply: { ok: false, message: `a transition to ${c.target} is in progress; retry when it is done` } };
+        const { ['start script']: _cleared, ...down } = c.down;
+        const r = stopStart({ ...c, down }, (s) => s);
+        return { ...settle(r.state, r.actions), reply: { ok: true, message: 'stopping and starting again' } };
       }
       if (cmd.type === 'shutdown') {
         if (c.target === 'STOP') return { state: c, actions: [], reply: { ok: true, message: 'already stopped' } };

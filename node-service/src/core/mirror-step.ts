@@ -2,6 +2,12 @@ import {
   type Base,
   checkerDown,
   checkerUp,
+  countFailover,
+  type FailoverLimit,
+  forceStop,
+  isDropped,
+  maxLoopStop,
+  stopStart,
   enterPrimarySteps,
   enterSecondarySteps,
   enterStopSteps,
@@ -53,6 +59,12 @@ export interface MirrorCore extends Base {
   readonly fullSyncNext: boolean;
   /** the last "waiting because ..." explanation, so it is logged once rather than on every tick */
   readonly waitingReason: string;
+  /** config `failover`: take over when the peer is lost (the operator's `vigil failover` overrides it, in p) */
+  readonly failoverConfig: boolean;
+  /** config `swap_back`: hand primary back to default_primary once it is back and in sync */
+  readonly swapBack: boolean;
+  /** we became primary because the peer failed or stopped (not by an operator or a handover): swap_back applies */
+  readonly tookOver: boolean;
 }
 
 export interface MirrorInit {
@@ -63,6 +75,12 @@ export interface MirrorInit {
   readonly witnessGraceMs?: number;
   readonly onStartFailure?: 'wait' | 'stop' | 'failover';
   readonly persisted?: Persisted;
+  /** @default true */
+  readonly failover?: boolean;
+  /** @default false */
+  readonly swapBack?: boolean;
+  /** @default 3 within 24 h */
+  readonly maxFailovers?: FailoverLimit;
 }
 
 export function initMirror(i: MirrorInit): MirrorCore {
@@ -82,8 +100,14 @@ export function initMirror(i: MirrorInit): MirrorCore {
     swapRequest: false,
     hold: false,
     fullSyncNext: false,
+    failoverConfig: i.failover ?? true,
+    swapBack: i.swapBack ?? false,
+    tookOver: false,
   };
 }
+
+/** Automatic failover is allowed: the operator's `vigil failover on|off` wins over the config. */
+export const failoverEnabled = (c: MirrorCore): boolean => c.p.failover ?? c.failoverConfig;
 
 type R = StepResult<MirrorCore>;
 
@@ -105,6 +129,7 @@ export function stepMirror(core: MirrorCore, ev: CoreEvent): R {
     case 'replication':
       return onReplication(c, ev.status, ev.reason);
     case 'transitionDone':
+      if (isDropped(c, ev.id)) return { state: c, actions: [] };
       return onTransitionDone(c, ev.ok, ev.detail);
     case 'checker':
       return onChecker(c, ev);
@@ -190,7 +215,16 @@ function onChecker(c: MirrorCore, ev: Extract<CoreEvent, { type: 'checker' }>): 
     return { state: r.state, actions: [log, ...r.actions] };
   }
   const reason = `checker ${ev.checker} down (${policy}): ${ev.reason}`;
-  const held: MirrorCore = { ...next, down: policy === 'wait' ? { ...next.down, [ev.checker]: policy } : next.down };
+  let counted = next;
+  if (policy !== 'wait') {
+    const n = countFailover(next, c.now, peerCanTakeOver ? `handing over to ${c.peerName}` : 'restarting');
+    if (!n.ok) {
+      const r = maxLoopStop(next, n.reason);
+      return { state: r.state, actions: [log, ...r.actions] };
+    }
+    counted = n.next;
+  }
+  const held: MirrorCore = { ...counted, down: policy === 'wait' ? { ...counted.down, [ev.checker]: policy } : counted.down };
   if (peerCanTakeOver) return handOver(held, reason, [log]);
   const r = queue({ ...held, hold: true }, 'WAIT', reason, enterWaitSteps(held.target));
   return { state: r.state, actions: [log, ...r.actions, { type: 'publish' }] };
@@ -233,11 +267,13 @@ function onCommand(c: MirrorCore, cmd: Extract<CoreEvent, { type: 'command' }>['
       if (c.busy > 0) return refuse(`a transition to ${c.target} is in progress; retry when it is done`);
       const fresh = c.p.gen === 0 && !c.p.inSync && (!c.peer || c.peer.fresh);
       if (!cmd.force && !fresh) {
-        if (!c.peerAlive) return refuse(`${c.peerName} is not reachable, so this node cannot know its data is the latest: use --force if you are sure`);
-        if (!ranksAbove(c, c.peer!)) return refuse(`${c.peerName} holds newer data (generation ${c.peer!.gen} > ${c.p.gen}): use --force to accept losing it`);
+        // lostWhileInSync: we watched the peer die with our copy in sync (failover off, or no witness)
+        if (!c.peerAlive && !c.lostWhileInSync) return refuse(`${c.peerName} is not reachable, so this node cannot know its data is the latest: use --force if you are sure`);
+        if (c.peerAlive && !ranksAbove(c, c.peer!)) return refuse(`${c.peerName} holds newer data (generation ${c.peer!.gen} > ${c.p.gen}): use --force to accept losing it`);
       }
       const why = cmd.force ? 'operator forced prim' : fresh ? 'operator prim on first start' : 'operator prim';
-      return accept(promote({ ...c, hold: false, fullSyncNext: cmd.fullSync ?? false }, why), 'becoming primary');
+      // prim on a node whose peer is gone is a manual failover: swap_back applies to it as to an automatic one
+      return accept(promote({ ...c, hold: false, fullSyncNext: cmd.fullSync ?? false }, why, !c.peerAlive), 'becoming primary');
     }
     case 'second': {
       if (isPrimary(c.target)) {
@@ -262,21 +298,54 @@ function onCommand(c: MirrorCore, cmd: Extract<CoreEvent, { type: 'command' }>['
       }
       return refuse(`swap needs a PRIM and an in-sync SECOND; now ${c.self}=${c.target}, ${c.peerName}=${c.peerAlive ? (c.peer?.state ?? '?') : 'unreachable'}`);
     }
+    case 'forcestop': {
+      if (c.target === 'STOP' && c.busy === 0) return refuse('already stopped');
+      return accept(forceStop({ ...c, handover: false, swapRequest: false, tookOver: false }, 'mirror'), 'force-stopping (no script runs)');
+    }
+    case 'stopstart': {
+      if (c.p.stopped || c.target === 'STOP') return refuse('the module is stopped: run vigil start');
+      if (c.busy > 0) return refuse(`a transition to ${c.target} is in progress; retry when it is done`);
+      // A primary with an in-sync secondary lets it take over while it restarts, and waits for it.
+      const letPeerTakeOver = isPrimary(c.target) && c.peerAlive && c.peer?.state === 'SECOND' && c.peer.inSync;
+      return accept(stopStart({ ...c, handover: false, swapRequest: false, tookOver: false }, (s) => ({ ...s, hold: letPeerTakeOver })), letPeerTakeOver ? `stopping and starting again; ${c.peerName} takes over` : 'stopping and starting again');
+    }
+    case 'failover': {
+      const p: Persisted = { ...c.p, failover: cmd.on };
+      const msg = cmd.on ? 'automatic failover on' : 'automatic failover off: a lost peer leaves this node waiting for an operator';
+      return accept(settle({ ...c, p }, [persist(p), { type: 'log', level: 'info', msg: `operator: ${msg}` }]), msg);
+    }
   }
+}
+
+/** Take over from a peer that failed: counted against max_failovers, refused while failover is off. */
+function failOver(c: MirrorCore, reason: string): R {
+  if (!failoverEnabled(c)) {
+    const why = `${reason}, but failover is off: waiting for an operator (vigil prim to take over here, or vigil failover on)`;
+    return c.target === 'WAIT' ? waiting(c, why) : toWait(c, why);
+  }
+  const n = countFailover(c, c.now, 'taking over');
+  if (!n.ok) return maxLoopStop(c, n.reason);
+  return promote(n.next, reason, true);
+}
+
+/** swap_back: we took over from default_primary, which is back as an in-sync secondary. */
+function swapBackDue(c: MirrorCore, peer: PeerView | undefined): boolean {
+  return c.swapBack && c.tookOver && c.target === 'PRIM' && c.synced && peer !== undefined && peer.node === c.defaultPrimary && peer.state === 'SECOND' && peer.target === 'SECOND' && peer.inSync;
 }
 
 /** Release primary to an in-sync peer: become SECOND and advertise the handover. No write is lost:
  *  the view turns read-only before the peer is told to take over. */
 function handOver(c: MirrorCore, reason: string, pre: Action[]): R {
   const p: Persisted = { ...c.p, inSync: true, lastState: 'SECOND' };
-  const r = queue({ ...c, p, handover: true, hold: true, synced: true }, 'SECOND', reason, enterSecondarySteps(c.target, { fullSync: c.fullSyncNext }), [persist(p)]);
+  const r = queue({ ...c, p, handover: true, hold: true, synced: true, tookOver: false }, 'SECOND', reason, enterSecondarySteps(c.target, { fullSync: c.fullSyncNext }), [persist(p)]);
   return { state: { ...r.state, fullSyncNext: false }, actions: [...pre, ...r.actions, { type: 'publish' }] };
 }
 
-function promote(c: MirrorCore, reason: string): R {
+/** `tookOver`: the peer failed or stopped (swap_back may later hand the role back to default_primary). */
+function promote(c: MirrorCore, reason: string, tookOver = false): R {
   const gen = Math.max(c.p.gen, c.peer?.gen ?? 0) + 1;
-  const p: Persisted = { gen, primaryEpoch: gen, lastState: 'ALONE', inSync: false, stopped: false };
-  const r = queue({ ...c, p, synced: false, swapRequest: false, handover: false, waitingReason: '' }, 'ALONE', reason, enterPrimarySteps(c.target, { fullSync: c.fullSyncNext }), [persist(p)]);
+  const p: Persisted = { ...c.p, gen, primaryEpoch: gen, lastState: 'ALONE', inSync: false, stopped: false };
+  const r = queue({ ...c, p, synced: false, swapRequest: false, handover: false, waitingReason: '', tookOver }, 'ALONE', reason, enterPrimarySteps(c.target, { fullSync: c.fullSyncNext }), [persist(p)]);
   return { state: { ...r.state, fullSyncNext: false }, actions: [...r.actions, { type: 'publish' }] };
 }
 
@@ -369,6 +438,7 @@ function decide(c: MirrorCore): R {
         return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
       }
       if (peer?.swapRequest && c.target === 'PRIM' && peer.state === 'SECOND' && peer.inSync) return handOver(c, `swap requested by ${peer.node}`, []);
+      if (swapBackDue(c, peer)) return handOver(c, `swap_back: default_primary ${peer!.node} is back and in sync`, []);
       const sub: ModuleState = c.synced && peer !== undefined && peer.state === 'SECOND' ? 'PRIM' : 'ALONE';
       if (sub === c.target) return { state: c, actions: [] };
       if (sub === 'ALONE') {
@@ -387,11 +457,11 @@ function decide(c: MirrorCore): R {
         const w = witnessAllows(c);
         if (w === 'unknown') return waiting(c, `peer lost: asking the witnesses, then giving a cut-off primary ${c.witnessGraceMs}ms to step down`);
         if (w === 'no') return toWait(c, `peer ${c.peerName} lost and no witness reachable: not taking over (we may be the one cut off)`);
-        return promote(c, `peer ${c.peerName} lost; our data is in sync`);
+        return failOver(c, `peer ${c.peerName} lost; our data is in sync`);
       }
       if (!isPrimary(peer.state) && c.p.inSync && canPromote(c)) {
         if (peer.handover) return promote({ ...c, hold: false }, `${peer.node} handed primary over`);
-        if (peer.state === 'STOP' || peer.state === 'WAIT') return promote(c, `${peer.node} is ${peer.state} and our data is in sync`);
+        if (peer.state === 'STOP' || peer.state === 'WAIT') return promote(c, `${peer.node} is ${peer.state} and our data is in sync`, true);
       }
       return { state: c, actions: [] };
     }
@@ -416,7 +486,8 @@ function decide(c: MirrorCore): R {
         const w = witnessAllows(c);
         if (w === 'unknown') return waiting(c, 'restarted without peer: asking the witnesses');
         if (w === 'no') return waiting(c, 'restarted without peer and no witness reachable');
-        return promote(c, c.lostWhileInSync ? `${c.peerName} lost while our data was in sync` : `restarted without ${c.peerName}; we were ALONE, so our data is the latest`);
+        if (c.lostWhileInSync) return failOver(c, `${c.peerName} lost while our data was in sync`);
+        return promote(c, `restarted without ${c.peerName}; we were ALONE, so our data is the latest`);
       }
       return waiting(c, `${c.peerName} not seen and our data may be stale (last state ${c.p.lastState}): start ${c.peerName}, or run vigil prim --force on the node with good data`);
     }

@@ -62,6 +62,14 @@ export function restartInPlaceSteps(state: ModuleState): Step[] {
   return [];
 }
 
+/** SafeKit's maxloop: at most `count` automatic failovers or restarts within `windowMs`. */
+export interface FailoverLimit {
+  readonly count: number;
+  readonly windowMs: number;
+}
+
+export const DEFAULT_MAX_FAILOVERS: FailoverLimit = { count: 3, windowMs: 24 * 3_600_000 };
+
 /** Shared bookkeeping of both modes' cores. */
 export interface Base {
   readonly state: ModuleState;
@@ -69,13 +77,69 @@ export interface Base {
   readonly target: ModuleState;
   readonly busy: number;
   readonly nextId: number;
+  /** transitions with a lower id were dropped by a forcestop: their transitionDone is ignored */
+  readonly liveFrom: number;
   readonly p: Persisted;
   readonly onStartFailure: 'wait' | 'stop' | 'failover';
+  readonly maxFailovers: FailoverLimit;
+  /** when the automatic failovers and restarts counted against maxFailovers happened (in memory) */
+  readonly failovers: readonly number[];
 }
 
 /** The bookkeeping every core starts with: stopped, nothing queued, the persisted decision state. */
-export function initBase(i: { onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted }): Base & { now: number; waitingReason: string; restarts: Record<string, number[]>; down: Record<string, never> } {
-  return { onStartFailure: i.onStartFailure ?? 'wait', state: 'STOP', target: 'STOP', busy: 0, nextId: 1, p: i.persisted ?? FRESH, now: 0, waitingReason: '', restarts: {}, down: {} };
+export function initBase(i: { onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted; maxFailovers?: FailoverLimit }): Base & { now: number; waitingReason: string; restarts: Record<string, number[]>; down: Record<string, never> } {
+  return { onStartFailure: i.onStartFailure ?? 'wait', state: 'STOP', target: 'STOP', busy: 0, nextId: 1, liveFrom: 1, p: i.persisted ?? FRESH, maxFailovers: i.maxFailovers ?? DEFAULT_MAX_FAILOVERS, failovers: [], now: 0, waitingReason: '', restarts: {}, down: {} };
+}
+
+/** A transitionDone that belongs to a transition a forcestop dropped. */
+export const isDropped = (c: Base, id: number): boolean => id < c.liveFrom;
+
+/**
+ * max_failovers (SafeKit's maxloop): an automatic failover or restart of the module is about to
+ * happen at `now`. Counts it, or, when `count` of them already happened within the window, refuses
+ * it: the caller stops the module (maxLoopStop) instead of bouncing it between nodes for ever.
+ */
+export function countFailover<S extends Base>(c: S, now: number, what: string): { ok: true; next: S } | { ok: false; reason: string } {
+  const recent = c.failovers.filter((t) => now - t < c.maxFailovers.windowMs);
+  if (recent.length >= c.maxFailovers.count) {
+    return { ok: false, reason: `max_failovers reached: ${recent.length} automatic failovers or restarts within ${formatWindow(c.maxFailovers.windowMs)}; stopping the module instead of ${what}. Find the cause, then run vigil start` };
+  }
+  return { ok: true, next: { ...c, failovers: [...recent, now] } };
+}
+
+/** The module stops for good (until `vigil start`) because max_failovers was reached. */
+export function maxLoopStop<S extends Base>(c: S, reason: string): { state: S; actions: Action[] } {
+  const p: Persisted = { ...c.p, stopped: true, lastState: c.target === 'STOP' || c.target === 'WAIT' ? c.p.lastState : c.target };
+  const r = queue({ ...c, p }, 'STOP', reason, enterStopSteps(c.target), [persist(p), { type: 'log', level: 'error', msg: reason }]);
+  return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
+}
+
+function formatWindow(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${ms / 1000}s`;
+}
+
+/**
+ * forcestop: whatever runs is abandoned (the daemon kills the running script) and the module stops
+ * without running any script: the address is given up and replication (or farm membership) stopped,
+ * whatever state the abandoned transition had reached. The application itself is left to the operator.
+ */
+export function forceStop<S extends Base>(c: S, mode: 'mirror' | 'farm'): { state: S; actions: Action[] } {
+  const keep = c.state === 'STOP' || c.state === 'WAIT' ? c.p.lastState : c.state;
+  const p: Persisted = { ...c.p, stopped: true, lastState: keep };
+  const steps: Step[] = mode === 'farm' ? [{ type: 'farm', op: 'leave' }] : [{ type: 'vip', op: 'remove' }, { type: 'replication', op: 'stop' }];
+  const cleared: S = { ...c, p, busy: 0, liveFrom: c.nextId, target: c.state };
+  const r = queue(cleared, 'STOP', 'operator forcestop: running scripts killed, no script run', steps, [persist(p), { type: 'abort' }]);
+  return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
+}
+
+/** stopstart: a full stop (scripts run), then a start from STOP, queued as two transitions. */
+export function stopStart<S extends Base>(c: S, hold: (s: S) => S): { state: S; actions: Action[] } {
+  const p: Persisted = { ...c.p, lastState: c.target };
+  const stop = queue({ ...c, p }, 'STOP', 'operator stopstart: stopping', enterStopSteps(c.target), [persist(p)]);
+  const start = queue(hold(stop.state), 'WAIT', 'operator stopstart: starting again', enterWaitSteps('STOP'));
+  return { state: start.state, actions: [...stop.actions, ...start.actions, { type: 'publish' }] };
 }
 
 export function queue<S extends Base>(core: S, to: ModuleState, reason: string, steps: Step[], extra: Action[] = []): { state: S; actions: Action[] } {

@@ -31,6 +31,8 @@ export interface Persisted {
   readonly inSync: boolean;
   /** the operator stopped the module: it stays STOP across daemon restarts */
   readonly stopped: boolean;
+  /** `vigil failover on|off`: the operator's choice, kept across restarts (absent: the config's `failover`) */
+  readonly failover?: boolean;
 }
 
 export const FRESH: Persisted = { gen: 0, primaryEpoch: 0, lastState: 'STOP', inSync: false, stopped: false };
@@ -62,7 +64,13 @@ export type Command =
   | { readonly type: 'restart' }
   | { readonly type: 'prim'; readonly force: boolean; readonly fullSync?: boolean }
   | { readonly type: 'second'; readonly fullSync: boolean }
-  | { readonly type: 'swap' };
+  | { readonly type: 'swap' }
+  /** stop at once: the running script is killed, queued transitions dropped, no script runs */
+  | { readonly type: 'forcestop' }
+  /** stop, then start again (a primary with an in-sync peer lets the peer take over) */
+  | { readonly type: 'stopstart' }
+  /** allow or forbid automatic failover when the peer is lost */
+  | { readonly type: 'failover'; readonly on: boolean };
 
 export type CoreEvent =
   /** daemon start; time enters as `now` (ms, monotonic) on every event that needs it */
@@ -96,6 +104,9 @@ export type Action =
    *  (they assumed this one succeeds) before reporting */
   | { readonly type: 'transition'; readonly transition: Transition }
   | { readonly type: 'persist'; readonly data: Persisted }
+  /** kill the running script and drop every queued transition (forcestop); the transitionDone of the
+   *  dropped ones is ignored by the core */
+  | { readonly type: 'abort' }
   /** state or advertised fields changed: send a heartbeat now, refresh ready.txt, notify listeners */
   | { readonly type: 'publish' }
   /** start polling the split-brain witnesses (peer silent) or stop */

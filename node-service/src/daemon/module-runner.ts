@@ -51,6 +51,8 @@ export class ModuleRunner {
   private readonly store: StateStore;
   readonly events: EventLog;
   private readonly queue: Transition[] = [];
+  /** aborts the transition that runs now (forcestop): kills its script, skips its remaining steps */
+  private current?: { readonly t: Transition; readonly abort: AbortController };
   private running = false;
   private tickTimer?: NodeJS.Timeout;
   private witnessTimer?: NodeJS.Timeout;
@@ -83,9 +85,12 @@ export class ModuleRunner {
         witnessGraceMs: module.witness?.grace,
         onStartFailure: module.on_start_failure,
         persisted,
+        failover: module.failover,
+        swapBack: module.swap_back,
+        maxFailovers: { count: module.max_failovers.count, windowMs: module.max_failovers.window },
       });
     } else {
-      this.core = initFarm({ self: self.name, onStartFailure: module.on_start_failure, persisted });
+      this.core = initFarm({ self: self.name, onStartFailure: module.on_start_failure, persisted, maxFailovers: { count: module.max_failovers.count, windowMs: module.max_failovers.window } });
     }
     this.updateMetrics();
   }
@@ -229,6 +234,10 @@ export class ModuleRunner {
       case 'witness':
         this.pollWitness(a.poll);
         return;
+      case 'abort':
+        this.queue.length = 0;
+        this.current?.abort.abort();
+        return;
       case 'transition':
         this.queue.push(a.transition);
         this.log.info({ from: a.transition.from, to: a.transition.to }, `${a.transition.from} -> ${a.transition.to}: ${a.transition.reason}`);
@@ -301,8 +310,14 @@ export class ModuleRunner {
     try {
       while (this.queue.length > 0) {
         const t = this.queue.shift()!;
-        const failure = await this.runSteps(t);
-        if (failure) {
+        const abort = new AbortController();
+        this.current = { t, abort };
+        const failure = await this.runSteps(t, abort.signal).finally(() => (this.current = undefined));
+        if (abort.signal.aborted) {
+          // forcestop dropped it: the core ignores its outcome; what follows in the queue is the stop
+          this.events.add({ kind: 'transition', from: t.from, to: t.to, reason: t.reason, phase: 'failed', detail: 'abandoned by forcestop' });
+          this.feed({ type: 'transitionDone', id: t.id, ok: false, detail: 'abandoned by forcestop', now: monotonic() });
+        } else if (failure) {
           // Every queued transition assumed this one would succeed: drop them; the core re-plans.
           this.queue.length = 0;
           this.events.add({ kind: 'transition', from: t.from, to: t.to, reason: t.reason, phase: 'failed', detail: failure });
@@ -321,10 +336,11 @@ export class ModuleRunner {
   }
 
   /** returns a failure description, or undefined when every step succeeded */
-  private async runSteps(t: Transition): Promise<string | undefined> {
+  private async runSteps(t: Transition, signal: AbortSignal): Promise<string | undefined> {
     for (const s of t.steps) {
+      if (signal.aborted) return 'abandoned by forcestop';
       try {
-        const failure = await this.runStep(t, s);
+        const failure = await this.runStep(t, s, signal);
         if (failure) return failure;
       } catch (e) {
         const msg = `${describe(s)} failed: ${(e as Error).message}`;
@@ -338,7 +354,7 @@ export class ModuleRunner {
     return undefined;
   }
 
-  private async runStep(t: Transition, s: Step): Promise<string | undefined> {
+  private async runStep(t: Transition, s: Step, signal: AbortSignal): Promise<string | undefined> {
     const { vip, replication, farm } = this.edge;
     switch (s.type) {
       case 'script': {
@@ -351,6 +367,7 @@ export class ModuleRunner {
             nextState: t.to,
             timeoutMs: this.module.scripts.timeout,
             stopTimeoutMs: this.module.scripts.stop_timeout,
+            signal,
           },
           s.script,
           s.stop,

@@ -10,6 +10,7 @@ const persistedSchema = z.object({
   lastState: z.enum(['STOP', 'WAIT', 'ALONE', 'PRIM', 'SECOND', 'UP']),
   inSync: z.boolean(),
   stopped: z.boolean(),
+  failover: z.boolean().optional(),
 });
 
 /** A module's decision state on disk: `<state_dir>/<module>/state.json`. */

@@ -27,6 +27,8 @@ export interface ScriptContext {
   readonly timeoutMs: number;
   readonly stopTimeoutMs: number;
   readonly extraEnv?: Readonly<Record<string, string>>;
+  /** forcestop: kill the script's process group at once */
+  readonly signal?: AbortSignal;
 }
 
 const OUTPUT_LIMIT = 8192;
@@ -75,8 +77,18 @@ export async function runOnce(ctx: ScriptContext, script: ScriptName, action: Sc
         /* already gone */
       }
     }, timeoutMs);
+    const kill = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    ctx.signal?.addEventListener('abort', kill, { once: true });
+    if (ctx.signal?.aborted) kill();
     const finish = (code: number | null, signal: string | null, err?: Error) => {
       clearTimeout(timer);
+      ctx.signal?.removeEventListener('abort', kill);
       if (err) output += `\n${err.message}`;
       resolve({ script, action, ok: !timedOut && !err && code === 0, ran: true, code, signal, timedOut, durationMs: Date.now() - started, output });
     };
@@ -94,6 +106,6 @@ export async function runOnce(ctx: ScriptContext, script: ScriptName, action: Sc
 export async function runScript(ctx: ScriptContext, script: ScriptName, stop: boolean): Promise<ScriptRun[]> {
   if (!stop) return [await runOnce(ctx, script, 'start', ctx.timeoutMs)];
   const first = await runOnce(ctx, script, 'graceful', ctx.stopTimeoutMs);
-  if (first.ok) return [first];
+  if (first.ok || ctx.signal?.aborted) return [first];
   return [first, await runOnce(ctx, script, 'force', ctx.stopTimeoutMs)];
 }
