@@ -5,10 +5,18 @@ import type { ModuleRunner } from '../daemon/module-runner.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { bearerAuth } from './auth.ts';
 import { buildInfo } from '../version.ts';
+import type { TokenSet } from './tokens.ts';
+import type { Logger } from '../log/logger.ts';
+import { type ConsoleSetup, consoleApp, registerNodeRoutes } from '../console/index.ts';
 
 export interface ApiDeps {
   readonly runners: ReadonlyMap<string, ModuleRunner>;
-  readonly token: string;
+  /** the API tokens and their roles */
+  readonly tokens: TokenSet;
+  /** logs every API request with its role */
+  readonly log?: Logger;
+  /** the web console at /console and the routes it relays (overview, watch, config) */
+  readonly console?: ConsoleSetup;
   readonly metrics: Metrics;
   readonly node: string;
   readonly cluster: string;
@@ -50,7 +58,7 @@ export function createApi(d: ApiDeps): Hono {
   });
 
   const api = new Hono();
-  api.use('*', bearerAuth(d.token));
+  api.use('*', bearerAuth(d.tokens, d.log));
   api.get('/node', (c) => c.json({ node: d.node, cluster: d.cluster, version: buildInfo().version, modules: [...d.runners.keys()] }));
   api.get('/version', (c) => c.json(buildInfo()));
   api.get('/modules', (c) => c.json([...d.runners.values()].map((r) => r.status())));
@@ -84,7 +92,9 @@ export function createApi(d: ApiDeps): Hono {
     const reply = r.command(toCommand(verb as (typeof VERBS)[number], body.data));
     return c.json({ ...reply, state: r.state }, reply.ok ? 200 : 409);
   });
+  if (d.console) registerNodeRoutes(api, d.console.feed, d.console.config);
   app.route('/api/v1', api);
+  if (d.console) app.route('/console', consoleApp({ ...d.console, cluster: d.cluster, tokens: d.tokens, log: d.log, fetchSelf: (req) => app.fetch(req) }));
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   return app;
 }

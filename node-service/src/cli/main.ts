@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../config/config-error.ts';
 import { DEFAULT_CONFIG_FILE } from '../config/defaults.ts';
@@ -114,6 +115,23 @@ config
   .action((o: { config: string }) => {
     const c = loadConfig(o.config);
     console.log(`ok: ${c.file}: cluster ${c.cluster}, ${c.nodes.length} nodes, ${c.modules.length} modules (${c.modules.map((m) => `${m.name}/${m.mode}`).join(', ')})`);
+  });
+
+program
+  .command('tls')
+  .description('certificates for the HTTPS API and console (api.tls)')
+  .command('selfsigned')
+  .description('make a self-signed key and certificate for every node address of the config (copy both to every node)')
+  .requiredOption('--dir <dir>', 'where to write api.crt and api.key (mode 600)')
+  .option('--config <file>', 'cluster.yaml whose node addresses the certificate covers', DEFAULT_CONFIG_FILE)
+  .option('--name <names...>', 'more host names or addresses')
+  .option('--days <n>', 'validity', '825')
+  .option('--force', 'replace an existing pair')
+  .action(async (o: { dir: string; config: string; name?: string[]; days: string; force?: boolean }) => {
+    const { apiNames, makeSelfSigned, tlsSnippet } = await import('./tls.ts');
+    const names = [...(existsSync(o.config) ? apiNames(o.config) : []), ...(o.name ?? [])];
+    const pair = makeSelfSigned({ dir: o.dir, names, days: Number(o.days), force: o.force ?? false });
+    console.log(`wrote ${pair.cert} and ${pair.key} (valid for ${names.join(', ') || 'localhost'}); add to cluster.yaml on every node:\n${tlsSnippet(pair)}`);
   });
 
 program

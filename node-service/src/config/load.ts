@@ -69,7 +69,12 @@ function resolveConfig(p: ParsedCluster, file: string): ClusterConfig {
     secret_file: abs(p.secret_file),
     next_secret_file: p.next_secret_file === undefined ? undefined : abs(p.next_secret_file),
     state_dir: abs(p.state_dir),
-    api: { ...p.api, admin_token_file: abs(p.api.admin_token_file) },
+    api: {
+      ...p.api,
+      admin_token_file: abs(p.api.admin_token_file),
+      tokens: p.api.tokens.map((t) => ({ ...t, file: abs(t.file) })),
+      tls: p.api.tls && { cert: abs(p.api.tls.cert), key: abs(p.api.tls.key), ca: p.api.tls.ca === undefined ? undefined : abs(p.api.tls.ca) },
+    },
     modules: p.modules.map((m): ModuleConfig => {
       const pulse = m.heartbeat.pulse ?? DEFAULT_PULSE_MS;
       return {
@@ -106,6 +111,14 @@ function crossCheck(c: ClusterConfig, opts: LoadOptions): ConfigIssue[] {
     checkSecretFile(c.secret_file, 'secret_file', add, MIN_SECRET_BYTES);
     if (c.next_secret_file !== undefined) checkSecretFile(c.next_secret_file, 'next_secret_file', add, MIN_SECRET_BYTES);
     checkSecretFile(c.api.admin_token_file, 'api.admin_token_file', add, 8);
+    c.api.tokens.forEach((t, i) => checkSecretFile(t.file, `api.tokens[${i}].file`, add, 8));
+    if (c.api.tls) {
+      checkSecretFile(c.api.tls.key, 'api.tls.key', add, 1);
+      for (const k of ['cert', 'ca'] as const) {
+        const f = c.api.tls[k];
+        if (f !== undefined && !isFile(f)) add(`api.tls.${k}`, `${f} is not a readable file (make a pair with: vigil tls selfsigned --dir DIR --config FILE)`);
+      }
+    }
   }
 
   const moduleNames = new Map<string, number>();
@@ -175,6 +188,14 @@ function crossCheck(c: ClusterConfig, opts: LoadOptions): ConfigIssue[] {
     });
   });
   return issues;
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function isDir(p: string): boolean {

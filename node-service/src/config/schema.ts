@@ -146,6 +146,10 @@ export const clusterSchema = z
         port: z.number().int().min(1).max(65535).default(9010),
         admin_token_file: z.string().min(1),
         listen: z.array(ipAddr).optional(),
+        /** more API tokens with their roles (admin_token_file is role admin); several entries per role are allowed */
+        tokens: z.array(z.object({ role: z.enum(['monitor', 'control', 'admin']), file: z.string().min(1) }).strict()).default([]),
+        /** HTTPS for the admin API and the console (ready.txt and /metrics stay readable over plain HTTP) */
+        tls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).strict().optional(),
       })
       .strict(),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info') }).strict().default({}),

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApi } from '../api/app.ts';
+import { TokenSet } from '../api/tokens.ts';
+import { consoleSetup } from '../console/index.ts';
 import { close, listen } from '../api/server.ts';
 import { loadConfig } from '../config/load.ts';
 import { Secret } from '../config/secret.ts';
@@ -23,7 +24,7 @@ export async function startDaemon(opts: { configFile: string; nodeName?: string 
   const self = selectNode(config, opts.nodeName);
   const log = createLogger({ level: config.log.level, node: self.name });
   const secret = Secret.fromFile(config.secret_file);
-  const token = readFileSync(config.api.admin_token_file, 'utf8').trim();
+  const tokens = TokenSet.fromConfig(config.api);
   const metrics = new Metrics();
   const counterBase = nextCounterBase(join(config.state_dir, `node-${self.name}`));
 
@@ -35,8 +36,8 @@ export async function startDaemon(opts: { configFile: string; nodeName?: string 
     runners.set(module.name, new ModuleRunner(config, module, self, edge, log.child({ module: module.name }), metrics));
   }
 
-  const app = createApi({ runners, token, metrics, node: self.name, cluster: config.cluster });
-  const servers = await listen(app, config.api.listen ?? self.addrs, config.api.port);
+  const app = createApi({ runners, tokens, log: log.child({ part: 'api' }), metrics, node: self.name, cluster: config.cluster, console: consoleSetup(config, self, runners) });
+  const servers = await listen(app, config.api.listen ?? self.addrs, config.api.port, config.api.tls);
   for (const r of runners.values()) await r.start();
   log.info({ cluster: config.cluster, modules: [...runners.keys()], api: `${(config.api.listen ?? self.addrs)[0]}:${config.api.port}` }, 'vigil daemon started');
 
