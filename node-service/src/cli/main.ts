@@ -7,6 +7,7 @@ import type { LogRecord } from '../daemon/event-log.ts';
 import type { ModuleStatus } from '../daemon/module-runner.ts';
 import { ApiClient, CliError, type ClientOptions } from './client.ts';
 import { VERSION } from '../version.ts';
+import { registerInitCommand } from './init-command.ts';
 import { contractJson, logLine, stateTable } from './format.ts';
 import { watchState } from './watch.ts';
 
@@ -106,6 +107,8 @@ clientOptions(
   if (r.status !== 200) throw new CliError((r.body as { error: string }).error);
   for (const rec of r.body as LogRecord[]) console.log(o.json ? JSON.stringify(rec) : logLine(rec));
 });
+
+registerInitCommand(program);
 
 const config = program.command('config').description('configuration tools');
 config
