@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SimulatedLbAdapter, SimulatedLoadBalancer, awsTimingScaled } from '../cloud-adapters/src/sim/simulated-lb.ts';
-import type { CloudEvent } from '../node-service/src/cloud-events/signing.ts';
+import type { CloudEvent } from '../node-service/src/contract/events.ts';
 import { LocalCluster } from '../node-service/src/demo/local-cluster.ts';
 import { parseFunctionsConfig } from '../functions/src/config.ts';
 import { createController, type Controller } from '../functions/src/controller.ts';
@@ -102,7 +102,7 @@ export class CloudPathRig {
       adapterFor: (d) => new SimulatedLbAdapter(lb, { ...d, resources: { name: 'local' } }),
       onEvent: (event, actions) => holder.rig?.events.push({ event, actions, at: performance.now() }),
     });
-    const fn = await serveLocal(controller, { env });
+    const fn = await serveLocal(controller);
     const cluster = new LocalCluster({
       subnet,
       apiPort,

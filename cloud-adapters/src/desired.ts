@@ -9,7 +9,20 @@
  *                                      { node1: { instanceId: 'i-0aaa' }, node2: { instanceId: 'i-0bbb' } });
  */
 import type { ClusterConfig } from '../../node-service/src/config/types.ts';
-import { CloudAdapterError, type Desired, type DesiredNode } from './types.ts';
+import { CloudAdapterError, type ClusterTarget, type Desired, type DesiredNode } from './types.ts';
+
+/** The one builder of a Desired: the cluster's target, its cloud resources, what was observed. */
+export function desiredOf<R>(target: ClusterTarget, resources: R, serving?: readonly string[]): Desired<R> {
+  return {
+    cluster: target.cluster,
+    module: target.module,
+    mode: target.mode,
+    healthPort: target.healthPort,
+    nodes: target.nodes.map((n) => ({ name: n.name, address: n.address, ...(n.instanceId ? { instanceId: n.instanceId } : {}), ...(n.zone ? { zone: n.zone } : {}) })),
+    resources,
+    ...(serving ? { serving } : {}),
+  };
+}
 
 export function desiredFromCluster<R>(
   cfg: ClusterConfig,
@@ -23,7 +36,7 @@ export function desiredFromCluster<R>(
     const n = cfg.nodes.find((x) => x.name === name);
     if (!n) throw new CloudAdapterError(`${cfg.file}: module "${module}" runs on unknown node "${name}"`);
     const more = extra[name] ?? {};
-    return { name, address: more.address ?? n.addrs[0], ...(more.instanceId ? { instanceId: more.instanceId } : {}), ...(more.zone ? { zone: more.zone } : {}) };
+    return { name, address: more.address ?? n.addrs[0], instanceId: more.instanceId, zone: more.zone };
   });
-  return { cluster: cfg.cluster, module: m.name, mode: m.mode, healthPort: cfg.api.port, nodes, resources };
+  return desiredOf({ cluster: cfg.cluster, module: m.name, mode: m.mode, healthPort: cfg.api.port, nodes }, resources);
 }

@@ -3,18 +3,15 @@
  * (applied by the functions) and infra (CDK, ARM, Terraform) both read these values, so a deployed
  * stack and a later reconcile never disagree.
  */
-export type ModuleMode = 'mirror' | 'farm';
+import { readyPath, type ModuleMode } from '../../node-service/src/contract/index.ts';
+
+export { readyPath, type ModuleMode };
 
 export interface ProbeTarget {
   readonly module: string;
   readonly mode: ModuleMode;
   /** the node service's API / health port (api.port, 9010 by default) */
   readonly healthPort: number;
-}
-
-/** Contract path of the health URL (ARCHITECTURE.md). */
-export function readyPath(module: string): string {
-  return `/var/modules/${module}/ready.txt`;
 }
 
 export interface AwsProbeSettings {
@@ -69,6 +66,11 @@ export interface GcpProbeSettings {
     readonly disableConnectionDrainOnFailover: true;
     readonly failoverRatio: 0;
   };
+  /**
+   * mirror only: a connection to a backend that turned unhealthy (the demoted primary) is not kept
+   * on it (`NEVER_PERSIST`): its next packet is balanced again, to the new primary, which resets it.
+   */
+  readonly connectionTrackingPolicy?: { readonly connectionPersistenceOnUnhealthyBackends: 'NEVER_PERSIST' };
   /**
    * Google's health-check source ranges to allow on the health port: the union of the ranges of
    * backend-service load balancers (35.191.0.0/16, 130.211.0.0/22: internal passthrough, proxies) and of
@@ -142,7 +144,12 @@ export function probeSettings(t: ProbeTarget): ProbeSettings {
       timeoutSec: 1,
       healthyThreshold: 2,
       unhealthyThreshold: 2,
-      ...(mirror ? { failoverPolicy: { dropTrafficIfUnhealthy: true, disableConnectionDrainOnFailover: true, failoverRatio: 0 } } : {}),
+      ...(mirror
+        ? {
+            failoverPolicy: { dropTrafficIfUnhealthy: true, disableConnectionDrainOnFailover: true, failoverRatio: 0 },
+            connectionTrackingPolicy: { connectionPersistenceOnUnhealthyBackends: 'NEVER_PERSIST' },
+          }
+        : {}),
       probeSourceRanges: GCP_PROBE_RANGES,
       probeSourceRangesIpv6: GCP_PROBE_RANGES_IPV6,
     },

@@ -11,7 +11,7 @@
  *
  * Idempotent: plan → apply → plan yields an empty plan.
  */
-import type { ModuleMode } from './probe-settings.ts';
+import type { ModuleMode } from '../../node-service/src/contract/index.ts';
 
 export type CloudName = 'aws' | 'azure' | 'gcp';
 
@@ -39,6 +39,12 @@ export interface ClusterTarget {
 export interface Desired<R> extends ClusterTarget {
   /** the cloud resource names the adapter manages */
   readonly resources: R;
+  /**
+   * The nodes observed ready (their own ready.txt / API answered 200 / ready), read by the function
+   * just before it plans. Where a load balancer fails open (AWS NLB), a mirror's registered targets
+   * are exactly these. Undefined: not observed, registrations of a mirror are left as they are.
+   */
+  readonly serving?: readonly string[];
 }
 
 export type ChangeAction = 'create' | 'update' | 'register' | 'deregister' | 'delete';

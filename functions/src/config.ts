@@ -10,8 +10,25 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { awsResourceFields, azureResourceFields, gcpResourceFields } from '../../cloud-adapters/src/resources.ts';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, "_", "." or "-"');
+
+/**
+ * Where a secret comes from. Several sources may be listed: every value they hold is valid, which is
+ * how a rotation works without a redeploy (the old and the new secret during the change-over).
+ *   env           an environment variable (Azure: an app setting that is a Key Vault reference);
+ *                 NAME_PREVIOUS, when set, is valid too
+ *   file          a file read at use (GCP: a Secret Manager secret mounted as a volume, latest version)
+ *   awsSecretArn  Secrets Manager, read at run time: AWSCURRENT and AWSPREVIOUS are both valid
+ * Values are cached for a minute, so a rotated secret is picked up within that time.
+ */
+export const secretSourceSchema = z.union([
+  z.object({ env: z.string().min(1) }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+  z.object({ awsSecretArn: z.string().min(1) }).strict(),
+]);
+export type SecretSource = z.infer<typeof secretSourceSchema>;
 
 const nodeSchema = z
   .object({
@@ -24,73 +41,22 @@ const nodeSchema = z
     instanceId: z.string().min(1).optional(),
     /** GCP zone of the VM; AWS availability zone of an ip target ("all" outside the VPC) */
     zone: z.string().min(1).optional(),
+    /** optional per-node event keys: when set, only these verify this node's events (not the cluster's) */
+    eventSecrets: z.array(secretSourceSchema).min(1).optional(),
   })
   .strict();
 
-export const awsResourcesSchema = z
-  .object({
-    provider: z.literal('aws'),
-    region: z.string().min(1).optional(),
-    /** the target group the adapter creates if missing, then keeps in line */
-    targetGroupName: z.string().regex(/^[A-Za-z0-9-]{1,32}$/, 'target group names are 1-32 letters, digits or "-"'),
-    vpcId: z.string().min(1),
-    /** TCP for a Network Load Balancer (default), HTTP for an Application Load Balancer */
-    protocol: z.enum(['TCP', 'TLS', 'HTTP', 'HTTPS']).default('TCP'),
-    /** the application's port on the nodes (the traffic port) */
-    port: z.number().int().min(1).max(65535),
-    targetType: z.enum(['instance', 'ip']).default('ip'),
-  })
-  .strict();
-
-export const azureResourcesSchema = z
-  .object({
-    provider: z.literal('azure'),
-    subscriptionId: z.string().min(1),
-    resourceGroup: z.string().min(1),
-    loadBalancer: z.string().min(1),
-    frontendIpConfiguration: z.string().min(1),
-    backendPool: z.string().min(1),
-    /** resource id of the virtual network holding the nodes (IP-based backend pool) */
-    virtualNetworkId: z.string().startsWith('/subscriptions/'),
-    probeName: z.string().min(1).optional(),
-    rules: z
-      .array(
-        z
-          .object({
-            name: z.string().min(1).optional(),
-            protocol: z.enum(['Tcp', 'Udp', 'All']).default('Tcp'),
-            frontendPort: z.number().int().min(0).max(65535),
-            backendPort: z.number().int().min(0).max(65535),
-          })
-          .strict(),
-      )
-      .min(1),
-  })
-  .strict();
-
-export const gcpResourcesSchema = z
-  .object({
-    provider: z.literal('gcp'),
-    project: z.string().min(1),
-    region: z.string().min(1),
-    /** network name or URL, for the probe firewall rule */
-    network: z.string().min(1),
-    backendService: z.string().min(1),
-    healthCheck: z.string().min(1),
-    firewallRule: z.string().min(1),
-    /** target tags the firewall rule applies to (the nodes' network tags) */
-    targetTags: z.array(z.string().min(1)).min(1),
-    /** one unmanaged instance group per node, named here by node name; created if missing */
-    instanceGroups: z.record(z.string(), z.string().min(1)),
-    protocol: z.enum(['TCP', 'UDP']).default('TCP'),
-  })
-  .strict();
+const moduleSchema0 = z.discriminatedUnion('provider', [
+  awsResourceFields.extend({ provider: z.literal('aws') }).strict(),
+  azureResourceFields.extend({ provider: z.literal('azure') }).strict(),
+  gcpResourceFields.extend({ provider: z.literal('gcp') }).strict(),
+]);
 
 const moduleSchema = z
   .object({
     name,
     mode: z.enum(['mirror', 'farm']),
-    cloud: z.discriminatedUnion('provider', [awsResourcesSchema, azureResourcesSchema, gcpResourcesSchema]),
+    cloud: moduleSchema0,
   })
   .strict();
 
@@ -102,14 +68,18 @@ const clusterSchema = z
     eventSecretEnv: z.string().min(1).optional(),
     /** the secret inline (tests, demos); prefer eventSecretEnv */
     eventSecret: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** the events secrets (rotation: list the old and the new one); or eventSecretEnv / eventSecret */
+    eventSecrets: z.array(secretSourceSchema).min(1).optional(),
     adminTokenEnv: z.string().min(1).optional(),
     adminToken: z.string().min(1).optional(),
+    /** the admin tokens (rotation: old and new); or adminTokenEnv / adminToken */
+    adminTokens: z.array(secretSourceSchema).min(1).optional(),
     nodes: z.array(nodeSchema).min(1),
     modules: z.array(moduleSchema).min(1),
   })
   .strict()
-  .refine((c) => c.eventSecret !== undefined || c.eventSecretEnv !== undefined, {
-    message: 'one of eventSecretEnv or eventSecret is required',
+  .refine((c) => c.eventSecret !== undefined || c.eventSecretEnv !== undefined || c.eventSecrets !== undefined, {
+    message: 'one of eventSecrets, eventSecretEnv or eventSecret is required',
     path: ['eventSecretEnv'],
   })
   .superRefine((c, ctx) => {
@@ -190,13 +160,13 @@ export function loadFunctionsConfig(env: NodeJS.ProcessEnv = process.env): Funct
   return parseFunctionsConfig(raw, source);
 }
 
-/** Resolves a secret from its inline value or the environment variable that holds it. */
-export function resolveSecret(inline: string | undefined, envName: string | undefined, env: NodeJS.ProcessEnv, what: string): string {
-  if (envName) {
-    const v = env[envName];
-    if (!v) throw new FunctionsConfigError('environment', [`${what}: environment variable ${envName} is not set`]);
-    return v;
-  }
-  if (inline) return inline;
-  throw new FunctionsConfigError('config', [`${what}: not configured`]);
+/** The secret sources of a cluster's events (or of one node's, with per-node keys), inline values apart. */
+export function eventSecretSources(c: ClusterConfig, node?: NodeConfig): { sources: SecretSource[]; inline: string[] } {
+  if (node?.eventSecrets) return { sources: node.eventSecrets, inline: [] };
+  return { sources: [...(c.eventSecrets ?? []), ...(c.eventSecretEnv ? [{ env: c.eventSecretEnv }] : [])], inline: c.eventSecret ? [c.eventSecret] : [] };
+}
+
+/** The admin token sources of a cluster; none: /reconcile and /status are disabled. */
+export function adminTokenSources(c: ClusterConfig): { sources: SecretSource[]; inline: string[] } {
+  return { sources: [...(c.adminTokens ?? []), ...(c.adminTokenEnv ? [{ env: c.adminTokenEnv }] : [])], inline: c.adminToken ? [c.adminToken] : [] };
 }

@@ -3,12 +3,16 @@
  * node's signed state-change event. app.ts maps routes onto it; the platform entry points map
  * their events onto app.ts (and the AWS scheduled event straight onto reconcileAll).
  */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { desiredOf } from '../../cloud-adapters/src/desired.ts';
 import { probeSettings } from '../../cloud-adapters/src/probe-settings.ts';
 import { createMirrorMonitor, type AlarmEvent, type MirrorMonitor, type MonitorStatus } from '../../cloud-adapters/src/monitor.ts';
 import { formatPlan, type Change, type CloudAdapter, type Desired, type Observation } from '../../cloud-adapters/src/types.ts';
-import { cloudEventSchema, verifySignature, type CloudEvent } from '../../node-service/src/cloud-events/signing.ts';
-import { resolveSecret, type ClusterConfig, type FunctionsConfig, type ModuleConfig } from './config.ts';
+import { BAD_SIGNATURE, cloudEventSchema, moduleStatusListSchema, verifySignature, type CloudEvent } from '../../node-service/src/contract/index.ts';
+import { adminTokenSources, eventSecretSources, type ClusterConfig, type FunctionsConfig, type ModuleConfig } from './config.ts';
+import { observeReadiness, servingNodes, type NodeReadiness } from './observe.ts';
 import { ReplayGuard } from './replay.ts';
+import { createSecretReader, type SecretReader } from './secrets.ts';
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -30,20 +34,20 @@ export interface ControllerDeps {
   readonly onAlarm?: (alarm: AlarmEvent) => void;
   /** every accepted event, after it was acted upon (metrics, benchmarks) */
   readonly onEvent?: (event: CloudEvent, actions: readonly string[]) => void;
+  /** reads the secrets at run time (default: environment variables and files only) */
+  readonly secrets?: SecretReader;
 }
 
 /** An error the HTTP layer turns into a 4xx with this message; no cloud call was made. */
 export class RequestError extends Error {
-  constructor(readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 502, message: string) {
+  constructor(readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 502 | 503, message: string) {
     super(message);
     this.name = 'RequestError';
   }
 }
 
-const READY: Record<ModuleConfig['mode'], ReadonlySet<string>> = {
-  mirror: new Set(['PRIM', 'ALONE']),
-  farm: new Set(['UP']),
-};
+/** The one answer to a bad or missing admin token, and to an unknown cluster (names cannot be probed). */
+export const BAD_TOKEN = 'missing or bad "Authorization: Bearer <admin token>"';
 
 export interface ReconcileResult {
   readonly cluster: string;
@@ -65,15 +69,8 @@ export interface EventResult {
 
 const silent: Logger = { info() {}, warn() {}, error() {} };
 
-export function desiredFor(cluster: string, c: ClusterConfig, m: ModuleConfig): Desired<ModuleResources> {
-  return {
-    cluster,
-    module: m.name,
-    mode: m.mode,
-    healthPort: c.healthPort,
-    nodes: c.nodes.map((n) => ({ name: n.name, address: n.address, instanceId: n.instanceId, zone: n.zone })),
-    resources: m.cloud,
-  };
+export function desiredFor(cluster: string, c: ClusterConfig, m: ModuleConfig, serving?: readonly string[]): Desired<ModuleResources> {
+  return desiredOf({ cluster, module: m.name, mode: m.mode, healthPort: c.healthPort, nodes: c.nodes }, m.cloud, serving);
 }
 
 export function probeIntervalMs(m: ModuleConfig, healthPort: number): number {
@@ -95,13 +92,37 @@ export function createController(deps: ControllerDeps) {
   const log = deps.log ?? silent;
   const doFetch = deps.fetch ?? fetch;
   const replay = new ReplayGuard(config.eventToleranceMs);
+  const secrets = deps.secrets ?? createSecretReader({ env, onError: (source, err) => log.error({ source, err: err.message }, `secret ${source} cannot be read`) });
   const adapters = new Map<string, CloudAdapter>();
   const monitors = new Map<string, MirrorMonitor>();
 
+  function findCluster(name: string | undefined): ClusterConfig | undefined {
+    return name && Object.hasOwn(config.clusters, name) ? config.clusters[name] : undefined;
+  }
+
+  /** for callers that were authenticated for this cluster already */
   function cluster(name: string | undefined): ClusterConfig {
-    if (!name) throw new RequestError(400, 'missing "cluster"');
-    const c = Object.hasOwn(config.clusters, name) ? config.clusters[name] : undefined;
-    if (!c) throw new RequestError(404, `unknown cluster "${name}"`);
+    const c = findCluster(name);
+    if (!c) throw new RequestError(401, BAD_TOKEN);
+    return c;
+  }
+
+  /** The admin token check; an unknown cluster answers exactly as a bad token does. */
+  async function authorize(clusterName: string | undefined, header: string | undefined): Promise<ClusterConfig> {
+    const c = findCluster(clusterName);
+    const m = /^Bearer (.+)$/.exec(header ?? '');
+    if (!c || !m) throw new RequestError(401, BAD_TOKEN);
+    const { sources, inline } = adminTokenSources(c);
+    if (sources.length === 0 && inline.length === 0) throw new RequestError(403, 'this cluster has no admin token configured: /reconcile and /status are disabled');
+    const tokens = await secrets(sources, inline);
+    if (tokens.length === 0) throw new RequestError(503, 'the admin token cannot be read (see the function log)');
+    const given = Buffer.from(m[1]);
+    let ok = false;
+    for (const t of tokens) {
+      const want = Buffer.from(t);
+      if (want.length === given.length && timingSafeEqual(want, given)) ok = true;
+    }
+    if (!ok) throw new RequestError(401, BAD_TOKEN);
     return c;
   }
 
@@ -110,6 +131,12 @@ export function createController(deps: ControllerDeps) {
     const m = c.modules.find((x) => x.name === module);
     if (!m) throw new RequestError(404, `unknown module "${module}" (configured: ${c.modules.map((x) => x.name).join(', ')})`);
     return [m];
+  }
+
+  /** The nodes' own view of who should get traffic, read just before traffic is moved. */
+  async function observe(c: ClusterConfig, m: ModuleConfig): Promise<{ seen: NodeReadiness[]; serving: string[] | undefined }> {
+    const seen = await observeReadiness(c, m, doFetch, config.nodeTimeoutMs);
+    return { seen, serving: servingNodes(m.mode, seen) };
   }
 
   function adapter(clusterName: string, c: ClusterConfig, m: ModuleConfig): CloudAdapter {
@@ -148,7 +175,9 @@ export function createController(deps: ControllerDeps) {
     for (const m of modules(c, module)) {
       const a = adapter(clusterName, c, m);
       try {
-        const plan = await a.plan();
+        // a mirror's registrations follow what the nodes say (AWS: only the primary registered)
+        const serving = m.mode === 'mirror' ? (await observe(c, m)).serving : undefined;
+        const plan = await a.plan(desiredFor(clusterName, c, m, serving));
         const diff = formatPlan(plan);
         if (!dryRun && plan.changes.length > 0) await a.apply(plan);
         log.info({ cluster: clusterName, module: m.name, changes: plan.changes.length, dryRun }, diff);
@@ -177,23 +206,20 @@ export function createController(deps: ControllerDeps) {
     return out;
   }
 
-  async function nodeModules(c: ClusterConfig, n: ClusterConfig['nodes'][number]): Promise<{ ok: true; modules: Array<Record<string, unknown>> } | { ok: false; error: string }> {
+  async function nodeModules(c: ClusterConfig, n: ClusterConfig['nodes'][number]): Promise<{ ok: true; modules: ReturnType<typeof moduleStatusListSchema.parse> } | { ok: false; error: string }> {
     const base = n.apiUrl ?? `http://${n.address.includes(':') ? `[${n.address}]` : n.address}:${c.healthPort}`;
-    let token: string | undefined;
-    try {
-      token = c.adminToken || c.adminTokenEnv ? resolveSecret(c.adminToken, c.adminTokenEnv, env, 'adminToken') : undefined;
-    } catch (err) {
-      return { ok: false, error: (err as Error).message };
-    }
+    const { sources, inline } = adminTokenSources(c);
+    const [token] = await secrets(sources, inline);
     try {
       const res = await doFetch(`${base.replace(/\/$/, '')}/api/v1/modules`, {
         headers: token ? { authorization: `Bearer ${token}` } : {},
         signal: AbortSignal.timeout(config.nodeTimeoutMs),
       });
       if (!res.ok) return { ok: false, error: `GET /api/v1/modules: HTTP ${res.status}` };
-      const body = (await res.json()) as unknown;
-      const list = Array.isArray(body) ? body : Array.isArray((body as { modules?: unknown })?.modules) ? (body as { modules: unknown[] }).modules : [];
-      return { ok: true, modules: list.filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null) };
+      // the contract's shape (contract/module-status.ts), parsed, not guessed
+      const parsed = moduleStatusListSchema.safeParse(await res.json());
+      if (!parsed.success) return { ok: false, error: `GET /api/v1/modules: not the contract's module status list (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})` };
+      return { ok: true, modules: parsed.data };
     } catch (err) {
       return { ok: false, error: `GET /api/v1/modules: ${(err as Error).message}` };
     }
@@ -217,9 +243,9 @@ export function createController(deps: ControllerDeps) {
       const nodes = c.nodes.map((n, i) => {
         const lb = obs?.targets.find((t) => t.node === n.name);
         const view = nodeViews[i];
-        const mod = view.ok ? view.modules.find((x) => x.module === m.name || x.name === m.name) : undefined;
-        const state = typeof mod?.state === 'string' ? mod.state : undefined;
-        const nodeReady = state ? READY[m.mode].has(state) : undefined;
+        const mod = view.ok ? view.modules.find((x) => x.module === m.name) : undefined;
+        const state = mod?.state;
+        const nodeReady = mod ? mod.ready : undefined;
         const lbHealthy = lb ? lb.state === 'healthy' : undefined;
         return {
           node: n.name,
@@ -244,7 +270,8 @@ export function createController(deps: ControllerDeps) {
 
   /**
    * POST /events. Order matters: nothing is trusted (and no cloud is called) before the signature,
-   * the timestamp and the replay checks passed.
+   * the timestamp and the replay checks passed; an unknown cluster or node is refused exactly as a
+   * bad signature is. Then the event is only a trigger: the nodes' own ready.txt decide what moves.
    */
   async function handleEvent(body: string, headers: { timestamp?: string | null; signature?: string | null }): Promise<EventResult> {
     if (body.length > 16_384) throw new RequestError(413, 'event body larger than 16 KiB');
@@ -255,40 +282,61 @@ export function createController(deps: ControllerDeps) {
       throw new RequestError(400, `malformed JSON: ${(err as Error).message}`);
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new RequestError(400, 'event must be a JSON object');
-    const clusterName = (raw as { cluster?: unknown }).cluster;
-    if (typeof clusterName !== 'string') throw new RequestError(400, 'event has no "cluster" string');
-    const c = cluster(clusterName);
-    let secret: string;
-    try {
-      secret = resolveSecret(c.eventSecret, c.eventSecretEnv, env, `cluster ${clusterName} eventSecret`);
-    } catch (err) {
-      log.error({ cluster: clusterName, err: (err as Error).message }, 'event secret not available');
-      throw new RequestError(403, `cluster "${clusterName}" has no usable event secret configured`);
+    const claimed = raw as { cluster?: unknown; node?: unknown };
+    const c = findCluster(typeof claimed.cluster === 'string' ? claimed.cluster : undefined);
+    const node = c?.nodes.find((n) => n.name === claimed.node);
+    let keys: string[] = [];
+    if (c && node) {
+      const { sources, inline } = eventSecretSources(c, node);
+      keys = await secrets(sources, inline);
+      if (keys.length === 0) {
+        log.error({ cluster: claimed.cluster, node: node.name }, 'no event secret can be read: events are refused');
+        throw new RequestError(503, 'events cannot be verified now (see the function log)');
+      }
     }
     const t = now();
-    const v = verifySignature(Buffer.from(secret, 'utf8'), body, { timestamp: headers.timestamp, signature: headers.signature }, t, config.eventToleranceMs);
-    if (!v.ok) {
-      log.warn({ cluster: clusterName, reason: v.reason }, 'rejected event');
-      throw new RequestError(v.status, v.reason);
+    // an unknown cluster or node is checked against a throw-away key: same checks, same answers
+    const verifyWith = keys.length > 0 ? keys.map((k) => Buffer.from(k, 'utf8')) : [randomBytes(32)];
+    const v = verifySignature(verifyWith, body, { timestamp: headers.timestamp, signature: headers.signature }, t, config.eventToleranceMs);
+    if (!v.ok || keys.length === 0 || !c || !node) {
+      const reason = v.ok ? BAD_SIGNATURE : v.reason;
+      log.warn({ reason }, 'rejected event');
+      throw new RequestError(401, reason);
     }
+    const clusterName = claimed.cluster as string;
     const parsed = cloudEventSchema.safeParse(raw);
     if (!parsed.success) {
       throw new RequestError(400, `invalid event: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
     }
     const e = parsed.data;
     if (!replay.accept(e.id, t)) throw new RequestError(409, `event ${e.id} was already received (replay)`);
-    const [m] = modules(c, e.module);
-    if (!c.nodes.some((n) => n.name === e.node)) throw new RequestError(404, `unknown node "${e.node}" in cluster "${clusterName}"`);
-    const actions: string[] = [];
-    const orderKey = `${clusterName}/${e.module}/${e.node}`;
-    const previous = replay.latest(orderKey);
-    if (!replay.newer(orderKey, e.at, e.seq)) {
-      actions.push(`ignored: older than an event already acted upon for ${e.node}`);
-      return { accepted: true, id: e.id, actions };
+    const m = c.modules.find((x) => x.name === e.module);
+    if (!m) throw new RequestError(404, `unknown module "${e.module}"`);
+    const { actions, failed } = await converge(clusterName, c, m);
+    log.info({ event: e, actions }, `event ${e.cluster}/${e.module} ${e.node} ${e.from}->${e.to}: ${actions.join('; ')}`);
+    if (failed) {
+      // 502: the poster retries (same id, fresh signature); forget the id so that retry is acted upon
+      replay.forget(e.id);
+      throw new RequestError(502, `event ${e.id} accepted but the load balancer change failed: ${actions.join('; ')}`);
     }
-    const ready = READY[m.mode];
-    const wasReady = ready.has(e.from);
-    const isReady = ready.has(e.to);
+    deps.onEvent?.(e, actions);
+    return { accepted: true, id: e.id, actions };
+  }
+
+  /**
+   * Moves traffic to what the nodes report: drain every node that should not serve (first: that is
+   * what moves traffic away), then restore the ones that should. Mirror split brain (two ready):
+   * nothing is changed and an alarm is logged.
+   */
+  async function converge(clusterName: string, c: ClusterConfig, m: ModuleConfig): Promise<{ actions: string[]; failed: boolean }> {
+    const { seen, serving } = await observe(c, m);
+    const actions: string[] = [`observed ${seen.map((s) => `${s.node} ${s.ready ? 'ready' : `not ready (${s.detail})`}`).join(', ')}`];
+    if (serving === undefined) {
+      const msg = `more than one node of mirror ${clusterName}/${m.name} reports ready: no load-balancer change`;
+      log.error({ cluster: clusterName, module: m.name, seen }, `vigil split-brain: ${msg}`);
+      actions.push(msg);
+      return { actions, failed: false };
+    }
     const a = adapter(clusterName, c, m);
     let failed = false;
     const act = async (what: string, fn: () => Promise<{ applied: readonly unknown[] }>) => {
@@ -301,30 +349,12 @@ export function createController(deps: ControllerDeps) {
         log.error({ cluster: clusterName, module: m.name, err: (err as Error).message }, `${what} failed`);
       }
     };
-    if (wasReady && !isReady) {
-      // "node X left PRIM": take it out now rather than after the unhealthy threshold
-      await act(`drain ${e.node}`, () => a.drain(e.node));
-    } else if (!wasReady && isReady) {
-      if (m.mode === 'mirror') {
-        // one primary per mirror module: a node entering PRIM/ALONE means every other node left it
-        // (a killed primary cannot say so itself). Drain first: that is what moves traffic.
-        for (const other of c.nodes) if (other.name !== e.node) await act(`drain ${other.name}`, () => a.drain(other.name));
-      }
-      await act(`restore ${e.node}`, () => a.restore(e.node));
-    } else {
-      actions.push(`no load-balancer change (${e.from} -> ${e.to})`);
-    }
-    log.info({ event: e, actions }, `event ${e.cluster}/${e.module} ${e.node} ${e.from}->${e.to}: ${actions.join('; ')}`);
-    if (failed) {
-      // 502: the poster retries (same id, fresh signature); forget the id so that retry is acted upon
-      replay.forget(e.id, orderKey, previous);
-      throw new RequestError(502, `event ${e.id} accepted but the load balancer change failed: ${actions.join('; ')}`);
-    }
-    deps.onEvent?.(e, actions);
-    return { accepted: true, id: e.id, actions };
+    for (const n of c.nodes) if (!serving.includes(n.name)) await act(`drain ${n.name}`, () => a.drain(n.name));
+    for (const n of c.nodes) if (serving.includes(n.name)) await act(`restore ${n.name}`, () => a.restore(n.name));
+    return { actions, failed };
   }
 
-  return { reconcile, reconcileAll, status, handleEvent, cluster };
+  return { reconcile, reconcileAll, status, handleEvent, authorize, converge };
 }
 
 export type Controller = ReturnType<typeof createController>;

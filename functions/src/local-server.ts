@@ -13,8 +13,8 @@ export interface LocalFunctionServer {
   close(): Promise<void>;
 }
 
-export function serveLocal(controller: Controller, opts: { hostname?: string; port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<LocalFunctionServer> {
-  const app = createApp(controller, opts.env);
+export function serveLocal(controller: Controller, opts: { hostname?: string; port?: number } = {}): Promise<LocalFunctionServer> {
+  const app = createApp(controller);
   const hostname = opts.hostname ?? '127.0.0.1';
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname, port: opts.port ?? 0 }, (info: AddressInfo) => {

@@ -9,6 +9,7 @@ import type { CloudAdapter, Desired } from '../../cloud-adapters/src/types.ts';
 import { loadFunctionsConfig } from './config.ts';
 import { createController, type Controller, type ModuleResources } from './controller.ts';
 import { createApp } from './app.ts';
+import { createSecretReader, type SecretReaderDeps } from './secrets.ts';
 
 export type AdapterFactories = Partial<Record<ModuleResources['provider'], (d: Desired<ModuleResources>) => CloudAdapter>>;
 
@@ -27,11 +28,13 @@ export function adapterFor(factories: AdapterFactories, platform: string) {
   };
 }
 
-export function getRuntime(factories: AdapterFactories, platform: string): Runtime {
+/** `awsSecret`: the Lambda entry point's Secrets Manager reader; other clouds read env and files. */
+export function getRuntime(factories: AdapterFactories, platform: string, secretDeps: Pick<SecretReaderDeps, 'awsSecret'> = {}): Runtime {
   if (!current) {
     const log = pino({ name: `vigil-functions-${platform}`, level: process.env.LOG_LEVEL ?? 'info' });
-    const controller = createController({ config: loadFunctionsConfig(process.env), adapterFor: adapterFor(factories, platform), log });
-    current = { controller, app: createApp(controller) };
+    const secrets = createSecretReader({ ...secretDeps, onError: (source, err) => log.error({ source, err: err.message }, `secret ${source} cannot be read`) });
+    const controller = createController({ config: loadFunctionsConfig(process.env), adapterFor: adapterFor(factories, platform), log, secrets });
+    current = { controller, app: createApp(controller, log) };
   }
   return current;
 }

@@ -1,4 +1,6 @@
 /** Small IPv4 CIDR helpers for choosing fixed private addresses at synth time (no network, no lookups). */
+import { isIP } from 'node:net';
+import { ipv4ToInt } from '../../node-service/src/config/net.ts';
 
 export interface Ipv4Cidr {
   readonly network: number;
@@ -6,15 +8,9 @@ export interface Ipv4Cidr {
   readonly size: number;
 }
 
+/** The daemon's IPv4 parser (node-service/src/config/net.ts), after node:net's validation: one parser. */
 function toInt(addr: string): number | undefined {
-  const parts = addr.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
-    n = n * 256 + Number(p);
-  }
-  return n;
+  return isIP(addr) === 4 ? ipv4ToInt(addr) : undefined;
 }
 
 export function toAddr(n: number): string {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudPathRig } from '../../bench/cloud.ts';
-import { signEvent } from '../../node-service/src/cloud-events/signing.ts';
+import { signEvent } from '../../node-service/src/contract/events.ts';
 
 // The cloud path with real daemons: node services push signed transitions to the functions' app
 // (served locally), which drives a simulated load balancer probing the nodes' ready.txt.

@@ -19,15 +19,17 @@ import { demoDesired } from '../helpers/cloud-desired.ts';
 
 const ARN = 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/vigil-demo-mirror/0123456789abcdef';
 
-function desired(over: Partial<AwsResources> = {}, mode: 'mirror' | 'farm' = 'mirror'): Desired<AwsResources> {
-  return demoDesired(
+/** node1 observed primary (the function reads the nodes' ready.txt before it plans) */
+function desired(over: Partial<AwsResources> = {}, mode: 'mirror' | 'farm' = 'mirror', serving: readonly string[] | null = ['node1']): Desired<AwsResources> {
+  const d = demoDesired(
     [
       { name: 'node1', address: '10.0.1.10' },
       { name: 'node2', address: '10.0.2.10' },
     ],
-    { targetGroupName: 'vigil-demo-mirror', vpcId: 'vpc-0abc', protocol: 'TCP', port: 5432, targetType: 'ip', ...over },
+    { targetGroupName: 'vigil-demo-mirror', vpcId: 'vpc-0abc', protocol: 'TCP' as const, port: 5432, targetType: 'ip' as const, ...over },
     mode,
   );
+  return serving === null ? d : { ...d, serving };
 }
 
 /** A stateful stand-in for ELBv2 behind aws-sdk-client-mock: what was written is what is read back. */
@@ -126,13 +128,25 @@ describe('AWS target group adapter (aws-sdk-client-mock)', () => {
         { Key: 'load_balancing.cross_zone.enabled', Value: 'true' },
       ],
     });
-    expect(elb.commandCalls(RegisterTargetsCommand)[0].args[0].input).toEqual({
-      TargetGroupArn: ARN,
-      Targets: [
-        { Id: '10.0.1.10', Port: 5432 },
-        { Id: '10.0.2.10', Port: 5432 },
-      ],
-    });
+    // a mirror registers only the node observed primary: an NLB fails open to every registered target
+    expect(elb.commandCalls(RegisterTargetsCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN, Targets: [{ Id: '10.0.1.10', Port: 5432 }] });
+  });
+
+  it('mirror (fail-open): after a failover only the new primary stays registered; unobserved, registrations are left alone', async () => {
+    await adapter.apply(await adapter.plan());
+    const after = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), desired({}, 'mirror', ['node2']));
+    elb.resetHistory();
+    const plan = await after.plan();
+    expect(formatPlan(plan)).toContain('- 10.0.1.10:5432 (not observed primary)');
+    await after.apply(plan);
+    expect(elb.commandCalls(RegisterTargetsCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN, Targets: [{ Id: '10.0.2.10', Port: 5432 }] });
+    expect(elb.commandCalls(DeregisterTargetsCommand)[0].args[0].input).toEqual({ TargetGroupArn: ARN, Targets: [{ Id: '10.0.1.10', Port: 5432 }] });
+    // nobody primary: nobody registered (an outage, never a write on a secondary)
+    const none = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), desired({}, 'mirror', []));
+    await none.apply(await none.plan());
+    expect((await none.observe()).targets.filter((t) => t.state !== 'draining')).toEqual([]);
+    const blind = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), desired({}, 'mirror', null));
+    expect((await blind.plan()).changes).toEqual([]);
   });
 
   it('is idempotent: the second plan is empty and applying it sends nothing', async () => {
@@ -174,7 +188,8 @@ describe('AWS target group adapter (aws-sdk-client-mock)', () => {
     expect((await adapter.plan()).changes).toEqual([]);
   });
 
-  it('registers missing nodes and deregisters targets that are not nodes of the cluster', async () => {
+  it('farm: registers missing nodes and deregisters targets that are not nodes of the cluster', async () => {
+    adapter = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), desired({}, 'farm'));
     await adapter.apply(await adapter.plan());
     const v = fake.tgs.get('vigil-demo-mirror')!;
     v.targets.delete('10.0.2.10:5432');
@@ -187,7 +202,7 @@ describe('AWS target group adapter (aws-sdk-client-mock)', () => {
 
   it('drain is one DeregisterTargets; restore re-registers; instance targets use instance ids', async () => {
     const a = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), {
-      ...desired({ targetType: 'instance' }),
+      ...desired({ targetType: 'instance' }, 'farm'),
       nodes: [
         { name: 'node1', address: '10.0.1.10', instanceId: 'i-0aaa' },
         { name: 'node2', address: '10.0.2.10', instanceId: 'i-0bbb' },

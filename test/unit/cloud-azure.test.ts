@@ -110,7 +110,7 @@ describe('Azure Load Balancer adapter (real @azure/arm-network client, recorded 
 
   it('PUTs the IP-based pool, then the load balancer with the probe and the rule referencing it', async () => {
     const plan = await adapter.plan();
-    expect(formatPlan(plan)).toContain('+ probe vigil-mirror: Http:9010/var/modules/mirror/ready.txt every 5s, threshold 2, AllProbedDown');
+    expect(formatPlan(plan)).toContain('+ probe mirror-ready: Http:9010/var/modules/mirror/ready.txt every 5s, threshold 2, AllProbedDown');
     await adapter.apply(plan);
     const puts = arm.writes();
     expect(puts.map((r) => r.path)).toEqual([`${LB_ID}/backendAddressPools/vigil-mirror`, LB_ID]);
@@ -127,17 +127,17 @@ describe('Azure Load Balancer adapter (real @azure/arm-network client, recorded 
     const lbBody = puts[1].body;
     expect(lbBody.properties.probes).toEqual([
       {
-        name: 'vigil-mirror',
+        name: 'mirror-ready',
         properties: { protocol: 'Http', port: 9010, requestPath: '/var/modules/mirror/ready.txt', intervalInSeconds: 5, probeThreshold: 2, noHealthyBackendsBehavior: 'AllProbedDown' },
       },
     ]);
     expect(lbBody.properties.loadBalancingRules).toEqual([
       {
-        name: 'vigil-mirror-tcp-5432',
+        name: 'mirror-tcp-5432',
         properties: {
           frontendIPConfiguration: { id: `${LB_ID}/frontendIPConfigurations/fe` },
           backendAddressPool: { id: `${LB_ID}/backendAddressPools/vigil-mirror` },
-          probe: { id: `${LB_ID}/probes/vigil-mirror` },
+          probe: { id: `${LB_ID}/probes/mirror-ready` },
           protocol: 'Tcp',
           frontendPort: 5432,
           backendPort: 5432,
@@ -167,7 +167,7 @@ describe('Azure Load Balancer adapter (real @azure/arm-network client, recorded 
     arm.lb.properties.probes[0].properties.intervalInSeconds = 15;
     arm.requests = [];
     const plan = await adapter.plan();
-    expect(formatPlan(plan)).toBe(['azure demo/mirror: 1 change(s)', '~ update azure load balancer lb-vigil', '    probe vigil-mirror intervalInSeconds: 15 -> 5'].join('\n'));
+    expect(formatPlan(plan)).toBe(['azure demo/mirror: 1 change(s)', '~ update azure load balancer lb-vigil', '    probe mirror-ready intervalInSeconds: 15 -> 5'].join('\n'));
     const farm = new AzureLoadBalancerAdapter(new NetworkManagementClient(credential, SUB, { httpClient: new FakeArm() }), desired('farm'), { pollIntervalMs: 1 });
     const fp = await farm.plan();
     expect((fp.changes[1].request.input as any).probe.noHealthyBackendsBehavior).toBe('AllProbedUp');
@@ -189,7 +189,7 @@ describe('Azure Load Balancer adapter (real @azure/arm-network client, recorded 
     expect((await adapter.plan()).changes).toEqual([]);
     arm.health = { '10.1.0.4': 'Up', '10.1.0.5': 'Down' };
     const obs = await adapter.observe();
-    expect(arm.requests.at(-1)!.path).toBe(`${LB_ID}/loadBalancingRules/vigil-mirror-tcp-5432/health`);
+    expect(arm.requests.at(-1)!.path).toBe(`${LB_ID}/loadBalancingRules/mirror-tcp-5432/health`);
     expect(obs.targets).toEqual([
       { node: 'node1', target: '10.1.0.4', state: 'healthy', detail: 'probe' },
       { node: 'node2', target: '10.1.0.5', state: 'unhealthy', detail: 'probe' },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createCloudEventPoster, type PosterLogger } from '../../node-service/src/cloud-events/poster.ts';
-import { cloudEventSchema, signEvent, verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../node-service/src/cloud-events/signing.ts';
+import { cloudEventSchema, signEvent, verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../node-service/src/contract/events.ts';
 
 const SECRET = Buffer.from('s3cret-s3cret-s3cret\n');
 const T = 1_764_000_000_000;
@@ -106,7 +106,7 @@ describe('createCloudEventPoster', () => {
     const { f, calls } = fakeFetch(Array(1000).fill(503));
     const { log, lines } = recordingLog();
     const p = createCloudEventPoster({ url: 'https://fn.example/events', secret: SECRET, cluster: 'demo', node: 'node1', log, fetch: f, retryBaseMs: 50, maxQueue: 3, closeTimeoutMs: 50 });
-    for (let i = 0; i < 10; i++) expect(() => p.publish({ module: 'mirror', from: 'A', to: String(i) })).not.toThrow();
+    for (let i = 0; i < 10; i++) expect(() => p.publish({ module: 'mirror', from: 'SECOND', to: i % 2 ? 'PRIM' : 'ALONE' })).not.toThrow();
     expect(lines.filter((l) => l.includes('queue full'))).toHaveLength(7);
     await until(() => calls.length >= 1);
     const t0 = Date.now();
@@ -115,7 +115,7 @@ describe('createCloudEventPoster', () => {
     const n = calls.length;
     await new Promise((r) => setTimeout(r, 120));
     expect(calls.length).toBe(n);
-    p.publish({ module: 'mirror', from: 'A', to: 'B' }); // ignored after close
+    p.publish({ module: 'mirror', from: 'SECOND', to: 'PRIM' }); // ignored after close
     await new Promise((r) => setTimeout(r, 20));
     expect(calls.length).toBe(n);
   });

@@ -37,7 +37,7 @@ describe('functions config (zod)', () => {
     }
     expect(msg).toContain('cfg.json: invalid functions config');
     expect(msg).toContain('clusters.demo.nodes.0.address: "not-an-ip" is not an IP address');
-    for (const m of [/eventSecretEnv: one of eventSecretEnv or eventSecret is required/]) expect(msg).toMatch(m);
+    for (const m of [/eventSecretEnv: one of eventSecrets, eventSecretEnv or eventSecret is required/]) expect(msg).toMatch(m);
   });
 
   it('cross-checks: duplicate nodes, instance ids for instance targets, GCP zones and groups', () => {

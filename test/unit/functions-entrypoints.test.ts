@@ -6,7 +6,7 @@ import azureFunctions from '@azure/functions';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { AwsTargetGroupAdapter, type AwsResources } from '../../cloud-adapters/src/aws/adapter.ts';
 import type { ApplyResult, CloudAdapter, Desired, Observation, Plan } from '../../cloud-adapters/src/types.ts';
-import { signEvent } from '../../node-service/src/cloud-events/signing.ts';
+import { signEvent } from '../../node-service/src/contract/events.ts';
 import { parseFunctionsConfig } from '../../functions/src/config.ts';
 import { createController, type ModuleResources } from '../../functions/src/controller.ts';
 import { createApp } from '../../functions/src/app.ts';
@@ -60,17 +60,31 @@ class FakeAdapter implements CloudAdapter {
 
 let adapter: FakeAdapter;
 let lbHealth: Observation['targets'] = [];
+/** what each node's own ready.txt answers: 200, 404, or 'down' (connection refused: killed) */
+let readyTxt: Record<string, 200 | 404 | 'down'> = {};
+const fetched: string[] = [];
+const status = (node: string, state: string, ready: boolean) => ({ module: 'mirror', node, mode: 'mirror', state, ready, peers: [], resync: {} });
 const nodeApi = async (url: string | URL | Request, init?: RequestInit) => {
   const u = String(url);
+  fetched.push(u);
+  const ready = /^http:\/\/(10\.0\.[12]\.10):9010\/var\/modules\/mirror\/ready\.txt$/.exec(u);
+  if (ready) {
+    const r = readyTxt[ready[1] === '10.0.1.10' ? 'node1' : 'node2'] ?? 'down';
+    if (r === 'down') throw new TypeError('fetch failed');
+    return new Response(r === 200 ? 'OK' : 'NOT FOUND', { status: r });
+  }
   if ((init?.headers as Record<string, string>)?.authorization !== `Bearer ${TOKEN}`) return new Response('{}', { status: 401 });
-  if (u === 'http://node1.test:9010/api/v1/modules') return Response.json([{ module: 'mirror', node: 'node1', mode: 'mirror', state: 'PRIM', ready: true }]);
-  if (u === 'http://node2.test:9010/api/v1/modules') return Response.json([{ module: 'mirror', node: 'node2', mode: 'mirror', state: 'SECOND', ready: false }]);
+  if (u === 'http://node1.test:9010/api/v1/modules') return Response.json([status('node1', 'PRIM', true)]);
+  if (u === 'http://node2.test:9010/api/v1/modules') return Response.json([status('node2', 'SECOND', false)]);
   throw new TypeError('fetch failed');
 };
 
 function install(adapterFor: (d: Desired<ModuleResources>) => CloudAdapter = (d) => (adapter = new FakeAdapter(d))) {
   adapter = undefined as never;
   lbHealth = [];
+  // node1 was killed, node2 took over (ALONE)
+  readyTxt = { node1: 'down', node2: 200 };
+  fetched.length = 0;
   const controller = createController({ config, adapterFor, fetch: nodeApi as typeof fetch });
   setRuntime({ controller, app: createApp(controller) });
 }
@@ -116,8 +130,10 @@ describe('AWS Lambda entry point (hono/aws-lambda)', () => {
     const e = signed();
     const res = (await lambdaHandler(functionUrlEvent('POST', '/events', e.body, e.headers) as never)) as { statusCode: number; body: string };
     expect(res.statusCode).toBe(200);
-    expect(JSON.parse(res.body).actions).toEqual(['drain node1', 'restore node2 (no change)']);
+    expect(JSON.parse(res.body).actions).toEqual(['observed node1 not ready (unreachable), node2 ready', 'drain node1', 'restore node2 (no change)']);
     expect(adapter.calls).toEqual(['drain node1', 'restore node2']);
+    // it asked the nodes themselves before moving anything
+    expect(fetched).toEqual(['http://10.0.1.10:9010/var/modules/mirror/ready.txt', 'http://10.0.2.10:9010/var/modules/mirror/ready.txt']);
   });
 
   it('API Gateway (REST, v1) event: POST /events is acted upon', async () => {
@@ -134,19 +150,27 @@ describe('AWS Lambda entry point (hono/aws-lambda)', () => {
       isBase64Encoded: false,
       requestContext: { accountId: '123456789012', apiId: 'api1', httpMethod: 'POST', path: '/prod/events', stage: 'prod', requestId: 'r1', resourceId: 'x', resourcePath: '/{proxy+}', identity: { sourceIp: '198.51.100.7' } },
     };
+    readyTxt = { node1: 404, node2: 200 };
     const res = (await lambdaHandler(event as never)) as { statusCode: number; body: string };
     expect(res.statusCode).toBe(200);
-    expect(adapter.calls).toEqual(['drain node1']);
+    expect(adapter.calls).toEqual(['drain node1', 'restore node2']);
   });
 
   it('function URL: bad input is a 4xx with a clear message and no cloud call', async () => {
     const good = signed();
+    const forged = (over: Record<string, unknown>) => {
+      const body = JSON.stringify({ ...JSON.parse(good.body), ...over });
+      return { body, headers: { 'content-type': 'application/json', ...signEvent(Buffer.from('a-guessed-secret-0123456'), body, Date.now()) } };
+    };
     const cases: Array<[string, string, Record<string, string>, number, RegExp]> = [
       ['unsigned', good.body, { 'content-type': 'application/json' }, 401, /must be signed/],
       ['stale', signed({}, Date.now() - 5 * 60_000).body, signed({}, Date.now() - 5 * 60_000).headers, 401, /stale or future timestamp|bad signature/],
       ['malformed', '{"cluster":', { 'content-type': 'application/json' }, 400, /malformed JSON/],
-      ['unknown cluster', JSON.stringify({ cluster: 'nope' }), { 'content-type': 'application/json' }, 404, /unknown cluster "nope"/],
-      ['tampered', good.body.replace('ALONE', 'PRIM'), good.headers, 401, /bad signature/],
+      ['tampered', good.body.replace('ALONE', 'PRIM'), good.headers, 401, /^bad signature \(wrong secret, or the body was altered\)$/],
+      // an unknown cluster or node gets the very answer a bad signature gets: names cannot be probed
+      ['unknown cluster', forged({ cluster: 'nope' }).body, forged({ cluster: 'nope' }).headers, 401, /^bad signature \(wrong secret, or the body was altered\)$/],
+      ['unknown node', forged({ node: 'node9' }).body, forged({ node: 'node9' }).headers, 401, /^bad signature \(wrong secret, or the body was altered\)$/],
+      ['known cluster, wrong key', forged({}).body, forged({}).headers, 401, /^bad signature \(wrong secret, or the body was altered\)$/],
     ];
     for (const [, body, headers, status, msg] of cases) {
       const res = (await lambdaHandler(functionUrlEvent('POST', '/events', body, headers) as never)) as { statusCode: number; body: string };
@@ -166,18 +190,23 @@ describe('AWS Lambda entry point (hono/aws-lambda)', () => {
     expect(first.statusCode).toBe(200);
     expect(again.statusCode).toBe(409);
     expect(JSON.parse(again.body).error).toMatch(/replay/);
-    expect(adapter.calls).toEqual(['drain node1']);
+    expect(adapter.calls).toEqual(['drain node1', 'restore node2']);
   });
 
-  it('an older transition delivered late (retry) does not undo a newer one', async () => {
-    const now = Date.now();
-    const newer = signed({ node: 'node1', from: 'SECOND', to: 'PRIM', seq: 9 }, now);
-    const older = signed({ node: 'node1', from: 'PRIM', to: 'SECOND', seq: 8 }, now - 2000);
-    expect(((await lambdaHandler(functionUrlEvent('POST', '/events', newer.body, newer.headers) as never)) as { statusCode: number }).statusCode).toBe(200);
-    const late = (await lambdaHandler(functionUrlEvent('POST', '/events', older.body, older.headers) as never)) as { statusCode: number; body: string };
-    expect(late.statusCode).toBe(200);
-    expect(JSON.parse(late.body).actions).toEqual(['ignored: older than an event already acted upon for node1']);
-    expect(adapter.calls).toEqual(['drain node2', 'restore node1']);
+  it('a stale or replayed signed event cannot move traffic wrongly: the nodes\' own ready.txt decide', async () => {
+    // a genuine old event "node1 entered PRIM" arrives (retry, replay on another instance) after node2 took over
+    const old = signed({ node: 'node1', from: 'SECOND', to: 'PRIM' }, Date.now() - 20_000);
+    readyTxt = { node1: 404, node2: 200 };
+    const res = (await lambdaHandler(functionUrlEvent('POST', '/events', old.body, old.headers) as never)) as { statusCode: number; body: string };
+    expect(res.statusCode).toBe(200);
+    expect(adapter.calls).toEqual(['drain node1', 'restore node2']);
+    // both claim to be primary (split brain as the nodes say it): nothing is moved
+    adapter.calls.length = 0;
+    readyTxt = { node1: 200, node2: 200 };
+    const both = signed({ node: 'node1', from: 'SECOND', to: 'PRIM' });
+    const r2 = (await lambdaHandler(functionUrlEvent('POST', '/events', both.body, both.headers) as never)) as { statusCode: number; body: string };
+    expect(JSON.parse(r2.body).actions.at(-1)).toMatch(/more than one node .* reports ready: no load-balancer change/);
+    expect(adapter.calls).toEqual([]);
   });
 
   it('ALB event: GET /status joins the LB view, each node API and the invariant verdict', async () => {
@@ -241,7 +270,7 @@ describe('Azure Functions entry point (v4 HttpRequest)', () => {
     const req = new HttpRequest({ method: 'POST', url: 'https://vigil-fn.azurewebsites.net/api/events', headers: e.headers, body: { string: e.body }, params: { path: 'events' } });
     const res = await azureHttp(req, new InvocationContext({ functionName: 'vigil' }));
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.body as string).actions).toEqual(['drain node1']);
+    expect(JSON.parse(res.body as string).actions).toEqual(['observed node1 not ready (unreachable), node2 ready', 'drain node1', 'restore node2 (no change)']);
     const bad = new HttpRequest({ method: 'POST', url: 'https://vigil-fn.azurewebsites.net/api/events', headers: { 'content-type': 'application/json' }, body: { string: e.body }, params: { path: 'events' } });
     expect((await azureHttp(bad, new InvocationContext({ functionName: 'vigil' }))).status).toBe(401);
   });
@@ -266,7 +295,7 @@ describe('Google Cloud Functions entry point (functions-framework)', () => {
     const e = signed({ node: 'node2', from: 'SECOND', to: 'PRIM' });
     const res = await fetch(`${base}/events`, { method: 'POST', headers: e.headers, body: e.body });
     expect(res.status).toBe(200);
-    expect((await res.json()).actions).toEqual(['drain node1', 'restore node2 (no change)']);
+    expect((await res.json()).actions).toEqual(['observed node1 not ready (unreachable), node2 ready', 'drain node1', 'restore node2 (no change)']);
     // the same JSON re-serialised with other whitespace is not what was signed
     const reformatted = JSON.stringify(JSON.parse(e.body), null, 2);
     const res2 = await fetch(`${base}/events`, { method: 'POST', headers: e.headers, body: reformatted });
@@ -300,8 +329,9 @@ describe('cloud API failure while acting on an event', () => {
     expect(first.statusCode).toBe(502);
     expect(JSON.parse(first.body).error).toMatch(/drain node1 failed: Throttling: Rate exceeded/);
     fail = false;
+    adapter.calls.length = 0;
     const retry = (await lambdaHandler(functionUrlEvent('POST', '/events', e.body, e.headers) as never)) as { statusCode: number };
     expect(retry.statusCode).toBe(200);
-    expect(adapter.calls).toEqual(['drain node1']);
+    expect(adapter.calls).toEqual(['drain node1', 'restore node2']);
   });
 });

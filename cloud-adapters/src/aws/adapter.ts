@@ -2,6 +2,10 @@
  * AWS: one ELBv2 target group per module (NLB: protocol TCP/TLS, ALB: HTTP/HTTPS), health-checked on
  * the node service's ready.txt. The listener and the load balancer itself belong to infra (CDK); this
  * adapter owns the target group's health check, its attributes and its registered targets.
+ *
+ * Fail-open: an NLB whose registered targets are all unhealthy sends traffic to every one of them.
+ * A mirror therefore keeps only its observed primary registered (`desired.serving`, layout.ts), so
+ * traffic can reach no other node whatever the probes say; a farm registers every node.
  */
 import {
   CreateTargetGroupCommand,
@@ -17,19 +21,12 @@ import {
   type TargetGroup,
   type TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { awsTemplateRegistersTargets } from '../layout.ts';
 import { awsTargetGroupAttributes, probeSettings } from '../probe-settings.ts';
-import { CloudAdapterError, fieldDiff, type ApplyResult, type Change, type CloudAdapter, type Desired, type DesiredNode, type HealthState, type Observation, type Plan } from '../types.ts';
+import type { AwsResources } from '../resources.ts';
 
-export interface AwsResources {
-  readonly targetGroupName: string;
-  readonly vpcId: string;
-  /** TCP/TLS: Network Load Balancer; HTTP/HTTPS: Application Load Balancer. @default 'TCP' */
-  readonly protocol?: 'TCP' | 'TLS' | 'HTTP' | 'HTTPS';
-  /** the application's (traffic) port on the nodes */
-  readonly port: number;
-  /** @default 'ip' */
-  readonly targetType?: 'instance' | 'ip';
-}
+export type { AwsResources } from '../resources.ts';
+import { CloudAdapterError, fieldDiff, type ApplyResult, type Change, type CloudAdapter, type Desired, type DesiredNode, type HealthState, type Observation, type Plan } from '../types.ts';
 
 const HEALTH_FIELDS = [
   'HealthCheckProtocol',
@@ -117,7 +114,10 @@ export class AwsTargetGroupAdapter implements CloudAdapter<AwsResources> {
     const want = desiredHealthCheck(desired);
     const resource = `target-group ${r.targetGroupName}`;
     const changes: Change[] = [];
-    const targets = desired.nodes.map((n) => targetOf(desired, n));
+    const registersAll = awsTemplateRegistersTargets(desired.mode);
+    // mirror: only the observed primary; not observed → registrations are not touched
+    const managed = registersAll || desired.serving !== undefined;
+    const targets = desired.nodes.filter((n) => registersAll || desired.serving?.includes(n.name)).map((n) => targetOf(desired, n));
     const tg = await this.findTargetGroup(r.targetGroupName);
 
     if (!tg) {
@@ -204,8 +204,8 @@ export class AwsTargetGroupAdapter implements CloudAdapter<AwsResources> {
     const key = (t: TargetDescription | undefined) => `${t?.Id}:${t?.Port}`;
     const haveKeys = new Set(registered.map((h) => key(h.Target)));
     const wantKeys = new Set(targets.map(key));
-    const toRegister = targets.filter((t) => !haveKeys.has(key(t)));
-    const toDeregister = registered.map((h) => h.Target!).filter((t) => !wantKeys.has(key(t)));
+    const toRegister = managed ? targets.filter((t) => !haveKeys.has(key(t))) : [];
+    const toDeregister = managed ? registered.map((h) => h.Target!).filter((t) => !wantKeys.has(key(t))) : [];
     if (toRegister.length > 0) {
       changes.push({
         action: 'register',
@@ -218,7 +218,7 @@ export class AwsTargetGroupAdapter implements CloudAdapter<AwsResources> {
       changes.push({
         action: 'deregister',
         resource: `${resource} targets`,
-        diff: toDeregister.map((t) => `- ${t.Id}:${t.Port} (not a node of ${desired.cluster})`),
+        diff: toDeregister.map((t) => `- ${t.Id}:${t.Port} (${desired.nodes.some((n) => n.address === t.Id || n.instanceId === t.Id) ? 'not observed primary' : `not a node of ${desired.cluster}`})`),
         request: { operation: 'DeregisterTargets', input: { TargetGroupArn: arn, Targets: toDeregister.map((t) => ({ Id: t.Id, Port: t.Port })) } },
       });
     }

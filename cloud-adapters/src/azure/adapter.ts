@@ -7,42 +7,30 @@
  * Probes and rules are children of the load balancer resource: ARM has no PUT for them alone, so they
  * are written by a PUT of the whole load balancer, re-read just before (apply) so that concurrent
  * changes to other children (NAT rules, outbound rules, other pools) are kept.
- * drain(node) sets the node's backend address `adminState: Down` (overrides the probe, resets existing
- * flows); restore(node) and every reconcile set it back to `None` (the probe decides).
+ * drain(node) sets the node's backend address `adminState: Down` (overrides the probe: no new flows;
+ * established flows are NOT reset, they continue until they end or idle out); restore(node) and every
+ * reconcile set it back to `None` (the probe decides), as the template does.
+ *
+ * The pool is IP-based (addresses + virtual network), as infra/azure builds it: a pool cannot mix
+ * IP-based and NIC-based members, and NIC-based members are not managed through pool operations.
+ * Fail-open: a mirror's probe has `noHealthyBackendsBehavior: AllProbedDown`, so with no healthy
+ * backend the load balancer sends nothing anywhere.
  */
 import type { BackendAddressPool, LoadBalancer, LoadBalancerBackendAddress, LoadBalancingRule, NetworkManagementClient, Probe } from '@azure/arm-network';
+import { azureNames } from '../layout.ts';
 import { probeSettings } from '../probe-settings.ts';
+import type { AzureResources, AzureRule } from '../resources.ts';
+
+export type { AzureResources, AzureRule } from '../resources.ts';
 import { CloudAdapterError, fieldDiff, type ApplyResult, type Change, type CloudAdapter, type Desired, type HealthState, type Observation, type Plan } from '../types.ts';
-
-export interface AzureRule {
-  /** @default `vigil-<module>-<protocol>-<frontendPort>` */
-  readonly name?: string;
-  /** @default 'Tcp' */
-  readonly protocol?: 'Tcp' | 'Udp' | 'All';
-  readonly frontendPort: number;
-  readonly backendPort: number;
-}
-
-export interface AzureResources {
-  readonly subscriptionId: string;
-  readonly resourceGroup: string;
-  readonly loadBalancer: string;
-  readonly frontendIpConfiguration: string;
-  readonly backendPool: string;
-  /** resource id of the virtual network the node addresses belong to */
-  readonly virtualNetworkId: string;
-  /** @default `vigil-<module>` */
-  readonly probeName?: string;
-  readonly rules: readonly AzureRule[];
-}
 
 export interface AzureAdapterOptions {
   /** LRO polling interval, ms (tests use a few ms) @default 2000 */
   readonly pollIntervalMs?: number;
 }
 
-const ruleName = (d: Desired<AzureResources>, r: AzureRule) => r.name ?? `vigil-${d.module}-${(r.protocol ?? 'Tcp').toLowerCase()}-${r.frontendPort}`;
-const probeName = (d: Desired<AzureResources>) => d.resources.probeName ?? `vigil-${d.module}`;
+const ruleName = (d: Desired<AzureResources>, r: AzureRule) => r.name ?? azureNames(d.cluster, d.module).rule(r.protocol ?? 'Tcp', r.frontendPort);
+const probeName = (d: Desired<AzureResources>) => d.resources.probeName ?? azureNames(d.cluster, d.module).probe;
 
 function ids(d: Desired<AzureResources>) {
   const r = d.resources;

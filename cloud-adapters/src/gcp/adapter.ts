@@ -3,12 +3,18 @@
  * unmanaged instance group per node, a regional HTTP health check on the node service's ready.txt, and
  * a firewall rule admitting Google's probe ranges on the health port. The forwarding rule (the
  * "virtual IP") belongs to infra. Mirror: node 1's group is the primary backend, the others are failover
- * backends, and the failover policy drops traffic when no backend is healthy (no "fail open" to a
- * secondary). drain(node) removes the VM from its instance group; restore(node) adds it back.
+ * backends (layout.ts, as the Terraform has them), the failover policy drops traffic when no backend
+ * is healthy (no "fail open" to a secondary), and connection tracking never keeps a flow on an
+ * unhealthy backend (`NEVER_PERSIST`: the demoted primary's connections move and are reset).
+ * drain(node) removes the VM from its instance group; restore(node) adds it back.
  * Every write is a Compute long-running operation, polled to DONE (regional, global or zonal).
  */
 import type { protos } from '@google-cloud/compute';
+import { gcpBackendRoles } from '../layout.ts';
 import { probeSettings } from '../probe-settings.ts';
+import type { GcpResources } from '../resources.ts';
+
+export type { GcpResources } from '../resources.ts';
 import { CloudAdapterError, fieldDiff, type ApplyResult, type Change, type CloudAdapter, type Desired, type DesiredNode, type HealthState, type Observation, type Plan } from '../types.ts';
 
 type C = typeof protos.google.cloud.compute.v1;
@@ -20,22 +26,6 @@ type IInstanceGroup = protos.google.cloud.compute.v1.IInstanceGroup;
 type IInstanceWithNamedPorts = protos.google.cloud.compute.v1.IInstanceWithNamedPorts;
 type IBackendServiceGroupHealth = protos.google.cloud.compute.v1.IBackendServiceGroupHealth;
 type _Unused = C;
-
-export interface GcpResources {
-  readonly project: string;
-  readonly region: string;
-  /** VPC network name or URL */
-  readonly network: string;
-  readonly backendService: string;
-  readonly healthCheck: string;
-  readonly firewallRule: string;
-  /** the nodes' network tags: the probe firewall rule applies to them */
-  readonly targetTags: readonly string[];
-  /** node name → unmanaged instance group name (in the node's zone) */
-  readonly instanceGroups: Readonly<Record<string, string>>;
-  /** @default 'TCP' */
-  readonly protocol?: 'TCP' | 'UDP';
-}
 
 /** The slice of the @google-cloud/compute clients the adapter uses (real clients in production and tests). */
 type Op = Promise<[{ latestResponse?: unknown }, ...unknown[]]>;
@@ -150,13 +140,15 @@ export class GcpLoadBalancerAdapter implements CloudAdapter<GcpResources> {
     const s = probeSettings({ module: d.module, mode: d.mode, healthPort: d.healthPort }).gcp;
     const u = this.urls(d);
     const mirror = d.mode === 'mirror';
+    const roles = gcpBackendRoles(d.mode, d.nodes.map((n) => n.name));
     return {
       name: d.resources.backendService,
-      loadBalancingScheme: 'INTERNAL',
+      loadBalancingScheme: d.resources.loadBalancingScheme ?? 'INTERNAL',
       protocol: d.resources.protocol ?? 'TCP',
       healthChecks: [u.healthCheck],
-      backends: d.nodes.map((n, i) => ({ group: u.group(n), balancingMode: 'CONNECTION', ...(mirror ? { failover: i > 0 } : {}) })),
+      backends: d.nodes.map((n, i) => ({ group: u.group(n), balancingMode: 'CONNECTION', ...(mirror ? { failover: roles[i].failover } : {}) })),
       ...(mirror && s.failoverPolicy ? { failoverPolicy: { ...s.failoverPolicy } } : {}),
+      ...(s.connectionTrackingPolicy ? { connectionTrackingPolicy: { ...s.connectionTrackingPolicy } } : {}),
       connectionDraining: { drainingTimeoutSec: 5 },
       description: `Vigil ${d.cluster}/${d.module} (${d.mode})`,
     };
@@ -223,7 +215,7 @@ export class GcpLoadBalancerAdapter implements CloudAdapter<GcpResources> {
       changes.push({ action: 'create', resource: `gcp backend service ${r.backendService}`, diff: [`INTERNAL ${wantBs.protocol}, ${wantBs.backends!.length} backends${wantBs.failoverPolicy ? ', failover policy dropTrafficIfUnhealthy' : ''}`], request: { operation: 'regionBackendServices.insert', input: { ...base, region: r.region, backendServiceResource: wantBs } } });
     } else {
       const diff: string[] = [];
-      if (bs.loadBalancingScheme !== 'INTERNAL') throw new CloudAdapterError(`backend service ${r.backendService} has scheme ${bs.loadBalancingScheme}, expected INTERNAL`);
+      if (bs.loadBalancingScheme !== wantBs.loadBalancingScheme) throw new CloudAdapterError(`backend service ${r.backendService} has scheme ${bs.loadBalancingScheme}, expected ${wantBs.loadBalancingScheme}: the scheme cannot change, use a new backend service`);
       if (bs.protocol !== wantBs.protocol) diff.push(fieldDiff('protocol', bs.protocol, wantBs.protocol));
       if ((bs.healthChecks ?? []).map(tail).join(',') !== wantBs.healthChecks!.map(tail).join(',')) diff.push(fieldDiff('healthChecks', bs.healthChecks, wantBs.healthChecks));
       const key = (b: { group?: string | null; failover?: boolean | null; balancingMode?: string | null }) => `${tail(b.group)}|${b.failover ? 'failover' : 'primary'}|${b.balancingMode ?? 'CONNECTION'}`;
@@ -234,6 +226,10 @@ export class GcpLoadBalancerAdapter implements CloudAdapter<GcpResources> {
       const wfp = wantBs.failoverPolicy;
       if (wfp && (fp?.dropTrafficIfUnhealthy !== wfp.dropTrafficIfUnhealthy || fp?.disableConnectionDrainOnFailover !== wfp.disableConnectionDrainOnFailover || (fp?.failoverRatio ?? 0) !== wfp.failoverRatio)) {
         diff.push(fieldDiff('failoverPolicy', fp, wfp));
+      }
+      const ct = wantBs.connectionTrackingPolicy;
+      if (ct && bs.connectionTrackingPolicy?.connectionPersistenceOnUnhealthyBackends !== ct.connectionPersistenceOnUnhealthyBackends) {
+        diff.push(fieldDiff('connectionTrackingPolicy.connectionPersistenceOnUnhealthyBackends', bs.connectionTrackingPolicy?.connectionPersistenceOnUnhealthyBackends, ct.connectionPersistenceOnUnhealthyBackends));
       }
       if ((bs.connectionDraining?.drainingTimeoutSec ?? 0) !== 5) diff.push(fieldDiff('connectionDraining.drainingTimeoutSec', bs.connectionDraining?.drainingTimeoutSec, 5));
       if (diff.length) changes.push({ action: 'update', resource: `gcp backend service ${r.backendService}`, diff, request: { operation: 'regionBackendServices.patch', input: { ...base, region: r.region, backendService: r.backendService, backendServiceResource: wantBs } } });

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { NOT_READY_BODY, READY_BODY } from '../contract/health.ts';
 import type { Command } from '../core/types.ts';
 import type { ModuleRunner } from '../daemon/module-runner.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -22,10 +23,11 @@ export interface ApiDeps {
   readonly cluster: string;
 }
 
-const VERBS = ['start', 'stop', 'restart', 'prim', 'second', 'swap'] as const;
+const VERBS = ['start', 'stop', 'restart', 'prim', 'second', 'swap', 'forcestop', 'stopstart', 'failover'] as const;
 const commandBody = z
-  .object({ force: z.boolean().optional(), fullsync: z.boolean().optional() })
-  .strict();
+  .object({ force: z.boolean().optional(), fullsync: z.boolean().optional(), on: z.boolean().optional() })
+  .strict()
+  .refine((b) => b.on === undefined || Object.keys(b).length === 1, { message: '"on" goes alone, with failover' });
 
 function toCommand(verb: (typeof VERBS)[number], body: z.infer<typeof commandBody>): Command {
   switch (verb) {
@@ -33,6 +35,8 @@ function toCommand(verb: (typeof VERBS)[number], body: z.infer<typeof commandBod
       return { type: 'prim', force: body.force ?? false, fullSync: body.fullsync };
     case 'second':
       return { type: 'second', fullSync: body.fullsync ?? false };
+    case 'failover':
+      return { type: 'failover', on: body.on! };
     default:
       return { type: verb };
   }
@@ -49,7 +53,7 @@ export function createApi(d: ApiDeps): Hono {
   app.on(['GET', 'HEAD'], '/var/modules/:m/ready.txt', (c) => {
     const r = d.runners.get(c.req.param('m'));
     c.header('Cache-Control', 'no-store');
-    return r?.ready ? c.text('OK', 200) : c.text('NOT FOUND', 404);
+    return r?.ready ? c.text(READY_BODY, 200) : c.text(NOT_READY_BODY, 404);
   });
 
   app.get('/metrics', async (c) => {
@@ -89,6 +93,7 @@ export function createApi(d: ApiDeps): Hono {
     }
     const body = commandBody.safeParse(raw);
     if (!body.success) return c.json({ error: `bad body: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}` }, 400);
+    if ((verb === 'failover') !== (body.data.on !== undefined)) return c.json({ error: verb === 'failover' ? 'failover needs a body {"on": true} or {"on": false}' : `"on" applies to failover, not ${verb}` }, 400);
     const reply = r.command(toCommand(verb as (typeof VERBS)[number], body.data));
     return c.json({ ...reply, state: r.state }, reply.ok ? 200 : 409);
   });

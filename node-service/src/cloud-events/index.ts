@@ -9,10 +9,10 @@
  *   await poster.close();                                                    // on shutdown
  */
 import { readFileSync } from 'node:fs';
-import { normalizeSecret } from './signing.ts';
+import { normalizeSecret } from '../contract/events.ts';
 
 export { createCloudEventPoster, redactUrl, type CloudEventInput, type CloudEventPoster, type CloudEventPosterOptions, type PosterLogger } from './poster.ts';
-export { signEvent, verifySignature, normalizeSecret, cloudEventSchema, SIGNATURE_HEADER, TIMESTAMP_HEADER, type CloudEvent } from './signing.ts';
+export { signEvent, verifySignature, normalizeSecret, cloudEventSchema, SIGNATURE_HEADER, TIMESTAMP_HEADER, type CloudEvent } from '../contract/events.ts';
 
 /** Reads a cloud_events.secret_file; throws with the path (never the contents) when it is unusable. */
 export function readCloudEventSecret(path: string): Buffer {

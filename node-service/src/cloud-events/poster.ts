@@ -1,6 +1,6 @@
 /**
  * Node side of the cloud path: pushes each module state transition to the cloud function's POST /events,
- * signed with the module's cloud_events secret (signing.ts, shared with the function).
+ * signed with the module's cloud_events secret (contract/events.ts, shared with the function).
  *
  *   const poster = createCloudEventPoster({ url, secret, cluster, node, log });
  *   poster.publish({ module: 'mirror', from: 'SECOND', to: 'ALONE', reason: 'peer node1 lost' });
@@ -17,7 +17,8 @@
  * string (an Azure function key lives there) is ever logged.
  */
 import { randomUUID } from 'node:crypto';
-import { normalizeSecret, signEvent, type CloudEvent } from './signing.ts';
+import { normalizeSecret, signEvent, type CloudEvent } from '../contract/events.ts';
+import type { ModuleState } from '../contract/states.ts';
 
 export interface PosterLogger {
   info(obj: object, msg?: string): void;
@@ -28,8 +29,8 @@ export interface PosterLogger {
 
 export interface CloudEventInput {
   module: string;
-  from: string;
-  to: string;
+  from: ModuleState;
+  to: ModuleState;
   reason?: string;
 }
 

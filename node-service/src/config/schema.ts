@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { duration } from './duration.ts';
 import { parseCidr } from './net.ts';
 
-// The raw shape of cluster.yaml. Keys marked "contract" in ARCHITECTURE.md must keep their names;
+// The raw shape of cluster.yaml. Keys marked "contract" in docs/ARCHITECTURE.md must keep their names;
 // everything is strict so that a typo ("heartbeet") is an error rather than a silently ignored key.
 
 const name = z
@@ -18,6 +18,18 @@ const hostPort = z.string().refine(
   (s) => /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(s) && Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535,
   (s) => ({ message: `"${s}" must be host:port` }),
 );
+
+/** a size in bytes: a number, or "16MiB" / "64MB" / "512KiB" */
+const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const m = typeof v === 'number' ? [String(v), String(v), ''] : /^([0-9]+)\s*(|B|KB|KiB|MB|MiB|GB|GiB)$/.exec(v.trim());
+  const unit: Record<string, number> = { '': 1, B: 1, KB: 1e3, KiB: 1024, MB: 1e6, MiB: 1 << 20, GB: 1e9, GiB: 1 << 30 };
+  const n = m ? Number(m[1]) * unit[m[2]] : NaN;
+  if (!Number.isSafeInteger(n) || n < 65536 || n > 1 << 30) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${v}" must be a size between 64KiB and 1GiB, e.g. 16MiB` });
+    return z.NEVER;
+  }
+  return n;
+});
 
 const onFailure = z.enum(['restart', 'stopstart', 'wait', 'failover']);
 
@@ -82,6 +94,10 @@ export const moduleSchema = z
         dirs: z.array(absPath).min(1),
         send_timeout: duration.default('2s'),
         zone_size: z.number().int().min(4096).default(1 << 20),
+        /** fsync: a change returns once made locally and queued; fsync/O_SYNC wait for the peer's sync. write: every change waits for the peer */
+        ack: z.enum(['fsync', 'write'], { errorMap: () => ({ message: 'must be "fsync" or "write"' }) }).default('fsync'),
+        /** unacknowledged bytes in flight to the secondary before writers wait (bytes, or "16MiB", "64MB") */
+        window: byteSize.default('16MiB'),
       })
       .strict()
       .optional(),

@@ -1,7 +1,8 @@
 /**
- * Signing of the state-change events a node pushes to the cloud function (POST /events).
- * The node service (poster.ts) and the functions (functions/src/events.ts) both import this file,
- * so the two ends can never disagree on the wire format.
+ * Signing of the state-change events a node pushes to the cloud function (POST /events), part of the
+ * contract (docs/ARCHITECTURE.md "Cloud events"). The node service (cloud-events/poster.ts) and the
+ * functions (functions/src/controller.ts) both import this file, so the two ends can never disagree
+ * on the wire format.
  *
  * Wire format:
  *   body                       JSON of CloudEvent (below), UTF-8
@@ -14,6 +15,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { moduleStateSchema } from './states.ts';
 
 export const SIGNATURE_HEADER = 'x-vigil-signature';
 export const TIMESTAMP_HEADER = 'x-vigil-timestamp';
@@ -28,8 +30,8 @@ export const cloudEventSchema = z
     cluster: z.string().min(1).max(63),
     node: z.string().min(1).max(63),
     module: z.string().min(1).max(63),
-    from: z.string().min(1).max(16),
-    to: z.string().min(1).max(16),
+    from: moduleStateSchema,
+    to: moduleStateSchema,
     reason: z.string().max(1000).optional(),
     /** ms since the epoch when the node saw the transition (not when the request was sent) */
     at: z.number().int().nonnegative(),
@@ -65,16 +67,20 @@ export function signEvent(secret: Buffer, body: string, now: number): Record<str
   };
 }
 
+/** The one answer to a request whose signature cannot be accepted, whatever the cause (unknown cluster too). */
+export const BAD_SIGNATURE = 'bad signature (wrong secret, or the body was altered)';
+
 export type VerifyResult =
   | { ok: true; timestamp: number }
   | { ok: false; status: 401; reason: string };
 
 /**
- * Checks the signature and the freshness of a request. Returns a reason meant for the HTTP answer:
- * it never contains the secret or the expected signature.
+ * Checks the signature and the freshness of a request against one secret or several (a rotation:
+ * the old and the new one). Returns a reason meant for the HTTP answer: it never contains the secret
+ * or the expected signature.
  */
 export function verifySignature(
-  secret: Buffer,
+  secret: Buffer | readonly Buffer[],
   body: string,
   headers: { timestamp: string | undefined | null; signature: string | undefined | null },
   now: number,
@@ -91,7 +97,9 @@ export function verifySignature(
   const m = /^v1=([0-9a-f]{64})$/.exec(signature.trim());
   if (!m) return { ok: false, status: 401, reason: `${SIGNATURE_HEADER} must be "v1=<64 hex digits>"` };
   const given = Buffer.from(m[1], 'hex');
-  const expected = mac(secret, timestamp, body);
-  if (!timingSafeEqual(given, expected)) return { ok: false, status: 401, reason: 'bad signature (wrong secret, or the body was altered)' };
+  // every secret is tried (no early exit): during a rotation both the old and the new one are valid
+  let match = false;
+  for (const s of Array.isArray(secret) ? secret : [secret]) if (timingSafeEqual(given, mac(s, timestamp, body))) match = true;
+  if (!match) return { ok: false, status: 401, reason: BAD_SIGNATURE };
   return { ok: true, timestamp: ts };
 }

@@ -1,11 +1,6 @@
-/** Module states (contract, SafeKit's names). */
-export type ModuleState = 'STOP' | 'WAIT' | 'ALONE' | 'PRIM' | 'SECOND' | 'UP';
-export type ModuleMode = 'mirror' | 'farm';
-
-export const PRIMARY_STATES: ReadonlySet<ModuleState> = new Set(['ALONE', 'PRIM']);
-export const isPrimary = (s: ModuleState): boolean => PRIMARY_STATES.has(s);
-/** ready.txt answers 200 in exactly these states (contract). */
-export const isReady = (s: ModuleState): boolean => s === 'ALONE' || s === 'PRIM' || s === 'UP';
+/** Module states and modes are contract: declared once in contract/states.ts. */
+import type { ModuleState } from '../contract/states.ts';
+export { type ModuleState, type ModuleMode, PRIMARY_STATES, isPrimary, isReady } from '../contract/states.ts';
 
 export type ScriptName =
   | 'prestart'

@@ -3,6 +3,7 @@ import type { ClusterConfig, ModuleConfig, NodeConfig } from '../config/types.ts
 import { initFarm } from '../core/farm-step.ts';
 import { initMirror, isolated } from '../core/mirror-step.ts';
 import { type ModuleCore, step } from '../core/step.ts';
+import type { ModuleStatus } from '../contract/module-status.ts';
 import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Step, type Transition } from '../core/types.ts';
 import type { HeartbeatMonitor } from '../heartbeat/monitor.ts';
 import type { Logger } from '../log/logger.ts';
@@ -24,21 +25,8 @@ export interface Edge {
   readonly notify?: (e: { module: string; from: ModuleState; to: ModuleState; reason: string }) => void;
 }
 
-export interface ModuleStatus {
-  readonly module: string;
-  readonly node: string;
-  readonly mode: 'mirror' | 'farm';
-  readonly state: ModuleState;
-  readonly ready: boolean;
-  readonly target: ModuleState;
-  readonly peers: { node: string; state: ModuleState | 'UNKNOWN' }[];
-  readonly resync: Record<string, unknown>;
-  readonly gen: number;
-  readonly inSync: boolean;
-  readonly reason: string;
-  readonly checkers: Record<string, boolean>;
-  readonly buckets?: Record<string, number[]>;
-}
+/** the `vigil state --json` object (contract/module-status.ts) */
+export type { ModuleStatus } from '../contract/module-status.ts';
 
 const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
 

@@ -1,7 +1,7 @@
 /**
  * Farm module, the parts below the daemon: who owns which bucket (pure) and the kernel filter.
  *
- * Packet path (ARCHITECTURE.md "Virtual IP"): every node holds the VIP; clients resolve it to a
+ * Packet path (docs/ARCHITECTURE.md "Virtual IP"): every node holds the VIP; clients resolve it to a
  * virtual MAC (02:76:67:<last 3 bytes of the VIP>) that no node ever uses as a frame source, so the
  * switch floods those frames to every node; on each node an nftables netdev ingress rule computes
  * `jhash ip saddr [. sport] mod 256` (fixed seed) and accepts the packet as its own (PACKET_HOST) only
