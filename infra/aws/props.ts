@@ -107,6 +107,18 @@ export interface VigilClusterProps {
    */
   readonly enableFunction?: boolean;
   /**
+   * A mirror without the function: the template registers both nodes and an NLB with no healthy target
+   * fails open to both (writes may reach the secondary). Only for tests or a load balancer you drive
+   * yourself.
+   * @default false (a mirror requires the function)
+   */
+  readonly allowFailOpen?: boolean;
+  /**
+   * Reserved concurrency of the function (a cap: its URL is open, events are signed).
+   * @default 3
+   */
+  readonly functionConcurrency?: number;
+  /**
    * How often the function reconciles the target group.
    * @default rate(1 minute)
    */

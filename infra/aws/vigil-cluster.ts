@@ -9,7 +9,7 @@
  * and is checked by the daemon's validator before anything is deployed. A subnet whose CIDR is not
  * known at synth time (an imported VPC without `privateSubnetIpv4CidrBlocks`) needs `privateIps`.
  */
-import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
+import { Aws, Duration, Fn, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
@@ -23,6 +23,7 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { awsTemplateRegistersTargets } from '../../cloud-adapters/src/layout.ts';
 import { awsTargetGroupAttributes, probeSettings, type ProbeSettings } from '../../cloud-adapters/src/probe-settings.ts';
 import { modulePorts } from '../../node-service/src/config/ports.ts';
 import type { RawCluster } from '../../node-service/src/config/schema.ts';
@@ -76,12 +77,18 @@ export abstract class VigilCluster extends Construct {
   /** the typed cluster.yaml content */
   readonly clusterConfig: RawCluster;
   readonly nodeAddresses: readonly string[];
+  /** each node's ready.txt (reachable from inside the VPC) */
+  readonly healthUrls: readonly string[];
+  /** where the nodes post their state changes (with the function) */
+  readonly eventsUrl?: string;
 
   protected constructor(scope: Construct, id: string, mode: ModuleMode, nodeCount: number, props: VigilClusterProps) {
     super(scope, id);
     this.mode = mode;
     const stack = Stack.of(this);
     this.clusterName = props.clusterName ?? id.toLowerCase().replace(/[^a-z0-9_.-]/g, '-');
+    // every taggable resource of the cluster (instances, volumes, ENIs, load balancer, secrets, function...)
+    Tags.of(this).add('vigil:cluster', this.clusterName);
     this.moduleName = moduleName({ mode, module: props.module });
     const healthPort = props.healthPort ?? DEFAULT_HEALTH_PORT;
     const listenerPort = props.listenerPort ?? 80;
@@ -161,6 +168,9 @@ export abstract class VigilCluster extends Construct {
       generateSecretString: { passwordLength: 40, excludePunctuation: true },
     });
     const enableFunction = props.enableFunction ?? true;
+    if (mode === 'mirror' && !enableFunction && !props.allowFailOpen) {
+      throw new Error('a mirror cluster needs the function (enableFunction): an NLB fails open to every registered target when none is healthy, so only the primary may be registered, and the function is what registers it (set allowFailOpen to accept writes reaching the secondary instead)');
+    }
     if (enableFunction) {
       this.eventsSecret = new secretsmanager.Secret(this, 'EventsSecret', {
         description: `Vigil ${this.clusterName}: signs the nodes' state-change events to the function`,
@@ -224,6 +234,8 @@ export abstract class VigilCluster extends Construct {
         code: functionCode(props.functionEntry),
         memorySize: 256,
         timeout: Duration.seconds(30),
+        // the function URL is open (events are signed): a cap on what an abuser can make it cost
+        reservedConcurrentExecutions: props.functionConcurrency ?? 3,
         vpc: this.vpc,
         vpcSubnets: placements[0].subnet ? nodeSubnets : (props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }),
         securityGroups: [fnSg],
@@ -232,6 +244,10 @@ export abstract class VigilCluster extends Construct {
       });
       this.functionUrl = this.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE }); // events are HMAC-signed
       eventsUrl = Fn.join('', [this.functionUrl.url, 'events']);
+      this.eventsUrl = eventsUrl;
+      // EventBridge invokes asynchronously: Lambda itself would retry a failed reconcile twice, whatever the
+      // rule's retry policy; the next scheduled run is the retry
+      this.function.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(2) });
       new events.Rule(this, 'ReconcileSchedule', {
         description: `Vigil ${this.clusterName}: periodic reconcile of the load balancer`,
         schedule: props.reconcileSchedule ?? events.Schedule.rate(Duration.minutes(1)),
@@ -289,7 +305,8 @@ export abstract class VigilCluster extends Construct {
     });
     const script = scriptFor();
     const grantNodeReads = (role: iam.IGrantable) => {
-      pkg.grantRead(role);
+      // this one object, not the whole CDK assets bucket (which holds every stack's assets)
+      iam.Grant.addToPrincipal({ grantee: role, actions: ['s3:GetObject'], resourceArns: [pkg.bucket.arnForObjects(pkg.s3ObjectKey)] });
       this.clusterSecret.grantRead(role);
       this.adminToken.grantRead(role);
       this.eventsSecret?.grantRead(role);
@@ -329,13 +346,14 @@ export abstract class VigilCluster extends Construct {
           role,
           userData,
           privateIpAddress: p.addr,
-          requireImdsv2: true,
           instanceName: `${this.clusterName}-${p.name}`,
           ...(defaultImage
             ? { blockDevices: [{ deviceName: '/dev/xvda', volume: ec2.BlockDeviceVolume.ebs(props.rootVolumeGiB ?? 20, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }) }] }
             : {}),
         });
-        Tags.of(inst).add('vigil:cluster', this.clusterName);
+        // IMDSv2 on the instance itself: `requireImdsv2` would add a launch template with a fixed name
+        // (Node1LaunchTemplate), and a second cluster in the account and region would fail on it
+        inst.instance.metadataOptions = { httpTokens: 'required', httpEndpoint: 'enabled', httpPutResponseHopLimit: 2 };
         Tags.of(inst).add('vigil:node', p.name);
         if (props.waitForBootstrap) {
           const signal = (code: 0 | 1, reason: string) =>
@@ -351,7 +369,8 @@ export abstract class VigilCluster extends Construct {
         this.instances.push(inst);
       }
     }
-    this.targetGroup.addTarget(...placements.map((p) => new elbv2targets.IpTarget(p.addr, listenerPort)));
+    // a farm's template registers every node; a mirror's none (the function registers the observed primary)
+    if (awsTemplateRegistersTargets(mode) || !enableFunction) this.targetGroup.addTarget(...placements.map((p) => new elbv2targets.IpTarget(p.addr, listenerPort)));
 
     // ---- function configuration (validated with the functions' own schema) --------------------
     if (this.function) {
@@ -359,8 +378,9 @@ export abstract class VigilCluster extends Construct {
         clusters: {
           [this.clusterName]: {
             healthPort,
-            eventSecretEnv: 'VIGIL_EVENT_SECRET',
-            adminTokenEnv: 'VIGIL_ADMIN_TOKEN',
+            // read at run time from Secrets Manager (AWSCURRENT and AWSPREVIOUS): never in the environment
+            eventSecrets: [{ awsSecretArn: this.eventsSecret!.secretArn }],
+            adminTokens: [{ awsSecretArn: this.adminToken.secretArn }],
             nodes: placements.map((p) => ({ name: p.name, address: p.addr })),
             modules: [
               {
@@ -385,9 +405,8 @@ export abstract class VigilCluster extends Construct {
         `${this.node.path} function config`,
       );
       this.function.addEnvironment('VIGIL_FUNCTIONS_CONFIG', stack.toJsonString(fnConfig));
-      // CloudFormation resolves these dynamic references at deploy time; the values never appear in the template.
-      this.function.addEnvironment('VIGIL_EVENT_SECRET', this.eventsSecret!.secretValue.unsafeUnwrap());
-      this.function.addEnvironment('VIGIL_ADMIN_TOKEN', this.adminToken.secretValue.unsafeUnwrap());
+      this.eventsSecret!.grantRead(this.function);
+      this.adminToken.grantRead(this.function);
     }
 
     // ---- monitoring ----------------------------------------------------------------------------
@@ -400,17 +419,9 @@ export abstract class VigilCluster extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
 
-    // ---- outputs -------------------------------------------------------------------------------
-    const out = (name: string, value: string, description: string) => new CfnOutput(this, name, { value, description });
-    out('VipDnsName', this.loadBalancer.loadBalancerDnsName, `Vigil ${this.clusterName}: the virtual IP (NLB DNS name), port ${listenerPort}`);
-    const healthUrls = placements.map((p) => `http://${p.addr}:${healthPort}${this.probe.path}`);
-    out('HealthUrls', healthUrls.join(' '), 'each node\'s ready.txt (from inside the VPC)');
-    if (this.functionUrl) {
-      out('FunctionUrl', this.functionUrl.url, 'reconcile / status / events function URL');
-      out('EventsUrl', eventsUrl!, 'where the nodes post state changes');
-    }
-    out('NodeSecurityGroupId', nodeSg.securityGroupId, 'security group of the nodes');
-    out('ClusterSecretArn', this.clusterSecret.secretArn, 'Secrets Manager secret holding the cluster secret');
+    this.healthUrls = placements.map((p) => `http://${p.addr}:${healthPort}${this.probe.path}`);
+    // outputs belong to the stack that uses the construct (infra/bin/app.ts shows them): a construct
+    // used twice in one stack would otherwise collide on output names
   }
 
   private place(mode: ModuleMode, nodeCount: number, props: VigilClusterProps): Placement[] {

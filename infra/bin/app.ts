@@ -9,9 +9,9 @@
  * listenerPort (default 80), farmNodes (default 2), instanceType (default t3.small).
  */
 import { join } from 'node:path';
-import { App, Stack, type StackProps } from 'aws-cdk-lib';
+import { App, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { FarmCluster, MirrorCluster, type VigilClusterProps } from '../aws/index.ts';
+import { FarmCluster, MirrorCluster, type VigilCluster, type VigilClusterProps } from '../aws/index.ts';
 import { REPO_ROOT } from '../common/package-tarball.ts';
 
 export function buildApp(app: App): { mirror: Stack; farm: Stack } {
@@ -31,20 +31,35 @@ export function buildApp(app: App): { mirror: Stack; farm: Stack } {
   };
 
   const mirror = new Stack(app, 'VigilMirror', { ...stackProps, description: 'Vigil mirror (active/passive) cluster: 2 nodes, NLB, reconcile function' });
-  new MirrorCluster(mirror, 'Cluster', {
+  const m = new MirrorCluster(mirror, 'Cluster', {
     ...common,
     clusterName: 'vigil-mirror',
     module: { name: 'mirror', replicatedDirs: ['/srv/app/data'] },
   });
 
   const farm = new Stack(app, 'VigilFarm', { ...stackProps, description: 'Vigil farm (active/active) cluster: N nodes, NLB, reconcile function' });
-  new FarmCluster(farm, 'Cluster', {
+  const f = new FarmCluster(farm, 'Cluster', {
     ...common,
     clusterName: 'vigil-farm',
     nodeCount: ctx('farmNodes') ? Number(ctx('farmNodes')) : 2,
     module: { name: 'farm' },
   });
+  clusterOutputs(mirror, m);
+  clusterOutputs(farm, f);
   return { mirror, farm };
+}
+
+/** The stack's outputs for one cluster (a construct defines none: it may be used several times in a stack). */
+export function clusterOutputs(stack: Stack, c: VigilCluster, prefix = ''): void {
+  const out = (name: string, value: string, description: string) => new CfnOutput(stack, `${prefix}${name}`, { value, description });
+  out('VipDnsName', c.loadBalancer.loadBalancerDnsName, `Vigil ${c.clusterName}: the virtual IP (NLB DNS name)`);
+  out('HealthUrls', c.healthUrls.join(' '), "each node's ready.txt (from inside the VPC)");
+  if (c.functionUrl) {
+    out('FunctionUrl', c.functionUrl.url, 'reconcile / status / events function URL');
+    out('EventsUrl', c.eventsUrl!, 'where the nodes post state changes');
+  }
+  out('NodeSecurityGroupId', c.nodeSecurityGroup.securityGroupId, 'security group of the nodes');
+  out('ClusterSecretArn', c.clusterSecret.secretArn, 'Secrets Manager secret holding the cluster secret');
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
