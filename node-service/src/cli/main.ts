@@ -10,6 +10,8 @@ import { VERSION } from '../version.ts';
 import { registerInitCommand } from './init-command.ts';
 import { contractJson, logLine, stateTable } from './format.ts';
 import { watchState } from './watch.ts';
+import { installAllNodes } from './all-nodes.ts';
+import { registerOperatorVerbs } from './operator-verbs.ts';
 
 const program = new Command();
 program.name('vigil').description('Vigil high-availability cluster: node service and CLI').showHelpAfterError().exitOverride();
@@ -57,8 +59,17 @@ program
     process.on('SIGINT', () => onSignal('SIGINT'));
   });
 
+const VERB_HELP = {
+  start: 'start the module on this node (from STOP): it WAITs, then takes the role the cluster gives it',
+  stop: 'stop the module on this node (stop scripts run, the virtual IP is released); it stays STOP across restarts until vigil start',
+  restart: 'restart the application in place on this node (its stop then start scripts), keeping the role',
+  prim: 'make this node primary; refused if its data may be stale, unless --force',
+  second: 'make this node secondary: a primary hands over to its in-sync peer',
+  swap: 'exchange the roles of primary and secondary, with no lost write (from either node)',
+} as const;
+
 for (const verb of ['start', 'stop', 'restart', 'prim', 'second', 'swap'] as const) {
-  const cmd = program.command(verb).description(`${verb} a module on this node`).requiredOption('-m, --module <name>', 'module name');
+  const cmd = program.command(verb).description(VERB_HELP[verb]).requiredOption('-m, --module <name>', 'module name');
   if (verb === 'prim') cmd.option('--force', 'become primary even if this node\'s data may be stale');
   if (verb === 'prim' || verb === 'second') cmd.option('--fullsync', 'compare the whole trees (checksums) at the next resync');
   if (verb !== 'prim') cmd.addOption(new Option('--force').hideHelp());
@@ -148,8 +159,11 @@ program
     await runDemo({ farm: o.farm ?? false, fast: o.fast ?? false, loopback: o.loopback ?? false });
   });
 
+registerOperatorVerbs(program, clientOptions);
+
 async function main(): Promise<void> {
   try {
+    installAllNodes(program);
     await program.parseAsync(process.argv);
   } catch (e) {
     const err = e as Error & { code?: string; exitCode?: number };

@@ -66,6 +66,9 @@ export class NoReplication implements ReplicationPort {
   private peer: PeerView | undefined;
   private cb: (e: ReplicationEvent) => void = () => {};
   private synced = false;
+  /** the primary's generation our last "synced" covered: a primary that moves on (a handover makes it
+   *  ALONE with a new generation) makes the core drop inSync, so the secondary reports synced again */
+  private syncedGen = -1;
 
   async prepare(): Promise<void> {}
   async primary(): Promise<void> {
@@ -75,6 +78,7 @@ export class NoReplication implements ReplicationPort {
   }
   async secondary(): Promise<void> {
     this.role = 'secondary';
+    this.syncedGen = this.peer?.gen ?? -1;
     queueMicrotask(() => this.cb({ type: 'synced' }));
   }
   async idle(): Promise<void> {
@@ -85,6 +89,10 @@ export class NoReplication implements ReplicationPort {
   }
   peerChanged(peer: PeerView | undefined): void {
     this.peer = peer;
+    if (this.role === 'secondary' && peer && peer.gen > this.syncedGen && (peer.state === 'ALONE' || peer.state === 'PRIM')) {
+      this.syncedGen = peer.gen;
+      queueMicrotask(() => this.cb({ type: 'synced' }));
+    }
     this.evaluate();
   }
   status() {
