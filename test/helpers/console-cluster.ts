@@ -22,7 +22,8 @@ export interface RoleTokens {
  * role tokens (and, with `tls`, a pair made by `vigil tls selfsigned`). node1 is made primary.
  */
 export async function startConsoleCluster(o: { tls?: boolean; primary?: boolean } = {}): Promise<{ cluster: LocalCluster; tokens: RoleTokens; scheme: string; ca?: Buffer }> {
-  const cluster = new LocalCluster();
+  // a checker, so that the page has one to show (a script checker that succeeds)
+  const cluster = new LocalCluster({ module: { checkers: [{ type: 'script', name: 'app-alive', command: 'true', interval: '1s', timeout: '1s' }] } });
   const tok = () => randomBytes(18).toString('base64url');
   const tokens: RoleTokens = { admin: cluster.token, control: tok(), control2: tok(), monitor: tok(), monitor2: tok() };
   const file = (name: string, body: string) => {
@@ -46,8 +47,8 @@ export async function startConsoleCluster(o: { tls?: boolean; primary?: boolean 
   cluster.start('node1');
   cluster.start('node2');
   const scheme = o.tls ? 'https' : 'http';
+  await waitUp(cluster);
   if (!o.tls && o.primary !== false) {
-    await waitUp(cluster);
     const r = await cluster.command('node1', 'prim');
     if (r.status !== 200) throw new Error(`prim refused: ${JSON.stringify(r.body)}`);
     await cluster.waitFor({ node1: 'PRIM', node2: 'SECOND' });
@@ -58,7 +59,8 @@ export async function startConsoleCluster(o: { tls?: boolean; primary?: boolean 
 async function waitUp(c: LocalCluster): Promise<void> {
   const until = Date.now() + 20_000;
   for (const n of c.nodes) {
-    while (!(await c.status(n.name))) {
+    // /metrics answers over plain HTTP with or without api.tls
+    while (!(await fetch(c.url(n.name, '/metrics')).then((r) => r.ok, () => false))) {
       if (Date.now() > until) throw new Error(`${n.name} did not start: ${readFileSync(n.logFile, 'utf8').slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -40,8 +41,9 @@ export async function listen(app: Hono, addrs: readonly string[], port: number, 
         ? createNetServer((socket) => {
             socket.once('data', (first) => {
               socket.pause();
+              if (first[0] === 0x16) return void https.emit('connection', replay(socket, first));
               socket.unshift(first);
-              (first[0] === 0x16 ? https : http).emit('connection', socket);
+              http.emit('connection', socket);
               socket.resume();
             });
             socket.on('error', () => socket.destroy());
@@ -63,6 +65,30 @@ export async function listen(app: Hono, addrs: readonly string[], port: number, 
       };
     }),
   );
+}
+
+/**
+ * The socket as a plain stream that starts with the bytes already read. TLS reads a real socket
+ * through its handle and would miss bytes pushed back with unshift(); over a stream it reads them.
+ */
+function replay(socket: Socket, first: Buffer): Duplex {
+  const d = new Duplex({
+    read: () => void socket.resume(),
+    write: (chunk, enc, cb) => void socket.write(chunk, enc, cb),
+    final: (cb) => void socket.end(cb),
+    destroy: (err, cb) => {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(first);
+  socket.on('data', (c) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('close', () => d.destroy());
+  socket.on('error', (e) => d.destroy(e));
+  return d;
 }
 
 export function close(servers: readonly ApiServer[]): Promise<void> {

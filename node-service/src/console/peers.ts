@@ -33,9 +33,25 @@ function open(t: PeerTarget, method: string, path: string, token: string, body: 
   });
 }
 
+/** an operator's reading of a connection error (the code stays, for searching) */
 const reason = (e: unknown): string => {
   const err = e as NodeJS.ErrnoException;
-  return err.code ? `${err.code}${err.message && !err.message.includes(err.code) ? `: ${err.message}` : ''}` : err.message;
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'connection refused: is its daemon running? (ECONNREFUSED)';
+    case 'ECONNRESET':
+      return 'connection lost: its daemon stopped or crashed (ECONNRESET)';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `no route to it (${err.code})`;
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `its certificate is not trusted here: copy the same api.tls pair to every node or set api.tls.ca (${err.code})`;
+    default:
+      return err.code ? `${err.message} (${err.code})` : err.message;
+  }
 };
 
 /** One request to a peer's API with the operator's token; the peer checks the role itself. */
@@ -130,7 +146,7 @@ export function watchPeer(t: PeerTarget, token: string, onSnapshot: (s: NodeSnap
             }
           }
         });
-        r.on('end', () => down('the daemon closed the connection'));
+        r.on('end', () => down('connection closed: its daemon stopped'));
         r.on('error', (e) => down(reason(e)));
       },
       (e) => down(reason(e)),

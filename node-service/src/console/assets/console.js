@@ -105,8 +105,9 @@
       const pct = Math.floor((100 * (r.bytesDone || 0)) / r.bytesTotal);
       return `<div class="resync">resync ${pct}% — ${fmtBytes(r.bytesDone || 0)} / ${fmtBytes(r.bytesTotal)}, ${fmtBytes(r.rateBps || 0)}/s, ETA ${Math.round(r.etaS || 0)} s</div><progress max="100" value="${pct}"></progress>`;
     }
-    if (s.state === 'ALONE') return `<div class="muted">not replicated${r.trackedBytes ? `: ${fmtBytes(r.trackedBytes)} to resync` : ''}</div>`;
-    if (s.state === 'PRIM' || s.state === 'SECOND') return `<div class="muted">${s.inSync ? 'in sync' : 'not in sync'}</div>`;
+    if (s.state === 'ALONE') return `<div class="warn">not replicated${r.trackedBytes ? `: ${fmtBytes(r.trackedBytes)} to resync` : ''}</div>`;
+    if (s.state === 'PRIM') return `<div class="muted">replicating synchronously to ${esc(s.peers.map((p) => p.node).join(', '))}</div>`;
+    if (s.state === 'SECOND') return s.inSync ? '<div class="muted">in sync</div>' : '<div class="warn">not in sync: waits for a resync</div>';
     return '';
   }
 
@@ -171,7 +172,10 @@
       if (r.kind === 'script') return `${t} ${r.node}/${r.module} script ${r.script} ${r.action}: ${r.ok ? 'ok' : r.timedOut ? 'timed out' : `failed (${r.code ?? r.signal})`} ${r.durationMs} ms`;
       return `${t} ${r.node}/${r.module} ${r.level}: ${r.msg}`;
     };
-    $('logtail').textContent = recs.slice(-60).map(line).join('\n');
+    const tail = $('logtail');
+    const atEnd = tail.scrollTop + tail.clientHeight >= tail.scrollHeight - 4;
+    tail.textContent = recs.slice(-60).map(line).join('\n');
+    if (atEnd) tail.scrollTop = tail.scrollHeight;
   }
 
   // ---- actions -------------------------------------------------------------------------------
