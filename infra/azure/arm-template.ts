@@ -14,8 +14,11 @@ import { bootstrapScript, PACKAGE_PATH } from '../common/bootstrap.ts';
 import { VIGIL_PATHS, type ModuleMode } from '../common/cluster-config.ts';
 import { planCluster, type ClusterPlan, type CloudClusterOptions } from '../common/cloud-plan.ts';
 import { hostAt, parseIpv4Cidr } from '../common/ip.ts';
+import { azureNames } from '../../cloud-adapters/src/layout.ts';
 
 export interface AzureClusterOptions extends CloudClusterOptions {
+  /** the function's VNet-integration subnet (delegated to Microsoft.App/environments) @default 10.10.2.0/24 */
+  readonly functionSubnetCidr?: string;
   /** address space of the new VNet @default 10.10.0.0/16 */
   readonly vnetCidr?: string;
   /** nodes' subnet @default 10.10.1.0/24 */
@@ -32,16 +35,37 @@ export type ArmTemplate = {
   outputs: Record<string, unknown>;
 };
 
-const NET_API = '2024-01-01';
-const VM_API = '2024-03-01';
-const KV_API = '2023-07-01';
+/** current apiVersions (each checked against Microsoft's schema for it: test/unit/infra-schemas.test.ts) */
+export const AZURE_API_VERSIONS = {
+  network: '2025-07-01',
+  compute: '2025-04-01',
+  keyVault: '2026-02-01',
+  web: '2024-11-01',
+  storage: '2025-06-01',
+  authorization: '2022-04-01',
+} as const;
+const NET_API = AZURE_API_VERSIONS.network;
+const VM_API = AZURE_API_VERSIONS.compute;
+const KV_API = AZURE_API_VERSIONS.keyVault;
+const WEB_API = AZURE_API_VERSIONS.web;
+const ST_API = AZURE_API_VERSIONS.storage;
+const AUTH_API = AZURE_API_VERSIONS.authorization;
+/** built-in role "Storage Blob Data Owner" (the function host's identity-based storage and its package) */
+const BLOB_OWNER = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b';
+const EVENTS_URL = '__VIGIL_EVENTS_URL__';
 /** built-in role "Key Vault Secrets User" */
 const KV_SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';
 const KV_HOST = '__VIGIL_KV_HOST__';
 const PKG_URL = '__VIGIL_PACKAGE_URL__';
 const PKG_SHA = '__VIGIL_PACKAGE_SHA256__';
 
-export const AZURE_SECRET_NAMES = { cluster: 'vigil-cluster-secret', adminToken: 'vigil-admin-token' } as const;
+export const AZURE_SECRET_NAMES = {
+  cluster: 'vigil-cluster-secret',
+  adminToken: 'vigil-admin-token',
+  events: 'vigil-events-secret',
+  /** rotation: copy the current events secret here, then set a new current one; both are valid */
+  eventsPrevious: 'vigil-events-secret-previous',
+} as const;
 
 const id = (type: string, ...names: string[]) => `[resourceId('${type}', ${names.map((n) => `'${n}'`).join(', ')})]`;
 
@@ -66,6 +90,7 @@ function bootstrap(plan: ClusterPlan, o: AzureClusterOptions): string {
     secrets: [
       { path: VIGIL_PATHS.secret, command: `vigil_kv_secret ${AZURE_SECRET_NAMES.cluster}` },
       { path: VIGIL_PATHS.adminToken, command: `vigil_kv_secret ${AZURE_SECRET_NAMES.adminToken}` },
+      { path: VIGIL_PATHS.eventsSecret, command: `vigil_kv_secret ${AZURE_SECRET_NAMES.events}` },
     ],
     clusterYaml: plan.yaml,
     scripts: plan.raw.modules?.[0]?.scripts_dir && o.module?.scripts ? { [plan.moduleName]: o.module.scripts } : undefined,
@@ -92,20 +117,25 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
   const v = parseIpv4Cidr(vnetCidr);
   const s = parseIpv4Cidr(subnetCidr);
   if (s.network < v.network || s.network + s.size > v.network + v.size) throw new Error(`subnetCidr ${subnetCidr} is not inside vnetCidr ${vnetCidr}`);
-  const plan = planCluster(mode, { ...o, subnetCidr }, { subnetCidr, reserved: { first: 4, last: 1 } });
+  const functionSubnetCidr = o.functionSubnetCidr ?? '10.10.2.0/24';
+  const plan = planCluster(mode, { ...o, subnetCidr }, { subnetCidr, reserved: { first: 4, last: 1 }, eventsUrl: EVENTS_URL });
   const c = plan.cluster;
   const az = plan.probe.azure;
+  // load balancer names: the same functions the adapter reconciles with (layout.ts)
+  const lbNames = azureNames(c, plan.moduleName);
   const names = {
     vnet: `${c}-vnet`,
     subnet: 'nodes',
+    fnSubnet: 'function',
     nsg: `${c}-nsg`,
     nat: `${c}-nat`,
     natIp: `${c}-nat-ip`,
-    lb: `${c}-lb`,
+    lb: lbNames.loadBalancer,
     lbIp: `${c}-vip`,
-    pool: 'nodes',
-    probe: `${plan.moduleName}-ready`,
-    frontend: 'vip',
+    pool: lbNames.backendPool,
+    probe: lbNames.probe,
+    frontend: lbNames.frontend,
+    rule: lbNames.rule('Tcp', plan.listenerPort),
   };
   const nodeIps = plan.nodes.map((n) => n.addr);
   /** the internal frontend's private address (with loadBalancerType Internal) */
@@ -183,6 +213,16 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
               defaultOutboundAccess: false,
             },
           },
+          {
+            // the function's outbound VNet integration (Flex Consumption): it reads the nodes' ready.txt
+            name: names.fnSubnet,
+            properties: {
+              addressPrefix: functionSubnetCidr,
+              delegations: [{ name: 'flex', properties: { serviceName: 'Microsoft.App/environments' } }],
+              natGateway: { id: id('Microsoft.Network/natGateways', names.nat) },
+              defaultOutboundAccess: false,
+            },
+          },
         ],
       },
     },
@@ -201,7 +241,18 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
             properties: `[if(${isPublic}, createObject('publicIPAddress', createObject('id', resourceId('Microsoft.Network/publicIPAddresses', '${names.lbIp}'))), createObject('subnet', createObject('id', resourceId('Microsoft.Network/virtualNetworks/subnets', '${names.vnet}', '${names.subnet}')), 'privateIPAllocationMethod', 'Static', 'privateIPAddress', '${vipPrivate}'))]`,
           },
         ],
-        backendAddressPools: [{ name: names.pool }],
+        // IP-based pool (addresses + VNet), the kind the adapter manages; NICs do not reference it
+        backendAddressPools: [
+          {
+            name: names.pool,
+            properties: {
+              loadBalancerBackendAddresses: plan.nodes.map((n) => ({
+                name: n.name,
+                properties: { ipAddress: n.addr, virtualNetwork: { id: id('Microsoft.Network/virtualNetworks', names.vnet) }, adminState: 'None' },
+              })),
+            },
+          },
+        ],
         probes: [
           {
             name: names.probe,
@@ -217,7 +268,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
         ],
         loadBalancingRules: [
           {
-            name: `${plan.moduleName}-tcp-${plan.listenerPort}`,
+            name: names.rule,
             properties: {
               frontendIPConfiguration: { id: lbId('frontendIPConfigurations', names.frontend) },
               backendAddressPool: { id: lbId('backendAddressPools', names.pool) },
@@ -274,7 +325,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
         apiVersion: NET_API,
         name: nic,
         location: "[parameters('location')]",
-        dependsOn: [id('Microsoft.Network/virtualNetworks', names.vnet), id('Microsoft.Network/loadBalancers', names.lb)],
+        dependsOn: [id('Microsoft.Network/virtualNetworks', names.vnet)],
         properties: {
           ipConfigurations: [
             {
@@ -283,7 +334,6 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
                 privateIPAllocationMethod: 'Static',
                 privateIPAddress: n.addr,
                 subnet: { id: subnetId },
-                loadBalancerBackendAddressPools: [{ id: lbId('backendAddressPools', names.pool) }],
               },
             },
           ],
@@ -319,7 +369,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       },
       {
         type: 'Microsoft.Authorization/roleAssignments',
-        apiVersion: '2022-04-01',
+        apiVersion: AUTH_API,
         scope: "[format('Microsoft.KeyVault/vaults/{0}', variables('vaultName'))]",
         name: `[guid(resourceId('Microsoft.KeyVault/vaults', variables('vaultName')), '${vm}', '${KV_SECRETS_USER}')]`,
         dependsOn: ["[resourceId('Microsoft.KeyVault/vaults', variables('vaultName'))]", id('Microsoft.Compute/virtualMachines', vm)],
@@ -331,6 +381,8 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       },
     );
   });
+
+  resources.push(...functionResources(plan, names));
 
   const template: ArmTemplate = {
     $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
@@ -346,6 +398,9 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       packageSha256: { type: 'string', defaultValue: '', metadata: { description: 'SHA-256 of the tarball, checked when set' } },
       clusterSecret: { type: 'securestring', minLength: 16, metadata: { description: 'cluster secret (heartbeat and replication authentication), e.g. openssl rand -base64 32' } },
       adminToken: { type: 'securestring', minLength: 16, metadata: { description: 'admin API bearer token' } },
+      eventsSecret: { type: 'securestring', minLength: 16, metadata: { description: "signs the nodes' state-change events to the function" } },
+      functionPackageUrl: { type: 'string', metadata: { description: 'blob container URL of the function package (Flex Consumption deployment storage), e.g. https://<account>.blob.core.windows.net/<container>' } },
+      functionMaxInstances: { type: 'int', defaultValue: 40, minValue: 40, maxValue: 1000, metadata: { description: 'cap on function instances (its events URL is open; events are signed)' } },
       loadBalancerType: { type: 'string', defaultValue: 'Internal', allowedValues: ['Internal', 'Public'], metadata: { description: 'Internal (private VIP in the subnet) or Public (public IP)' } },
       clientAddressPrefix: {
         type: 'string',
@@ -355,7 +410,12 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
     },
     variables: {
       vaultName: `[format('vigil{0}', uniqueString(resourceGroup().id, '${c}'))]`,
-      bootstrap: `[replace(replace(replace(variables('bootstrapTemplate'), '${KV_HOST}', format('{0}{1}', variables('vaultName'), environment().suffixes.keyvaultDns)), '${PKG_URL}', parameters('packageUrl')), '${PKG_SHA}', parameters('packageSha256'))]`,
+      functionAppName: `[format('${c}-fn-{0}', uniqueString(resourceGroup().id, '${c}'))]`,
+      storageName: `[format('vigilfn{0}', uniqueString(resourceGroup().id, '${c}'))]`,
+      eventsUrl: "[format('https://{0}.azurewebsites.net/api/events', variables('functionAppName'))]",
+      bootstrap: `[replace(replace(replace(replace(variables('bootstrapTemplate'), '${KV_HOST}', format('{0}{1}', variables('vaultName'), environment().suffixes.keyvaultDns)), '${PKG_URL}', parameters('packageUrl')), '${PKG_SHA}', parameters('packageSha256')), '${EVENTS_URL}', variables('eventsUrl'))]`,
+      functionsConfig: `[replace(replace(variables('functionsConfigTemplate'), '__SUB__', subscription().subscriptionId), '__RG__', resourceGroup().name)]`,
+      functionsConfigTemplate: JSON.stringify(functionsConfig(plan, names)),
       bootstrapTemplate: script,
     },
     resources,
@@ -366,8 +426,168 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       },
       healthUrls: { type: 'array', value: plan.nodes.map((n) => `http://${n.addr}:${plan.healthPort}${plan.probe.path}`) },
       keyVaultName: { type: 'string', value: "[variables('vaultName')]" },
+      loadBalancerId: { type: 'string', value: id('Microsoft.Network/loadBalancers', names.lb) },
+      backendPoolId: { type: 'string', value: lbId('backendAddressPools', names.pool) },
+      probeId: { type: 'string', value: lbId('probes', names.probe) },
+      functionAppName: { type: 'string', value: "[variables('functionAppName')]" },
+      eventsUrl: { type: 'string', value: "[variables('eventsUrl')]" },
     },
   };
   if (script.startsWith('[')) throw new Error('bootstrap script must not start with "[" (ARM expression syntax)');
   return { template, plan };
+}
+
+type Names = { vnet: string; lb: string; pool: string; probe: string; frontend: string; rule: string; fnSubnet: string };
+
+/** The function's configuration (functions/src/config.ts), as the nodes' load balancer is built. */
+function functionsConfig(plan: ClusterPlan, names: Names) {
+  return {
+    clusters: {
+      [plan.cluster]: {
+        healthPort: plan.healthPort,
+        // Key Vault references in the app settings: never in the template, rotation without redeploy
+        eventSecretEnv: 'VIGIL_EVENT_SECRET',
+        adminTokenEnv: 'VIGIL_ADMIN_TOKEN',
+        nodes: plan.nodes.map((n) => ({ name: n.name, address: n.addr })),
+        modules: [
+          {
+            name: plan.moduleName,
+            mode: plan.mode,
+            cloud: {
+              provider: 'azure',
+              subscriptionId: '__SUB__',
+              resourceGroup: '__RG__',
+              loadBalancer: names.lb,
+              frontendIpConfiguration: names.frontend,
+              backendPool: names.pool,
+              virtualNetworkId: `/subscriptions/__SUB__/resourceGroups/__RG__/providers/Microsoft.Network/virtualNetworks/${names.vnet}`,
+              probeName: names.probe,
+              rules: [{ name: names.rule, protocol: 'Tcp', frontendPort: plan.listenerPort, backendPort: plan.listenerPort }],
+            },
+          },
+        ],
+      },
+    },
+  };
+}
+
+/** custom role: exactly what the adapter does to this load balancer (and joining the VNet for IP-based pool members) */
+const FUNCTION_ROLE_ACTIONS = [
+  'Microsoft.Network/loadBalancers/read',
+  'Microsoft.Network/loadBalancers/write',
+  'Microsoft.Network/loadBalancers/backendAddressPools/read',
+  'Microsoft.Network/loadBalancers/backendAddressPools/write',
+  'Microsoft.Network/loadBalancers/backendAddressPools/join/action',
+  'Microsoft.Network/loadBalancers/loadBalancingRules/read',
+  'Microsoft.Network/loadBalancers/loadBalancingRules/health/action',
+  'Microsoft.Network/loadBalancers/probes/read',
+  'Microsoft.Network/loadBalancers/probes/join/action',
+  'Microsoft.Network/loadBalancers/frontendIPConfigurations/join/action',
+  'Microsoft.Network/virtualNetworks/joinLoadBalancer/action',
+  'Microsoft.Network/virtualNetworks/read',
+];
+
+/**
+ * The reconcile / status / events function: a Flex Consumption function app (instance cap, VNet
+ * integration to reach the nodes), its system identity with a custom role on this load balancer and
+ * its VNet only, Key Vault references for its secrets, the timer (in the code: every minute) and the
+ * events URL the nodes post to.
+ */
+function functionResources(plan: ClusterPlan, names: Names): Record<string, any>[] {
+  const site = "[resourceId('Microsoft.Web/sites', variables('functionAppName'))]";
+  const vault = "[resourceId('Microsoft.KeyVault/vaults', variables('vaultName'))]";
+  const storage = "[resourceId('Microsoft.Storage/storageAccounts', variables('storageName'))]";
+  const principal = `[reference(resourceId('Microsoft.Web/sites', variables('functionAppName')), '${WEB_API}', 'full').identity.principalId]`;
+  const roleName = `[guid(resourceGroup().id, '${plan.cluster}', 'vigil-function-lb')]`;
+  const kvRef = (secret: string) => `[format('@Microsoft.KeyVault(VaultName={0};SecretName=${secret})', variables('vaultName'))]`;
+  const assignment = (key: string, scope: string, role: string, dependsOn: string[]) => ({
+    type: 'Microsoft.Authorization/roleAssignments',
+    apiVersion: AUTH_API,
+    scope,
+    name: `[guid(${scope.startsWith('[') ? `'${scope}'` : `'${scope}'`}, '${plan.cluster}', '${key}')]`,
+    dependsOn: [site, ...dependsOn],
+    properties: { roleDefinitionId: role, principalId: principal, principalType: 'ServicePrincipal' },
+  });
+  return [
+    {
+      type: 'Microsoft.KeyVault/vaults/secrets',
+      apiVersion: KV_API,
+      name: `[format('{0}/${AZURE_SECRET_NAMES.events}', variables('vaultName'))]`,
+      dependsOn: [vault],
+      properties: { value: "[parameters('eventsSecret')]" },
+    },
+    {
+      type: 'Microsoft.Storage/storageAccounts',
+      apiVersion: ST_API,
+      name: "[variables('storageName')]",
+      location: "[parameters('location')]",
+      sku: { name: 'Standard_LRS' },
+      kind: 'StorageV2',
+      properties: { allowBlobPublicAccess: false, allowSharedKeyAccess: false, minimumTlsVersion: 'TLS1_2', supportsHttpsTrafficOnly: true },
+    },
+    {
+      type: 'Microsoft.Web/serverfarms',
+      apiVersion: WEB_API,
+      name: "[format('{0}-plan', variables('functionAppName'))]",
+      location: "[parameters('location')]",
+      kind: 'functionapp',
+      sku: { name: 'FC1', tier: 'FlexConsumption' },
+      properties: { reserved: true },
+    },
+    {
+      type: 'Microsoft.Web/sites',
+      apiVersion: WEB_API,
+      name: "[variables('functionAppName')]",
+      location: "[parameters('location')]",
+      kind: 'functionapp,linux',
+      identity: { type: 'SystemAssigned' },
+      dependsOn: [
+        "[resourceId('Microsoft.Web/serverfarms', format('{0}-plan', variables('functionAppName')))]",
+        storage,
+        id('Microsoft.Network/virtualNetworks', names.vnet),
+      ],
+      properties: {
+        serverFarmId: "[resourceId('Microsoft.Web/serverfarms', format('{0}-plan', variables('functionAppName')))]",
+        httpsOnly: true,
+        virtualNetworkSubnetId: id('Microsoft.Network/virtualNetworks/subnets', names.vnet, names.fnSubnet),
+        functionAppConfig: {
+          deployment: { storage: { type: 'blobContainer', value: "[parameters('functionPackageUrl')]", authentication: { type: 'SystemAssignedIdentity' } } },
+          scaleAndConcurrency: { maximumInstanceCount: "[parameters('functionMaxInstances')]", instanceMemoryMB: 2048 },
+          runtime: { name: 'node', version: '20' },
+        },
+        siteConfig: {
+          minTlsVersion: '1.2',
+          appSettings: [
+            { name: 'AzureWebJobsStorage__accountName', value: "[variables('storageName')]" },
+            { name: 'VIGIL_FUNCTIONS_CONFIG', value: "[variables('functionsConfig')]" },
+            { name: 'VIGIL_EVENT_SECRET', value: kvRef(AZURE_SECRET_NAMES.events) },
+            { name: 'VIGIL_EVENT_SECRET_PREVIOUS', value: kvRef(AZURE_SECRET_NAMES.eventsPrevious) },
+            { name: 'VIGIL_ADMIN_TOKEN', value: kvRef(AZURE_SECRET_NAMES.adminToken) },
+          ],
+        },
+      },
+    },
+    {
+      type: 'Microsoft.Authorization/roleDefinitions',
+      apiVersion: AUTH_API,
+      name: roleName,
+      properties: {
+        roleName: `[format('Vigil load balancer ({0}, {1})', '${plan.cluster}', resourceGroup().name)]`,
+        description: `What the Vigil function of ${plan.cluster} does to its load balancer`,
+        type: 'customRole',
+        permissions: [{ actions: FUNCTION_ROLE_ACTIONS, notActions: [] }],
+        assignableScopes: ['[resourceGroup().id]'],
+      },
+    },
+    assignment('lb', `Microsoft.Network/loadBalancers/${names.lb}`, `[resourceId('Microsoft.Authorization/roleDefinitions', guid(resourceGroup().id, '${plan.cluster}', 'vigil-function-lb'))]`, [
+      id('Microsoft.Network/loadBalancers', names.lb),
+      `[resourceId('Microsoft.Authorization/roleDefinitions', guid(resourceGroup().id, '${plan.cluster}', 'vigil-function-lb'))]`,
+    ]),
+    assignment('vnet', `Microsoft.Network/virtualNetworks/${names.vnet}`, `[resourceId('Microsoft.Authorization/roleDefinitions', guid(resourceGroup().id, '${plan.cluster}', 'vigil-function-lb'))]`, [
+      id('Microsoft.Network/virtualNetworks', names.vnet),
+      `[resourceId('Microsoft.Authorization/roleDefinitions', guid(resourceGroup().id, '${plan.cluster}', 'vigil-function-lb'))]`,
+    ]),
+    assignment('kv', "[format('Microsoft.KeyVault/vaults/{0}', variables('vaultName'))]", `[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '${KV_SECRETS_USER}')]`, [vault]),
+    assignment('blob', "[format('Microsoft.Storage/storageAccounts/{0}', variables('storageName'))]", `[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '${BLOB_OWNER}')]`, [storage]),
+  ];
 }

@@ -145,6 +145,7 @@ describe('Azure Load Balancer adapter (real @azure/arm-network client, recorded 
           enableFloatingIP: false,
           loadDistribution: 'Default',
           idleTimeoutInMinutes: 4,
+          disableOutboundSnat: true,
         },
       },
     ]);

@@ -98,7 +98,7 @@ describe('Azure ARM templates', () => {
         for (const v of vms) expect(v.properties.osProfile.customData).toBe("[base64(variables('bootstrap'))]");
         const script: string = template.variables.bootstrapTemplate;
         expect(Buffer.byteLength(script) * 4 / 3).toBeLessThan(65535); // customData limit
-        const config = validateConfig(parse(extractClusterYaml(script)), '/etc/vigil/cluster.yaml', { skipFileChecks: true });
+        const config = validateConfig(parse(extractClusterYaml(script).replace('__VIGIL_EVENTS_URL__', 'https://vigil-fn.azurewebsites.net/api/events')), '/etc/vigil/cluster.yaml', { skipFileChecks: true });
         expect(config.nodes.map((n) => n.addrs[0])).toEqual(ips);
         expect(config.modules[0]).toMatchObject({ name: mode, mode });
         expect(script).toContain('systemctl enable --now vigil.service');

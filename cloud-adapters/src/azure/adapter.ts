@@ -71,6 +71,8 @@ function desiredRules(d: Desired<AzureResources>): LoadBalancingRule[] {
     enableFloatingIP: false,
     loadDistribution: 'Default',
     idleTimeoutInMinutes: 4,
+    // outbound goes through the NAT gateway (infra/azure), never through the load balancer's frontend
+    disableOutboundSnat: true,
   }));
 }
 
@@ -84,7 +86,7 @@ function desiredAddresses(d: Desired<AzureResources>, down: ReadonlySet<string> 
 }
 
 const PROBE_FIELDS = ['protocol', 'port', 'requestPath', 'intervalInSeconds', 'probeThreshold', 'noHealthyBackendsBehavior'] as const;
-const RULE_FIELDS = ['protocol', 'frontendPort', 'backendPort', 'enableTcpReset', 'enableFloatingIP', 'loadDistribution', 'idleTimeoutInMinutes'] as const;
+const RULE_FIELDS = ['protocol', 'frontendPort', 'backendPort', 'enableTcpReset', 'enableFloatingIP', 'loadDistribution', 'idleTimeoutInMinutes', 'disableOutboundSnat'] as const;
 const sameId = (a: { id?: string } | undefined, b: { id?: string } | undefined) => (a?.id ?? '').toLowerCase() === (b?.id ?? '').toLowerCase();
 
 function addressKey(a: LoadBalancerBackendAddress): string {
