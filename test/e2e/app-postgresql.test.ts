@@ -61,7 +61,7 @@ describe('template postgresql: a mirrored PostgreSQL through real daemons and th
       expect(missing).toEqual([]);
 
       // THEN the killed node comes back as secondary (resync of what changed), and a swap moves PostgreSQL back
-      app.c.start('node1');
+      await app.revive('node1');
       await app.c.waitFor({ node1: 'SECOND', node2: 'PRIM' }, 90_000);
       const swapAt = Date.now();
       const sw = await app.c.command('node2', 'swap');

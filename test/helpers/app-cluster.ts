@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse } from 'yaml';
 import { NsCluster } from '../../node-service/src/demo/ns-cluster.ts';
@@ -23,6 +23,8 @@ export interface AppClusterOptions {
   /** replicated directories to create (empty) in each node's private folder before the first start */
   readonly dataDirs?: readonly string[];
   readonly nodes?: number;
+  /** files to write into each node's private folder before the first start: path under privatePath → content */
+  readonly privateFiles?: (node: string) => Readonly<Record<string, string>>;
   /** edits of the module entry the template wrote (e.g. default_primary) */
   readonly module?: Readonly<Record<string, unknown>>;
 }
@@ -47,6 +49,11 @@ export class AppCluster {
     const c = await NsCluster.create({ prefix: o.prefix, subnet: o.subnet, nodes: o.nodes, extraHosts: ['client'], privatePath: o.privatePath, module: entry });
     for (const n of c.nodes) {
       for (const d of o.dataDirs ?? []) mkdirSync(join(n.root, 'private', d.slice(o.privatePath.length)), { recursive: true });
+      for (const [rel, text] of Object.entries(o.privateFiles?.(n.name) ?? {})) {
+        const f = join(n.root, 'private', rel);
+        mkdirSync(dirname(f), { recursive: true });
+        writeFileSync(f, text);
+      }
     }
     return new AppCluster(c, mod, moduleDir, o.privatePath);
   }
@@ -67,9 +74,14 @@ export class AppCluster {
     return run(['nsenter', '-t', String(this.pid(node)), '-m', '-n', '--', ...cmd], timeoutMs);
   }
 
-  /** kill -9 of every process in the node's network namespace: the daemon, the server, the scripts. */
+  /**
+   * The node dies as a machine does: its link goes down and every process in its network namespace
+   * (the daemon, the server, the scripts) gets kill -9. Without the cut, the dead node's kernel would
+   * still hold its addresses and filter rules and answer for them (RSTs, ARP replies for the VIP).
+   */
   async killNamespace(node: string): Promise<number> {
     const ns = this.c.lan.ns(node);
+    await this.c.lan.cut(node);
     const pids = (await run(['ip', 'netns', 'pids', ns])).split(/\s+/).filter(Boolean).map(Number);
     for (const p of pids) {
       try {
@@ -84,6 +96,12 @@ export class AppCluster {
       await sleep(50);
     }
     return pids.length;
+  }
+
+  /** A killed node is powered on again: link up, daemon started (it clears the VIP and filter the dead one left). */
+  async revive(node: string): Promise<void> {
+    await this.c.lan.restore(node);
+    this.c.start(node);
   }
 
   async destroy(): Promise<void> {
