@@ -3,7 +3,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { backing, createPair, rejoinSecondary, type Pair } from '../helpers/mirror-cluster.ts';
+import { backing, createPair, drained, rejoinSecondary, type Pair } from '../helpers/mirror-cluster.ts';
 import { setXattr } from '../../node-service/src/mirror/fuse/libc.ts';
 import { compareTrees } from '../helpers/mirror-compare.ts';
 
@@ -123,6 +123,7 @@ describe('mirror: failback resync copies only what changed', () => {
     await pair.b.call('primary');
     await synced;
     await run(pair.b.spawnInside(['sh', '-c', `echo after-swap > ${join(ROOT, 'b', 'data', 'swap.txt')}`]));
+    await drained(pair.b);
     const st = (await pair.b.call('status')) as Status;
     expect(st.lastResync?.mode).toBe('delta');
     expect(st.lastResync?.bytesSent).toBe(0);

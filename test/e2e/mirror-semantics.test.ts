@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { backing, closePair, startPair, type MirrorNode, type Pair } from '../helpers/mirror-cluster.ts';
+import { backing, closePair, drained, startPair, type MirrorNode, type Pair } from '../helpers/mirror-cluster.ts';
 import { compareTrees } from '../helpers/mirror-compare.ts';
 import { allXattrs } from '../../node-service/src/mirror/fuse/libc.ts';
 
@@ -14,15 +14,20 @@ const MiB = 1024 * 1024;
 /** run as nobody:nogroup, without supplementary groups */
 const NOBODY = 'setpriv --reuid=65534 --regid=65534 --clear-groups --';
 
-/** runs a shell script inside the node's namespaces (cwd = that node's view); never rejects */
-function sh(node: MirrorNode, script: string, cwd = node.name === 'a' ? VA : VB): Promise<{ code: number; out: string }> {
-  return new Promise((res) => {
+/**
+ * runs a shell script inside the node's namespaces (cwd = that node's view); never rejects. On the
+ * primary it returns once the secondary acknowledged everything (ack: fsync returns writes before).
+ */
+async function sh(node: MirrorNode, script: string, cwd = node.name === 'a' ? VA : VB): Promise<{ code: number; out: string }> {
+  const r = await new Promise<{ code: number; out: string }>((res) => {
     const p = node.spawnInside(['sh', '-c', `export LC_ALL=C; cd '${cwd}' && { ${script}\n}`]);
     let out = '';
     p.stdout!.on('data', (d) => (out += d));
     p.stderr!.on('data', (d) => (out += d));
     p.on('exit', (c) => res({ code: c ?? -1, out }));
   });
+  if (node.name === 'a') await drained(node).catch(() => undefined);
+  return r;
 }
 
 /** like sh, but the script must succeed; returns its output */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, resolve } from 'node:path';
-import { backing, closePair, startPair, type Pair } from '../helpers/mirror-cluster.ts';
+import { backing, closePair, drained, startPair, type Pair } from '../helpers/mirror-cluster.ts';
 import { compareTrees, countEntries } from '../helpers/mirror-compare.ts';
 
 const ROOT = `/tmp/vgm-e2e-workload-${process.pid}`;
@@ -29,6 +29,7 @@ describe('mirror: synchronous replication through the FUSE view (two namespaces)
     const done = Object.values(summary.counts).reduce((x, y) => x + y, 0);
     console.log(`workload: ${done} successful operations`, summary.counts);
     expect(done).toBeGreaterThan(7000);
+    await drained(pair.a);
     const st = (await pair.a.call('status')) as { peer: string };
     expect(st.peer).toBe('synced');
     // THEN both backing trees are the same: names, types, sizes, modes, symlink targets and bytes
@@ -50,6 +51,7 @@ describe('mirror: synchronous replication through the FUSE view (two namespaces)
     const st = (await pair.a.call('status')) as { largestWrite: number };
     // dd writes 1 MiB blocks: each reaches the daemon as one request (max_pages negotiated)
     expect(st.largestWrite).toBe(1024 * 1024);
+    await drained(pair.a);
     expect(compareTrees(backing(ROOT, 'a'), backing(ROOT, 'b'))).toEqual([]);
   }, 60_000);
 });

@@ -126,7 +126,7 @@ export interface Pair {
  * Two nodes a (198.18.3.1) and b (198.18.3.2) on a namespace LAN "vgm", each with its own data
  * directory under root (so a test can compare the two backing trees from outside).
  */
-export async function createPair(opts: { root: string; sendTimeoutMs?: number; zoneSize?: number; secretB?: string; prefix?: string }): Promise<Pair> {
+export async function createPair(opts: { root: string; sendTimeoutMs?: number; zoneSize?: number; secretB?: string; prefix?: string; ack?: 'fsync' | 'write'; window?: number }): Promise<Pair> {
   rmSync(opts.root, { recursive: true, force: true });
   mkdirSync(opts.root, { recursive: true });
   const lan = await createLan(opts.prefix ?? 'vgm', [
@@ -145,6 +145,8 @@ export async function createPair(opts: { root: string; sendTimeoutMs?: number; z
       secretHex: sec,
       sendTimeoutMs: opts.sendTimeoutMs ?? 1000,
       zoneSize: opts.zoneSize,
+      ack: opts.ack,
+      window: opts.window,
     });
   const a = mk('a', 'b', '198.18.3.1', '198.18.3.2', secret);
   const b = mk('b', 'a', '198.18.3.2', '198.18.3.1', opts.secretB ?? secret);
@@ -195,4 +197,18 @@ export async function rejoinSecondary(pair: Pair, timeoutMs = 120_000): Promise<
   await pair.b.call('prepare');
   await pair.b.call('secondary');
   await synced;
+}
+
+/**
+ * Resolves once the primary has nothing unacknowledged (with ack: fsync a change returns before the
+ * secondary has it; a test comparing both trees waits for the stream to drain first).
+ */
+export async function drained(primary: MirrorNode, timeoutMs = 30_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const st = (await primary.call('status')) as { unackedBytes?: number; peer: string };
+    if (!st.unackedBytes) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${primary.name}: ${st.unackedBytes} bytes still unacknowledged after ${timeoutMs} ms (peer ${st.peer})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -21,6 +21,8 @@ interface HarnessConfig {
   sendTimeoutMs?: number;
   zoneSize?: number;
   id?: number;
+  ack?: 'fsync' | 'write';
+  window?: number;
 }
 
 const cfg = JSON.parse(process.argv[2]) as HarnessConfig;
@@ -29,7 +31,7 @@ const module = {
   mode: 'mirror',
   id: cfg.id ?? 1,
   ports: modulePorts(cfg.id ?? 1),
-  replication: { dirs: cfg.dirs, send_timeout: cfg.sendTimeoutMs ?? 2000, zone_size: cfg.zoneSize ?? 1 << 20 },
+  replication: { dirs: cfg.dirs, send_timeout: cfg.sendTimeoutMs ?? 2000, zone_size: cfg.zoneSize ?? 1 << 20, ack: cfg.ack ?? 'fsync', window: cfg.window ?? 16 << 20 },
   nodes: [cfg.name, cfg.peer],
 } as unknown as ModuleConfig;
 const log = createLogger({ node: cfg.name, level: process.env.VIGIL_LOG_LEVEL ?? 'warn', destination: process.stderr });

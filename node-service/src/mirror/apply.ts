@@ -2,19 +2,10 @@ import { constants as C, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { checkRel, confinedParent } from './paths.ts';
+import { confinedParent } from './paths.ts';
 import { allXattrs, check, fallocate, removeXattr, setTimes, setXattr } from './fuse/libc.ts';
-import { FrameError, int, str } from './protocol.ts';
-
-/** a time on the wire: decimal nanoseconds since the epoch */
-function nanos(h: Record<string, unknown>, k: string): bigint {
-  const v = h[k];
-  if (typeof v !== 'string' || !/^-?[0-9]{1,20}$/.test(v)) throw new FrameError(`field ${k} must be a time in decimal nanoseconds`);
-  return BigInt(v);
-}
-
-/** Mutating operations, as sent on the wire (header fields; write/data/setxattr carry bytes). */
-export const OPS = new Set(['write', 'data', 'truncate', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown', 'utimens', 'fallocate', 'setxattr', 'removexattr', 'fsync', 'ensure', 'list', 'remove', 'meta', 'nop']);
+import type { FsyncOp, Op, PathOp } from './ops.ts';
+import { FrameError } from './protocol.ts';
 
 const MAX_OPEN = 128;
 
@@ -44,16 +35,21 @@ export class Applier {
   private async closeAll(): Promise<void> {
     const fds = [...this.fds.values()];
     this.fds.clear();
-    await Promise.all(fds.map((f) => f.close().catch(() => undefined)));
+    // a close error after writes means nothing here: durability comes from the fsync operations
+    await Promise.allSettled(fds.map((f) => f.close()));
   }
 
   /** Operations that may name the replicated directory itself; every other one must name an entry in it. */
-  private static readonly ROOT_OK = new Set(['chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'meta', 'fsync', 'ensure', 'list']);
+  private static readonly ROOT_OK = new Set<Op['t']>(['chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'meta', 'fsync', 'ensure']);
 
-  private async path(h: Record<string, unknown>, field = 'p'): Promise<{ d: number; rel: string; p: string }> {
-    const d = int(h, 'd', 0, this.roots.length - 1);
-    const rel = checkRel(h[field]);
-    if (rel === '' && (field !== 'p' || !Applier.ROOT_OK.has(h.t as string))) throw new FrameError(`${String(h.t)} cannot apply to the replicated directory itself`);
+  private root(d: number): number {
+    if (d >= this.roots.length) throw new FrameError(`directory index ${d} out of range (this node replicates ${this.roots.length})`);
+    return d;
+  }
+
+  private async path(op: PathOp, rel = op.p, named = true): Promise<{ d: number; rel: string; p: string }> {
+    const d = this.root(op.d);
+    if (rel === '' && (!named || !Applier.ROOT_OK.has(op.t))) throw new FrameError(`${op.t} cannot apply to the replicated directory itself`);
     const p = await confinedParent(this.roots[d], rel, this.rootsReal[d]);
     return { d, rel, p };
   }
@@ -62,8 +58,8 @@ export class Applier {
    * Fast path: the descriptor of a file written before. Descriptors are dropped on every namespace
    * change, so the path was confined when it was opened and still names the same file.
    */
-  private cached(h: Record<string, unknown>): FileHandle | undefined {
-    return this.fds.get(`${int(h, 'd', 0, this.roots.length - 1)}:${checkRel(h.p)}`);
+  private cached(op: PathOp): FileHandle | undefined {
+    return this.fds.get(`${this.root(op.d)}:${op.p}`);
   }
 
   private async handle(d: number, rel: string, p: string, create: boolean): Promise<FileHandle> {
@@ -76,40 +72,46 @@ export class Applier {
     return fh;
   }
 
-  async apply(h: Record<string, unknown>, data: Buffer): Promise<void> {
-    const t = h.t as string;
-    switch (t) {
+  /**
+   * Applies one operation (already validated by `decodeToSecondary`). An fsync returns the sync as a
+   * promise without waiting for it, so the caller can go on applying what follows while the disk
+   * works; everything else is done when the returned promise resolves.
+   */
+  async apply(op: Op): Promise<void> {
+    switch (op.t) {
       case 'nop':
+      case 'base':
+      case 'synced':
         return;
       case 'write':
       case 'data': {
-        const o = int(h, 'o');
-        if (checkRel(h.p) === '') throw new FrameError('write to the replicated directory itself');
-        let fh = this.cached(h);
-        if (!fh || t === 'data') {
-          const { d, rel, p } = await this.path(h);
-          if (t === 'data') await this.backup(d, rel, p, false);
-          fh = await this.handle(d, rel, p, t === 'data');
+        if (op.p === '') throw new FrameError('write to the replicated directory itself');
+        let fh = this.cached(op);
+        if (!fh || op.t === 'data') {
+          const { d, rel, p } = await this.path(op);
+          if (op.t === 'data') await this.backup(d, rel, p, false);
+          fh = await this.handle(d, rel, p, op.t === 'data');
         }
         // page-cache writes are a memcpy: synchronous is faster than a thread-pool round trip
+        const data = op.data;
         let done = 0;
-        while (done < data.length) done += writeSync(fh.fd, data, done, data.length - done, o + done);
+        while (done < data.length) done += writeSync(fh.fd, data, done, data.length - done, op.o + done);
         this.bytesApplied += data.length;
         return;
       }
       case 'truncate': {
-        const { d, rel, p } = await this.path(h);
+        const { d, rel, p } = await this.path(op);
         const fh = await this.handle(d, rel, p, false);
-        await fh.truncate(int(h, 's'));
+        await fh.truncate(op.s);
         return;
       }
       case 'create': {
-        const { d, rel, p } = await this.path(h);
+        const { d, rel, p } = await this.path(op);
         const fh = await fsp.open(p, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW, 0o600);
         try {
           // chown clears set-ID bits: owner first, then the mode
-          await this.own(h, p);
-          await fh.chmod(int(h, 'm', 0, 0o7777));
+          await fsp.lchown(p, op.u, op.g);
+          await fh.chmod(op.m);
         } finally {
           await fh.close();
         }
@@ -117,144 +119,119 @@ export class Applier {
         return;
       }
       case 'mkdir': {
-        const { p } = await this.path(h);
+        const { p } = await this.path(op);
         await fsp.mkdir(p, 0o700);
-        await this.own(h, p);
-        await fsp.chmod(p, int(h, 'm', 0, 0o7777));
+        await fsp.lchown(p, op.u, op.g);
+        await fsp.chmod(p, op.m);
         return;
       }
       case 'unlink':
       case 'rmdir': {
-        const { p } = await this.path(h);
+        const { p } = await this.path(op);
         await this.closeAll();
-        await (t === 'unlink' ? fsp.unlink(p) : fsp.rmdir(p));
+        await (op.t === 'unlink' ? fsp.unlink(p) : fsp.rmdir(p));
         return;
       }
       case 'rename': {
-        const a = await this.path(h);
-        const b = await this.path(h, 'to');
-        if (a.d !== b.d) throw new FrameError('rename across directories');
+        const a = await this.path(op);
+        const b = await this.path(op, op.to, false);
         await this.closeAll();
         await fsp.rename(a.p, b.p);
         return;
       }
       case 'symlink': {
-        const { p } = await this.path(h);
-        await fsp.symlink(str(h, 'tg'), p);
-        await this.own(h, p);
+        const { p } = await this.path(op);
+        await fsp.symlink(op.tg, p);
+        await fsp.lchown(p, op.u, op.g);
         return;
       }
       case 'link': {
-        const a = await this.path(h);
-        const b = await this.path(h, 'to');
+        const a = await this.path(op);
+        const b = await this.path(op, op.to, false);
         const st = await fsp.lstat(b.p);
         if (st.isDirectory()) throw new FrameError('hard link to a directory');
         await fsp.link(b.p, a.p);
         return;
       }
       case 'chmod': {
-        const { p } = await this.path(h);
+        const { p } = await this.path(op);
         const st = await fsp.lstat(p);
-        if (!st.isSymbolicLink()) await fsp.chmod(p, int(h, 'm', 0, 0o7777));
+        if (!st.isSymbolicLink()) await fsp.chmod(p, op.m);
         return;
       }
       case 'chown': {
-        const { p } = await this.path(h);
-        await fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff));
+        const { p } = await this.path(op);
+        await fsp.lchown(p, op.u, op.g);
         return;
       }
       case 'utimens':
       case 'meta': {
-        const { p } = await this.path(h);
-        if (t === 'meta' && h.x !== undefined) this.setAllXattrs(p, h.x);
-        check(setTimes({ path: p }, nanos(h, 'a'), nanos(h, 'mt')), 'utimensat');
+        const { p } = await this.path(op);
+        if (op.t === 'meta' && op.x !== undefined) this.setAllXattrs(p, op.x);
+        check(setTimes({ path: p }, BigInt(op.a), BigInt(op.mt)), 'utimensat');
         return;
       }
       case 'fallocate': {
-        const { d, rel, p } = await this.path(h);
+        const { d, rel, p } = await this.path(op);
         const fh = await this.handle(d, rel, p, false);
-        check(fallocate(fh.fd, int(h, 'mode', 0, 0xff), int(h, 'o'), int(h, 'l')), 'fallocate');
+        check(fallocate(fh.fd, op.mode, op.o, op.l), 'fallocate');
         return;
       }
-      case 'setxattr':
+      case 'setxattr': {
+        const { p } = await this.path(op);
+        check(setXattr(p, op.n, op.v, op.fl), 'setxattr');
+        return;
+      }
       case 'removexattr': {
-        const { p } = await this.path(h);
-        const name = str(h, 'n', 255);
-        check(t === 'setxattr' ? setXattr(p, name, data, int(h, 'fl', 0, 3)) : removeXattr(p, name), t);
+        const { p } = await this.path(op);
+        check(removeXattr(p, op.n), 'removexattr');
         return;
       }
-      case 'fsync': {
-        const open = this.cached(h);
-        if (open) return h.ds ? open.datasync() : open.sync();
-        const { d, rel, p } = await this.path(h);
-        const st = await fsp.lstat(p);
-        if (st.isDirectory()) {
-          const fh = await fsp.open(p, C.O_RDONLY | C.O_DIRECTORY);
-          try { await fh.sync(); } finally { await fh.close(); }
-        } else if (st.isFile()) {
-          const fh = await this.handle(d, rel, p, false);
-          await (h.ds ? fh.datasync() : fh.sync());
-        }
-        return;
-      }
+      case 'fsync':
+        return this.fsync(op);
       case 'ensure':
-        return this.ensure(h);
-      case 'list': {
-        const { d, rel, p } = await this.path(h);
-        const names = h.n;
-        if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw new FrameError('list names');
-        const keep = new Set(names as string[]);
-        // readdir follows a final symlink: only a real directory is listed (a symlink there could lead
-        // outside, and the removals below would then happen there)
-        const st = await fsp.lstat(p).catch(() => null);
-        if (!st?.isDirectory()) return;
-        let have: string[];
-        try {
-          have = await fsp.readdir(p);
-        } catch {
-          return;
-        }
-        for (const n of have) {
-          if (!keep.has(n)) await this.remove(d, rel === '' ? n : `${rel}/${n}`, join(p, n));
-        }
-        return;
-      }
+        return this.ensure(op);
       case 'remove': {
-        const { d, rel, p } = await this.path(h);
+        const { d, rel, p } = await this.path(op);
         if (rel === '') throw new FrameError('remove of the replicated directory itself');
         await this.remove(d, rel, p);
         return;
       }
-      default:
-        throw new FrameError(`unknown operation ${t}`);
     }
   }
 
-  /** the owner the primary gave a new entry (u, g), when the frame names one */
-  private own(h: Record<string, unknown>, p: string): Promise<void> {
-    if (typeof h.u !== 'number' || typeof h.g !== 'number') return Promise.resolve();
-    // validated here, synchronously: a malformed owner is a bad frame even where chown errors are tolerated
-    return fsp.lchown(p, int(h, 'u', 0, 0xffffffff), int(h, 'g', 0, 0xffffffff));
+  /** syncs p (file or directory); the descriptor of a file being written is reused */
+  private async fsync(op: FsyncOp): Promise<void> {
+    const open = this.cached(op);
+    if (open) return op.ds ? open.datasync() : open.sync();
+    const { d, rel, p } = await this.path(op);
+    const st = await fsp.lstat(p);
+    if (st.isDirectory()) {
+      const fh = await fsp.open(p, C.O_RDONLY | C.O_DIRECTORY);
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } else if (st.isFile()) {
+      const fh = await this.handle(d, rel, p, false);
+      await (op.ds ? fh.datasync() : fh.sync());
+    }
   }
 
   /** resync: the entry's extended attributes become x (name → base64 value) */
-  private setAllXattrs(p: string, x: unknown): void {
-    if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new FrameError('xattrs must be an object');
+  private setAllXattrs(p: string, x: Record<string, string>): void {
     const want = new Map<string, Buffer>();
-    for (const [name, v] of Object.entries(x)) {
-      if (typeof v !== 'string' || name.length === 0 || name.length > 255 || name.includes('\0')) throw new FrameError('bad xattr');
-      want.set(name, Buffer.from(v, 'base64'));
-    }
+    for (const [name, v] of Object.entries(x)) want.set(name, Buffer.from(v, 'base64'));
     // best effort: a name this filesystem refuses (another security module) must not stop the resync
     for (const name of Object.keys(allXattrs(p))) if (!want.has(name)) removeXattr(p, name);
     for (const [name, v] of want) setXattr(p, name, v, 0);
   }
 
   /** Makes rel exist with the given type and metadata (resync). */
-  private async ensure(h: Record<string, unknown>): Promise<void> {
-    const { d, rel, p } = await this.path(h);
-    const ty = str(h, 'ty', 1);
-    const mode = int(h, 'm', 0, 0o7777);
+  private async ensure(op: Extract<Op, { t: 'ensure' }>): Promise<void> {
+    const { d, rel, p } = await this.path(op);
+    const ty = op.ty;
     let st: import('node:fs').Stats | undefined;
     try {
       st = await fsp.lstat(p);
@@ -271,22 +248,20 @@ export class Applier {
     if (ty === 'f') {
       if (st) await this.backup(d, rel, p, false);
       const fh = await this.handle(d, rel, p, true);
-      await fh.truncate(int(h, 's'));
+      await fh.truncate(op.s);
     } else if (ty === 'd') {
       if (!st) await fsp.mkdir(p, 0o700);
     } else if (ty === 'l') {
-      const tg = str(h, 'tg');
+      const tg = op.tg ?? '';
       if (st && (await fsp.readlink(p)) !== tg) {
         await this.remove(d, rel, p);
         st = undefined;
       }
       if (!st) await fsp.symlink(tg, p);
-    } else {
-      throw new FrameError(`entry type ${ty}`);
     }
     // owner first, then the mode: chown clears a file's set-ID bits
-    await this.own(h, p).catch(() => undefined);
-    if (ty !== 'l') await fsp.chmod(p, mode);
+    await fsp.lchown(p, op.u, op.g);
+    if (ty !== 'l') await fsp.chmod(p, op.m);
   }
 
   /** mkdir -p that never follows a symlink out of the directory (the parent was confined already). */

@@ -1,6 +1,7 @@
-import { Replicator, type MirrorReplicator, type MirrorReplicatorOptions } from './replicator.ts';
+import { Replicator } from './replicator.ts';
+import type { MirrorReplicator, MirrorReplicatorOptions } from './types.ts';
 
-export type { MirrorEvent, MirrorReplicator, MirrorReplicatorOptions, MirrorStatus, ResyncStatus } from './replicator.ts';
+export type { MirrorEvent, MirrorReplicator, MirrorReplicatorOptions, MirrorStatus, ResyncStatus } from './types.ts';
 
 /**
  * The replication engine of one mirror module (see README.md in this folder). The daemon calls

@@ -3,9 +3,13 @@ import type { Logger } from '../log/logger.ts';
 import type { Applier } from './apply.ts';
 import { acceptPrimary, Channel } from './channel.ts';
 import { buildManifest, type Entry } from './manifest.ts';
+import { decodeToSecondary, encodeToPrimary, type Op } from './ops.ts';
 import type { Frame } from './protocol.ts';
-import type { MirrorEvent, MirrorReplicatorOptions, MirrorStatus } from './replicator.ts';
 import type { Tracking } from './tracking.ts';
+import type { MirrorEvent, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
+
+/** One received operation, or the reason it was refused (acknowledged as a failure, in order). */
+type Received = { q: number; op: Op; bad?: undefined } | { q: number; bad: string };
 
 /** What the secondary role needs from the engine that owns it. */
 export interface SecondaryContext {
@@ -24,7 +28,10 @@ export interface SecondaryContext {
 
 /**
  * The secondary side of one mirror module: listens for the primary, authenticates it, answers its
- * manifest request and applies its frames in sequence order, acknowledging each batch after applying it.
+ * manifest request and applies its operations in sequence order. Acknowledgements are cumulative: "up
+ * to q" means every operation up to q is applied and every fsync up to q is on disk. An fsync does not
+ * stop the operations behind it from being applied (the disk syncs while the stream goes on), and
+ * several fsyncs in flight complete together (one journal commit, one acknowledgement).
  */
 export class SecondaryRole {
   peer: MirrorStatus['peer'] = 'disconnected';
@@ -32,9 +39,14 @@ export class SecondaryRole {
   private readonly inboundSockets = new Set<Socket>();
   private servers: Server[] = [];
   private inbound: Channel | null = null;
-  private applyQueue: Frame[] = [];
+  private applyQueue: Received[] = [];
   private applying = false;
   private lastInbound = 0;
+  /** highest sequence applied, highest acknowledged, fsyncs still running, failures not yet reported */
+  private applied = 0;
+  private ackedSeq = 0;
+  private readonly syncing = new Set<number>();
+  private errs: [number, string][] = [];
 
   constructor(
     private readonly ctx: SecondaryContext,
@@ -105,6 +117,10 @@ export class SecondaryRole {
       }
       this.inbound = ch;
       this.applyQueue = [];
+      this.applied = 0;
+      this.ackedSeq = 0;
+      this.syncing.clear();
+      this.errs = [];
       this.lastInbound = Date.now();
       this.peer = 'connected';
       this.ctx.log.info({ peer: r.peer, from: ch.socket.remoteAddress }, 'primary connected');
@@ -114,7 +130,7 @@ export class SecondaryRole {
         this.applyQueue = [];
         this.peer = 'disconnected';
         this.ctx.log.warn({ reason }, 'replication stream from the primary lost');
-        void this.ctx.persist(true).catch(() => undefined);
+        this.ctx.persist(true).catch((err) => this.ctx.log.error({ err }, 'cannot persist mirror state'));
         this.ctx.emit({ type: 'lost', reason });
       };
       ch.start((f) => this.onSecondaryFrame(ch, f));
@@ -124,11 +140,21 @@ export class SecondaryRole {
   private onSecondaryFrame(ch: Channel, f: Frame): void {
     if (this.inbound !== ch) return;
     this.lastInbound = Date.now();
-    if (f.h.t === 'manifest-req') {
-      void this.sendManifest(ch);
+    let m;
+    try {
+      m = decodeToSecondary(f);
+    } catch (e) {
+      // a malformed operation is refused in its place in the stream; without a sequence number the
+      // stream itself is broken
+      const q = f.h.q;
+      if (typeof q !== 'number' || !Number.isSafeInteger(q) || q <= this.applied) return ch.close(`malformed frame: ${(e as Error).message}`);
+      m = { t: 'bad' as const, q, reason: (e as Error).message };
+    }
+    if (m.t === 'manifest-req') {
+      this.sendManifest(ch).catch((err) => ch.close(`cannot list the tree for the primary: ${(err as Error).message}`));
       return;
     }
-    this.applyQueue.push(f);
+    this.applyQueue.push(m.t === 'op' ? { q: m.q, op: m.op } : { q: m.q, bad: m.reason });
     if (!this.applying) void this.pump(ch);
   }
 
@@ -140,37 +166,40 @@ export class SecondaryRole {
       batch.push(e);
       bytes += 80 + e.k.length + (e.h?.length ?? 0) * 19 + (e.tg?.length ?? 0);
       if (bytes > 128 * 1024) {
-        ch.sendFrame({ t: 'manifest', e: batch });
+        ch.send(encodeToPrimary({ t: 'manifest', e: batch, end: false }));
         batch = [];
         bytes = 0;
       }
       this.lastInbound = Date.now();
     });
-    ch.sendFrame({ t: 'manifest', e: batch, end: true });
+    ch.send(encodeToPrimary({ t: 'manifest', e: batch, end: true }));
   }
 
-  /** applies queued frames in order; acknowledges when the queue is empty (or every 64 frames) */
+  /** applies queued operations in order; acknowledges when the queue is empty, every 64 operations, and when an fsync completes */
   private async pump(ch: Channel): Promise<void> {
     this.applying = true;
-    let lastSeq = -1;
-    let errs: [number, string][] = [];
     let sinceAck = 0;
     try {
       while (this.inbound === ch && this.applyQueue.length > 0) {
-        const f = this.applyQueue.shift()!;
-        const seq = typeof f.h.q === 'number' ? f.h.q : -1;
-        try {
-          await this.applySecondary(f);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-          errs.push([seq, code]);
-          this.ctx.log.debug({ op: f.h.t, seq, code }, 'could not apply');
+        const r = this.applyQueue.shift()!;
+        if (r.bad !== undefined) this.failed(r.q, r.bad);
+        else if (r.op.t === 'fsync') {
+          const q = r.q;
+          this.syncing.add(q);
+          this.ctx.applier.apply(r.op).then(
+            () => this.syncDone(ch, q),
+            (e) => (this.failed(q, e), this.syncDone(ch, q)),
+          );
+        } else {
+          try {
+            await this.applyOne(r.op);
+          } catch (e) {
+            this.failed(r.q, e);
+          }
         }
-        lastSeq = seq;
-        sinceAck++;
-        if (this.applyQueue.length === 0 || sinceAck >= 64) {
-          ch.sendFrame({ t: 'ack', q: lastSeq, ...(errs.length ? { e: errs } : {}) });
-          errs = [];
+        this.applied = r.q;
+        if (this.applyQueue.length === 0 || ++sinceAck >= 64) {
+          this.ack(ch);
           sinceAck = 0;
         }
         this.lastInbound = Date.now();
@@ -180,26 +209,46 @@ export class SecondaryRole {
     }
   }
 
-  private async applySecondary(f: Frame): Promise<void> {
-    const h = f.h;
-    if (h.t === 'base') {
-      if (typeof h.id !== 'string') throw new Error('base without id');
-      this.ctx.tracking.clear(h.id);
+  private failed(q: number, e: unknown): void {
+    const code = typeof e === 'string' ? e : ((e as NodeJS.ErrnoException).code ?? (e as Error).message);
+    this.errs.push([q, code]);
+    this.ctx.log.debug({ seq: q, code }, 'could not apply');
+  }
+
+  private syncDone(ch: Channel, q: number): void {
+    this.syncing.delete(q);
+    if (this.inbound === ch) this.ack(ch);
+  }
+
+  /** acknowledges up to the last operation applied, but never past an fsync still running */
+  private ack(ch: Channel): void {
+    let upTo = this.applied;
+    for (const q of this.syncing) if (q <= upTo) upTo = q - 1;
+    if (upTo <= this.ackedSeq) return;
+    this.ackedSeq = upTo;
+    const e = this.errs.filter(([q]) => q <= upTo);
+    if (e.length) this.errs = this.errs.filter(([q]) => q > upTo);
+    ch.send(encodeToPrimary({ t: 'ack', q: upTo, e }));
+  }
+
+  private async applyOne(op: Op): Promise<void> {
+    if (op.t === 'base') {
+      this.ctx.tracking.clear(op.id);
       this.ctx.setInResync(true);
       this.peer = 'resyncing';
       await this.ctx.persist(true);
       return;
     }
-    if (h.t === 'synced') {
-      if (h.id !== this.ctx.tracking.baseline) throw new Error('synced for another base');
+    if (op.t === 'synced') {
+      if (op.id !== this.ctx.tracking.baseline) throw new Error('synced for another base');
       this.ctx.setInResync(false);
       await this.ctx.persist(true);
       this.peer = 'synced';
-      this.ctx.log.info({ baseline: h.id }, 'in sync with the primary');
+      this.ctx.log.info({ baseline: op.id }, 'in sync with the primary');
       this.ctx.emit({ type: 'synced' });
       return;
     }
-    await this.ctx.applier.apply(h, f.data);
+    await this.ctx.applier.apply(op);
   }
 
   /** ends the role: the primary's connection first (server.close() waits for open connections, and one whose peer vanished would never end) */

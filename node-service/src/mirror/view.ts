@@ -1,28 +1,12 @@
 import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import type { FsyncOp, PathOp } from './ops.ts';
 import { abs } from './paths.ts';
-import { attrOut, cstrings, dirent, entryOut, Fattr, FSYNC_FDATASYNC, FUSE_WRITE_KILL_SUIDGID, openOut, Op, RENAME_NOREPLACE, sizeOut, statfsOut, u64, type Attr, type InHeader } from './fuse/abi.ts';
+import { attrOut, cstrings, dirent, entryOut, Fattr, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FSYNC_FDATASYNC, FUSE_WRITE_KILL_SUIDGID, openOut, Op, RENAME_NOREPLACE, sizeOut, statfsOut, u64, type Attr, type InHeader } from './fuse/abi.ts';
 import { FuseDevice, unmountStale, type Reply } from './fuse/device.ts';
 import { check, fallocate, getXattr, listXattr, removeXattr, setTimes, setXattr, sysError, type TimeSpec } from './fuse/libc.ts';
 import { NodeTable, type FuseNode } from './fuse/nodes.ts';
-
-/** What a change made through the view means for replication. */
-export type Mutation =
-  | { t: 'write'; p: string; o: number; data: Buffer }
-  | { t: 'truncate'; p: string; s: number }
-  | { t: 'create' | 'mkdir'; p: string; m: number; u: number; g: number }
-  | { t: 'unlink' | 'rmdir'; p: string }
-  | { t: 'rename' | 'link'; p: string; t2: string }
-  | { t: 'symlink'; p: string; tg: string; u: number; g: number }
-  | { t: 'chmod'; p: string; m: number }
-  | { t: 'chown'; p: string; u: number; g: number }
-  /** times as decimal nanoseconds since the epoch (beyond a double's precision) */
-  | { t: 'utimens'; p: string; a: string; mt: string }
-  | { t: 'fallocate'; p: string; o: number; l: number; mode: number }
-  | { t: 'setxattr'; p: string; n: string; v: Buffer; fl: number }
-  | { t: 'removexattr'; p: string; n: string }
-  | { t: 'fsync'; p: string; ds: boolean };
 
 export interface ViewSink {
   /** false: the view refuses every change with EROFS */
@@ -32,17 +16,18 @@ export interface ViewSink {
    * the order the changes are made locally (after the local change, except for writes, which are
    * handed over just before it); byte payloads are copied before it returns.
    */
-  replicate(dir: number, m: Mutation): Promise<void>;
+  replicate(dir: number, op: PathOp): Promise<void>;
   /** fsync: local and remote run together */
-  replicateFsync(dir: number, m: Mutation, local: Promise<void>): Promise<void>;
+  replicateFsync(dir: number, op: FsyncOp, local: Promise<void>): Promise<void>;
   /** a change already handed over failed locally: the peer's copy of that entry must be made again */
-  diverged(dir: number, m: Mutation): void;
+  diverged(dir: number, op: PathOp): void;
 }
 
 const E = osConstants.errno;
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 const WRITE_ACCESS = C.O_WRONLY | C.O_RDWR;
+const O_ACCMODE = 3;
 /** flags the view handles itself: the kernel sends explicit offsets, truncates through SETATTR */
 const OPEN_STRIP = C.O_APPEND | C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_DIRECT | C.O_NOCTTY;
 /** how long the kernel may cache names and attributes: only where every change goes through us */
@@ -84,6 +69,14 @@ function direntType(d: fs.Dirent): number {
 interface FileHandle {
   fd: number;
   node: FuseNode;
+  /** served by passthrough: the kernel reads the backing file itself */
+  passthrough: boolean;
+}
+
+/** a backing file registered with the kernel for a node's passthrough opens */
+interface Backing {
+  id: number;
+  opens: number;
 }
 
 interface DirHandle {
@@ -121,6 +114,13 @@ export class View {
   private readonly files = new Map<number, FileHandle>();
   private readonly dirs = new Map<number, DirHandle>();
   private nextFh = 1;
+  /** opens served by the daemon, per node: while any is open, the kernel refuses passthrough opens of it */
+  private readonly cachedOpens = new WeakMap<FuseNode, number>();
+  private readonly backings = new WeakMap<FuseNode, Backing>();
+  /** bumped at every role change: the first open of a node after it drops what the kernel cached before */
+  private epoch = 0;
+  private readonly openedIn = new WeakMap<FuseNode, number>();
+  passthroughOpens = 0;
 
   constructor(
     readonly dir: number,
@@ -134,6 +134,11 @@ export class View {
     fs.mkdirSync(this.mountpoint, { recursive: true });
     this.nodes = new NodeTable();
     this.dev = await FuseDevice.mount(this.mountpoint, (h, body, reply) => this.handle(h, body, reply));
+  }
+
+  /** the engine changed roles: pages the kernel cached under the old role are not trusted any more */
+  roleChanged(): void {
+    this.epoch++;
   }
 
   async unmount(): Promise<void> {
@@ -196,11 +201,11 @@ export class View {
   }
 
   /** hands the changes (made locally already) to the sink; answers once all are replicated */
-  private replicate(m: Mutation | null, reply: Reply, ...ok: Buffer[]): void {
+  private replicate(m: PathOp | null, reply: Reply, ...ok: Buffer[]): void {
     this.replicateAll(m ? [m] : [], reply, ...ok);
   }
 
-  private replicateAll(ms: Mutation[], reply: Reply, ...ok: Buffer[]): void {
+  private replicateAll(ms: PathOp[], reply: Reply, ...ok: Buffer[]): void {
     if (ms.length === 0) return reply(0, ...ok);
     Promise.all(ms.map((m) => this.sink.replicate(this.dir, m))).then(
       () => reply(0, ...ok),
@@ -210,7 +215,7 @@ export class View {
 
   private fsyncBoth(rel: string | null, ds: boolean, local: Promise<void>, reply: Reply): void {
     if (rel === null || !this.sink.writable()) return void local.then(() => reply(0), (e) => reply(errno(e)));
-    this.sink.replicateFsync(this.dir, { t: 'fsync', p: rel, ds }, local).then(
+    this.sink.replicateFsync(this.dir, { t: 'fsync', d: this.dir, p: rel, ds }, local).then(
       () => reply(0),
       (e) => reply(errno(e)),
     );
@@ -259,7 +264,7 @@ export class View {
         const { u, g } = this.owner(h, this.pathOf(parent).p);
         fs.symlinkSync(target, p);
         made(p, () => fs.lchownSync(p, u, g));
-        return this.replicate({ t: 'symlink', p: rel, tg: target, u, g }, reply, this.entry(parent, name, p));
+        return this.replicate({ t: 'symlink', d: this.dir, p: rel, tg: target, u, g }, reply, this.entry(parent, name, p));
       }
       case Op.MKNOD: {
         this.writableOrThrow();
@@ -278,7 +283,7 @@ export class View {
         } finally {
           fs.closeSync(fd);
         }
-        return this.replicate({ t: 'create', p: rel, m, u, g }, reply, this.entry(parent, name, p));
+        return this.replicate({ t: 'create', d: this.dir, p: rel, m, u, g }, reply, this.entry(parent, name, p));
       }
       case Op.MKDIR: {
         this.writableOrThrow();
@@ -289,7 +294,7 @@ export class View {
         const m = (b.readUInt32LE(0) & 0o7777) | (sgid ? S_ISGID : 0);
         fs.mkdirSync(p, 0o700);
         made(p, () => (fs.lchownSync(p, u, g), fs.chmodSync(p, m)), true);
-        return this.replicate({ t: 'mkdir', p: rel, m, u, g }, reply, this.entry(parent, name, p));
+        return this.replicate({ t: 'mkdir', d: this.dir, p: rel, m, u, g }, reply, this.entry(parent, name, p));
       }
       case Op.UNLINK:
       case Op.RMDIR: {
@@ -300,7 +305,7 @@ export class View {
         if (h.opcode === Op.UNLINK) fs.unlinkSync(p);
         else fs.rmdirSync(p);
         this.nodes.detach(parent, name);
-        return this.replicate({ t: h.opcode === Op.UNLINK ? 'unlink' : 'rmdir', p: rel }, reply);
+        return this.replicate({ t: h.opcode === Op.UNLINK ? 'unlink' : 'rmdir', d: this.dir, p: rel }, reply);
       }
       case Op.RENAME:
       case Op.RENAME2: {
@@ -315,7 +320,7 @@ export class View {
         if (flags & RENAME_NOREPLACE && fs.lstatSync(z.p, { throwIfNoEntry: false })) throw sysError(-E.EEXIST, 'rename');
         fs.renameSync(a.p, z.p);
         this.nodes.move(parent, from, newParent, to);
-        return this.replicate({ t: 'rename', p: a.rel, t2: z.rel }, reply);
+        return this.replicate({ t: 'rename', d: this.dir, p: a.rel, to: z.rel }, reply);
       }
       case Op.LINK: {
         this.writableOrThrow();
@@ -324,17 +329,15 @@ export class View {
         const [name] = cstrings(b, 8, 1);
         const { rel, p } = this.child(parent, name);
         fs.linkSync(target.p, p);
-        // the wire carries the new name as p and the existing one as t2
-        return this.replicate({ t: 'link', p: rel, t2: target.rel }, reply, this.entry(parent, name, p));
+        // the wire carries the new name as p and the existing one as to
+        return this.replicate({ t: 'link', d: this.dir, p: rel, to: target.rel }, reply, this.entry(parent, name, p));
       }
       case Op.OPEN: {
         const flags = b.readUInt32LE(0);
         if ((flags & WRITE_ACCESS) !== 0) this.writableOrThrow();
         const n = this.node(h.nodeid);
         const fd = fs.openSync(this.pathOf(n).p, (flags & ~OPEN_STRIP) | C.O_NOFOLLOW);
-        const fh = this.nextFh++;
-        this.files.set(fh, { fd, node: n });
-        return reply(0, openOut(fh, 0));
+        return reply(0, this.opened(fd, n, (flags & O_ACCMODE) === C.O_RDONLY));
       }
       case Op.CREATE:
         return this.create(h, b, reply);
@@ -355,7 +358,7 @@ export class View {
         const fh = u64(b, 0);
         const f = this.files.get(fh);
         this.files.delete(fh);
-        if (f) fs.close(f.fd, () => undefined);
+        if (f) this.released(f);
         return reply(0);
       }
       case Op.FSYNC: {
@@ -383,7 +386,7 @@ export class View {
         const v = Buffer.from(b.subarray(start, start + size));
         const { rel, p } = this.pathOf(this.node(h.nodeid));
         check(setXattr(p, name, v, fl), 'setxattr');
-        return this.replicate({ t: 'setxattr', p: rel, n: name, v, fl }, reply);
+        return this.replicate({ t: 'setxattr', d: this.dir, p: rel, n: name, v, fl }, reply);
       }
       case Op.GETXATTR:
       case Op.LISTXATTR: {
@@ -398,7 +401,7 @@ export class View {
         const [name] = cstrings(b, 0, 1);
         const { rel, p } = this.pathOf(this.node(h.nodeid));
         check(removeXattr(p, name), 'removexattr');
-        return this.replicate({ t: 'removexattr', p: rel, n: name }, reply);
+        return this.replicate({ t: 'removexattr', d: this.dir, p: rel, n: name }, reply);
       }
       case Op.FLUSH:
         return reply(0);
@@ -422,7 +425,7 @@ export class View {
         const mode = b.readUInt32LE(24);
         check(fallocate(f.fd, mode, o, l), 'fallocate');
         const rel = this.nodes.rel(f.node);
-        return this.replicate(rel === null ? null : { t: 'fallocate', p: rel, o, l, mode }, reply);
+        return this.replicate(rel === null ? null : { t: 'fallocate', d: this.dir, p: rel, o, l, mode }, reply);
       }
       case Op.DESTROY:
         return reply(0);
@@ -450,23 +453,78 @@ export class View {
       fd = fs.openSync(p, access);
       created = false;
     }
-    let m: Mutation | null = null;
+    let m: PathOp | null = null;
     if (created) {
       try {
         // the kernel already applied the umask and the set-group-ID rules to the mode
         const { u, g } = this.owner(h, this.pathOf(parent).p);
         const mode = b.readUInt32LE(4) & 0o7777;
         made(p, () => (fs.fchownSync(fd, u, g), fs.fchmodSync(fd, mode)));
-        m = { t: 'create', p: rel, m: mode, u, g };
+        m = { t: 'create', d: this.dir, p: rel, m: mode, u, g };
       } catch (e) {
         fs.closeSync(fd);
         throw e;
       }
     }
-    const fh = this.nextFh++;
     const entry = this.entry(parent, name, p);
-    this.files.set(fh, { fd, node: this.nodes.get(entry.readUInt32LE(0))! });
-    this.replicate(m, reply, entry, openOut(fh, 0));
+    this.replicate(m, reply, entry, this.opened(fd, this.nodes.get(entry.readUInt32LE(0))!, false));
+  }
+
+  /**
+   * A file handle for fd, and the open reply. Reads of a read-only open on the secondary's view use
+   * passthrough where the kernel has it: the kernel reads the backing file itself, always current (the
+   * replication stream changes it underneath) and at native speed. Not on the primary: the kernel
+   * refuses (EIO) any ordinary open of an inode while a passthrough open of it exists, so a reader
+   * (a log tailer) would make the application's next open for writing fail. The primary's reads come
+   * from the kernel's page cache instead, kept across opens (every change goes through the view, so
+   * it is never stale); the first open after a role change drops what was cached before.
+   */
+  private opened(fd: number, node: FuseNode, readOnly: boolean): Buffer {
+    const fh = this.nextFh++;
+    if (readOnly && !this.sink.writable() && !this.cachedOpens.get(node)) {
+      const id = this.backingFor(node, fd);
+      if (id !== null) {
+        this.files.set(fh, { fd, node, passthrough: true });
+        this.passthroughOpens++;
+        return openOut(fh, FOPEN_PASSTHROUGH, id);
+      }
+    }
+    this.files.set(fh, { fd, node, passthrough: false });
+    this.cachedOpens.set(node, (this.cachedOpens.get(node) ?? 0) + 1);
+    const keep = this.sink.writable() && this.openedIn.get(node) === this.epoch;
+    this.openedIn.set(node, this.epoch);
+    return openOut(fh, keep ? FOPEN_KEEP_CACHE : 0);
+  }
+
+  /** the node's backing id (registered on its first passthrough open), or null: no passthrough here */
+  private backingFor(node: FuseNode, fd: number): number | null {
+    const have = this.backings.get(node);
+    if (have) {
+      have.opens++;
+      return have.id;
+    }
+    const id = this.dev?.openBacking(fd) ?? -1;
+    if (id < 0) return null;
+    this.backings.set(node, { id, opens: 1 });
+    return id;
+  }
+
+  private released(f: FileHandle): void {
+    if (f.passthrough) {
+      const bk = this.backings.get(f.node);
+      if (bk && --bk.opens === 0) {
+        this.backings.delete(f.node);
+        this.dev?.closeBacking(bk.id);
+      }
+    } else {
+      const n = (this.cachedOpens.get(f.node) ?? 1) - 1;
+      if (n > 0) this.cachedOpens.set(f.node, n);
+      else this.cachedOpens.delete(f.node);
+    }
+    fs.close(f.fd, (err) => {
+      // a close error reports nothing the application could act on (it closed already); log for the operator
+      if (err) console.error(`vigil mirror: closing ${this.mountpoint} handle: ${err.message}`);
+    });
   }
 
   private write(b: Buffer, reply: Reply): void {
@@ -476,7 +534,7 @@ export class View {
     const data = b.subarray(40, 40 + b.readUInt32LE(16));
     const rel = this.nodes.rel(f.node);
     // an unlinked file that is still open has no copy on the peer
-    const m: Mutation | null = rel === null ? null : { t: 'write', p: rel, o, data };
+    const m: PathOp | null = rel === null ? null : { t: 'write', d: this.dir, p: rel, o, data };
     // The frame leaves first, so the network transfer overlaps the local copy; both happen in this
     // tick, so the order of the stream is still the order of the changes. The application's call
     // returns only once both are done.
@@ -500,13 +558,13 @@ export class View {
   }
 
   /** clears set-user-ID, and set-group-ID on a group-executable file, as a write or truncate by a user does */
-  private killSuidgid(fd: number, rel: string | null): Mutation | null {
+  private killSuidgid(fd: number, rel: string | null): PathOp | null {
     const mode = fs.fstatSync(fd).mode;
     const clear = C.S_IFREG === (mode & C.S_IFMT) ? (mode & S_ISUID) | (mode & 0o010 ? mode & S_ISGID : 0) : 0;
     if (!clear) return null;
     const m = mode & 0o7777 & ~clear;
     fs.fchmodSync(fd, m);
-    return rel === null ? null : { t: 'chmod', p: rel, m };
+    return rel === null ? null : { t: 'chmod', d: this.dir, p: rel, m };
   }
 
   private setattr(h: InHeader, b: Buffer, reply: Reply): void {
@@ -518,27 +576,27 @@ export class View {
     const p = rel === null ? null : abs(this.backing, rel);
     if (p === null && !f) throw sysError(-E.ENOENT, 'lookup');
     const stat = () => (f ? fs.fstatSync(f.fd, { bigint: true }) : fs.lstatSync(p!, { bigint: true }));
-    const ms: Mutation[] = [];
+    const ms: PathOp[] = [];
     const before = stat();
     const isLink = (Number(before.mode) & C.S_IFMT) === C.S_IFLNK;
     if (valid & Fattr.MODE && !isLink) {
       const m = b.readUInt32LE(68) & 0o7777;
       if (f) fs.fchmodSync(f.fd, m);
       else fs.chmodSync(p!, m);
-      if (rel !== null) ms.push({ t: 'chmod', p: rel, m });
+      if (rel !== null) ms.push({ t: 'chmod', d: this.dir, p: rel, m });
     }
     if (valid & (Fattr.UID | Fattr.GID)) {
       const u = valid & Fattr.UID ? b.readUInt32LE(76) : Number(before.uid);
       const g = valid & Fattr.GID ? b.readUInt32LE(80) : Number(before.gid);
       if (f) fs.fchownSync(f.fd, u, g);
       else fs.lchownSync(p!, u, g);
-      if (rel !== null) ms.push({ t: 'chown', p: rel, u, g });
+      if (rel !== null) ms.push({ t: 'chown', d: this.dir, p: rel, u, g });
     }
     if (valid & Fattr.SIZE) {
       const s = u64(b, 16);
       if (f) fs.ftruncateSync(f.fd, s);
       else fs.truncateSync(p!, s);
-      if (rel !== null) ms.push({ t: 'truncate', p: rel, s });
+      if (rel !== null) ms.push({ t: 'truncate', d: this.dir, p: rel, s });
       if (valid & Fattr.KILL_SUIDGID) {
         const fd = f?.fd ?? fs.openSync(p!, C.O_RDONLY | C.O_NOFOLLOW);
         try {
@@ -555,7 +613,7 @@ export class View {
       check(setTimes(f ? { fd: f.fd } : { path: p! }, time(Fattr.ATIME, Fattr.ATIME_NOW, 32, 56), time(Fattr.MTIME, Fattr.MTIME_NOW, 40, 60)), 'utimensat');
       // the peer gets the resulting times, so "now" and "unchanged" are the same there
       const after = stat();
-      if (rel !== null) ms.push({ t: 'utimens', p: rel, a: after.atimeNs.toString(), mt: after.mtimeNs.toString() });
+      if (rel !== null) ms.push({ t: 'utimens', d: this.dir, p: rel, a: after.atimeNs.toString(), mt: after.mtimeNs.toString() });
     }
     const a = toAttr(stat());
     this.replicateAll(ms, reply, attrOut(a, this.valid(a)));

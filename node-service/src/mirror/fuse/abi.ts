@@ -7,7 +7,9 @@
 
 export const FUSE_KERNEL_VERSION = 7;
 /** the minor version Vigil implements; the kernel speaks min(its own, this) */
-export const FUSE_KERNEL_MINOR = 33;
+export const FUSE_KERNEL_MINOR = 40;
+/** the first minor with passthrough (FUSE_PASSTHROUGH, backing ids: Linux 6.9) */
+export const PASSTHROUGH_MINOR = 40;
 
 export const Op = {
   LOOKUP: 1,
@@ -60,7 +62,23 @@ export const Init = {
    * security.capability before every write.
    */
   HANDLE_KILLPRIV_V2: 1 << 28,
+  /** flags2 is valid (init_in and init_out), protocol 7.36 */
+  INIT_EXT: 1 << 30,
 } as const;
+
+/** INIT flags2 (bits 32 and up of the flags) */
+export const Init2 = {
+  /** opens may name a backing file: reads and writes on it bypass the daemon (protocol 7.40) */
+  PASSTHROUGH: 1 << (37 - 32),
+} as const;
+
+/** fuse_open_out.open_flags */
+export const FOPEN_KEEP_CACHE = 1 << 1;
+export const FOPEN_PASSTHROUGH = 1 << 7;
+
+/** ioctls on /dev/fuse: register / release a backing file (struct fuse_backing_map { i32 fd; u32 flags; u64 padding }) */
+export const FUSE_DEV_IOC_BACKING_OPEN = 0x4010e501;
+export const FUSE_DEV_IOC_BACKING_CLOSE = 0x4004e502;
 
 /** fuse_write_in.write_flags */
 export const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
@@ -187,11 +205,12 @@ export function attrOut(a: Attr, validS: number): Buffer {
   return out;
 }
 
-/** fuse_open_out */
-export function openOut(fh: number, flags: number): Buffer {
+/** fuse_open_out; backingId with FOPEN_PASSTHROUGH */
+export function openOut(fh: number, flags: number, backingId = 0): Buffer {
   const out = Buffer.alloc(OPEN_OUT);
   out.writeBigUInt64LE(BigInt(fh), 0);
   out.writeUInt32LE(flags, 8);
+  out.writeInt32LE(backingId, 12);
   return out;
 }
 
@@ -239,8 +258,8 @@ export function dirent(ino: number, nextOff: number, type: number, name: string,
   return out;
 }
 
-/** fuse_init_out for minor ≥ 23 (64 bytes) */
-export function initOut(o: { minor: number; maxReadahead: number; flags: number; maxWrite: number; maxPages: number }): Buffer {
+/** fuse_init_out for minor ≥ 23 (64 bytes); flags2 and max_stack_depth from 7.36 / 7.40 */
+export function initOut(o: { minor: number; maxReadahead: number; flags: number; flags2: number; maxStackDepth: number; maxWrite: number; maxPages: number }): Buffer {
   const out = Buffer.alloc(64);
   out.writeUInt32LE(FUSE_KERNEL_VERSION, 0);
   out.writeUInt32LE(o.minor, 4);
@@ -251,5 +270,7 @@ export function initOut(o: { minor: number; maxReadahead: number; flags: number;
   out.writeUInt32LE(o.maxWrite, 20);
   out.writeUInt32LE(1, 24); // time_gran: nanoseconds
   out.writeUInt16LE(o.maxPages, 28);
+  out.writeUInt32LE(o.flags2 >>> 0, 32);
+  out.writeUInt32LE(o.maxStackDepth, 36);
   return out;
 }

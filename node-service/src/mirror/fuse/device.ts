@@ -2,8 +2,8 @@ import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { promisify } from 'node:util';
-import { FUSE_KERNEL_MINOR, FUSE_KERNEL_VERSION, IN_HEADER, Init, initOut, Op, OUT_HEADER, readHeader, type InHeader } from './abi.ts';
-import { ReadableWaiter } from './libc.ts';
+import { FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, FUSE_KERNEL_MINOR, FUSE_KERNEL_VERSION, IN_HEADER, Init, Init2, initOut, Op, OUT_HEADER, PASSTHROUGH_MINOR, readHeader, type InHeader } from './abi.ts';
+import { ioctl, ReadableWaiter } from './libc.ts';
 
 const run = promisify(execFile);
 
@@ -52,6 +52,8 @@ export class FuseDevice {
   private open = 0;
   private ended: (() => void)[] = [];
   private waiter: ReadableWaiter | null = null;
+  /** the kernel agreed to passthrough opens (Linux 6.9+, CONFIG_FUSE_PASSTHROUGH, root) */
+  passthrough = false;
 
   private constructor(
     readonly mountpoint: string,
@@ -178,10 +180,48 @@ export class FuseDevice {
     }
     const maxReadahead = body.readUInt32LE(8);
     const flags = body.readUInt32LE(12);
-    reply(0, initOut({ minor: Math.min(minor, FUSE_KERNEL_MINOR), maxReadahead, flags: flags & WANTED, maxWrite: this.opts.maxWrite, maxPages: this.opts.maxWrite / 4096 }));
+    // flags2 exists from 7.36 on, when the kernel sets INIT_EXT
+    const flags2 = minor >= 36 && flags & Init.INIT_EXT && body.length >= 20 ? body.readUInt32LE(16) : 0;
+    this.passthrough = minor >= PASSTHROUGH_MINOR && (flags2 & Init2.PASSTHROUGH) !== 0;
+    const ext = this.passthrough ? Init.INIT_EXT : 0;
+    reply(
+      0,
+      initOut({
+        // without passthrough the session stays at 7.33, the protocol the rest was built and tested on
+        minor: Math.min(minor, this.passthrough ? FUSE_KERNEL_MINOR : 33),
+        maxReadahead,
+        // with passthrough the secondary's reads bypass the page cache, and the primary's cache is never
+        // stale (every change goes through the view): no invalidation on every changed mtime
+        flags: (flags & WANTED & (this.passthrough ? ~Init.AUTO_INVAL_DATA : ~0)) | ext,
+        flags2: this.passthrough ? Init2.PASSTHROUGH : 0,
+        // the backing files live on an ordinary filesystem (stack depth 0) or an overlay (1)
+        maxStackDepth: this.passthrough ? 2 : 0,
+        maxWrite: this.opts.maxWrite,
+        maxPages: this.opts.maxWrite / 4096,
+      }),
+    );
     this.initDone?.();
     this.initDone = null;
     this.initFailed = null;
+  }
+
+  /**
+   * Registers an open descriptor as a backing file for passthrough opens: the id to put in the open
+   * reply, or a negative errno (then the open is served by the daemon as usual).
+   */
+  openBacking(fd: number): number {
+    if (!this.passthrough || this.fd < 0) return -osConstants.errno.EOPNOTSUPP;
+    const map = Buffer.alloc(16);
+    map.writeInt32LE(fd, 0);
+    return ioctl(this.fd, FUSE_DEV_IOC_BACKING_OPEN, map);
+  }
+
+  /** releases a backing id once no open refers to it any more (the kernel keeps its own reference) */
+  closeBacking(id: number): void {
+    if (this.fd < 0) return;
+    const arg = Buffer.alloc(4);
+    arg.writeUInt32LE(id, 0);
+    ioctl(this.fd, FUSE_DEV_IOC_BACKING_CLOSE, arg);
   }
 
   private replier(unique: bigint): Reply {

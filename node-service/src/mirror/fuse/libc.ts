@@ -16,6 +16,7 @@ const lsetxattr = libc.func('int lsetxattr(const char *path, const char *name, c
 const llistxattr = libc.func('long llistxattr(const char *path, _Out_ uint8_t *list, size_t size)');
 const lremovexattr = libc.func('int lremovexattr(const char *path, const char *name)');
 const fallocateFn = libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)');
+const ioctlFn = libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)');
 
 function result(n: number | bigint): number {
   const v = Number(n);
@@ -54,6 +55,11 @@ export function removeXattr(path: string, name: string): number {
 
 export function fallocate(fd: number, mode: number, offset: number, length: number): number {
   return result(fallocateFn(fd, mode, offset, length));
+}
+
+/** ioctl with a struct argument: the result, or -errno */
+export function ioctl(fd: number, request: number, arg: Buffer): number {
+  return result(ioctlFn(fd, request, arg));
 }
 
 /** every xattr of path as name → value (for resync); empty where the filesystem has none */

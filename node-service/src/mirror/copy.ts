@@ -1,0 +1,120 @@
+import { constants as C } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { allXattrs } from './fuse/libc.ts';
+import type { Op } from './ops.ts';
+import { abs } from './paths.ts';
+import { key, splitKey, type Dirt, type Tracking } from './tracking.ts';
+
+const CHUNK = 1 << 20;
+
+/** What copying one entry needs: the stream to the secondary, and the tracking it works from. */
+export interface CopyContext {
+  tracking: Tracking;
+  backings: readonly string[];
+  /** sends one operation; `done` runs when the secondary acknowledged it (or the session ended) */
+  send(op: Op, done?: () => void): void;
+  /** file bytes sent (progress) */
+  sent(bytes: number): void;
+  /** resolves when there is room in the window for more */
+  room(): Promise<void>;
+  /** false once the session is gone */
+  alive(): boolean;
+  /** the entry's last operation was acknowledged (or nothing needed sending) */
+  finished(): void;
+  k: string;
+  d: Dirt;
+}
+
+/** bytes still to copy: tracked zones, plus whole files marked entirely (a bound for progress) */
+export async function estimate(t: Tracking, backings: readonly string[]): Promise<number> {
+  let n = t.zoneBytes();
+  if (t.entries.size > 200_000) return n;
+  for (const [k, d] of t.entries) {
+    if (!d.all) continue;
+    const { dir, rel } = splitKey(k);
+    const st = await fsp.lstat(abs(backings[dir], rel)).catch(() => null);
+    if (st?.isFile()) n += st.size;
+  }
+  return n;
+}
+
+/**
+ * Makes the secondary's copy of one entry equal to the primary's current one (resync). An entry that
+ * disappears while it is copied is left alone: the change that removed it marked it again (it was
+ * being copied), so the next round sends its removal.
+ */
+export async function copyEntry(c: CopyContext): Promise<void> {
+  try {
+    await copy(c);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    c.finished();
+  }
+}
+
+async function copy(c: CopyContext): Promise<void> {
+  const { dir: d, rel } = splitKey(c.k);
+  const p = abs(c.backings[d], rel);
+  let last: Op | null = null;
+  // each operation goes out when the next one is known, so the last one carries `finished`
+  const out = (op: Op) => {
+    if (last) c.send(last);
+    last = op;
+  };
+  const end = () => {
+    if (last) c.send(last, c.finished);
+    else c.finished();
+  };
+  let st;
+  try {
+    // nanosecond times for the meta operation; sizes and ids fit a number
+    st = await fsp.lstat(p, { bigint: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if (rel !== '') out({ t: 'remove', d, p: rel });
+    return end();
+  }
+  const size = Number(st.size);
+  const ty = st.isFile() ? 'f' : st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : null;
+  // devices, FIFOs, sockets: never created through the view, and meaningless on the peer
+  if (!ty) return end();
+  if (c.d.tree && rel !== '') out({ t: 'remove', d, p: rel });
+  const tg = ty === 'l' ? await fsp.readlink(p) : undefined;
+  out({ t: 'ensure', d, p: rel, ty, m: Number(st.mode) & 0o7777, u: Number(st.uid), g: Number(st.gid), s: ty === 'f' ? size : 0, ...(tg !== undefined ? { tg } : {}) });
+  if (ty === 'f') {
+    const zs = c.tracking.zoneSize;
+    const nz = Math.ceil(size / zs);
+    let zones: number[];
+    if (c.d.all || c.d.tree) zones = Array.from({ length: nz }, (_, i) => i);
+    else {
+      const set = new Set([...(c.d.zones ?? [])].filter((z) => z < nz));
+      if (c.d.from !== undefined) for (let z = Math.floor(c.d.from / zs); z < nz; z++) set.add(z);
+      zones = [...set].sort((a, b) => a - b);
+    }
+    if (zones.length) {
+      const fh = await fsp.open(p, C.O_RDONLY | C.O_NOFOLLOW);
+      try {
+        for (const z of zones) {
+          for (let off = z * zs; off < Math.min((z + 1) * zs, size); off += CHUNK) {
+            const len = Math.min(CHUNK, (z + 1) * zs - off);
+            const buf = Buffer.allocUnsafe(len);
+            const { bytesRead } = await fh.read(buf, 0, len, off);
+            if (bytesRead === 0) break;
+            out({ t: 'data', d, p: rel, o: off, data: buf.subarray(0, bytesRead) });
+            c.sent(bytesRead);
+            await c.room();
+            if (!c.alive()) return;
+          }
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+  if (ty === 'd' && c.d.tree) {
+    for (const n of await fsp.readdir(p)) c.tracking.markTree(key(d, rel === '' ? n : `${rel}/${n}`));
+  }
+  const x = ty === 'l' ? undefined : Object.fromEntries(Object.entries(allXattrs(p)).map(([n, v]) => [n, v.toString('base64')]));
+  out({ t: 'meta', d, p: rel, a: String(st.atimeNs), mt: String(st.mtimeNs), ...(x ? { x } : {}) });
+  end();
+}

@@ -1,0 +1,63 @@
+import type { ModuleConfig } from '../config/index.ts';
+import type { Secret } from '../config/secret.ts';
+import type { Logger } from '../log/logger.ts';
+
+/** What the engine tells the daemon: the pair is in sync, the peer is lost, a resync progressed. */
+export type MirrorEvent = { type: 'synced' } | { type: 'lost'; reason: string } | { type: 'progress' };
+
+export interface ResyncStatus {
+  bytesDone: number;
+  bytesTotal: number;
+  rateBps: number;
+  etaS: number;
+  mode: 'delta' | 'checksum';
+}
+
+export interface LastResync {
+  mode: 'delta' | 'checksum';
+  bytesSent: number;
+  entries: number;
+  durationMs: number;
+}
+
+export interface MirrorStatus {
+  role: 'primary' | 'secondary' | 'stopped';
+  peer: 'connected' | 'disconnected' | 'resyncing' | 'synced';
+  resync?: ResyncStatus;
+  trackedBytes: number;
+  /** the last completed resync (primary side): how it was done and how many file bytes it sent */
+  lastResync?: LastResync;
+  /** the largest single write the view received (1 MiB when max_pages works) */
+  largestWrite?: number;
+  /** primary: bytes sent and not yet acknowledged by the secondary (bounded by replication.window) */
+  unackedBytes?: number;
+  /** primary: writers that waited for room in the window, since the role began */
+  windowWaits?: number;
+  /** opens served with FUSE passthrough (reads bypass the daemon) since the view was mounted */
+  passthroughOpens?: number;
+}
+
+export interface MirrorReplicator {
+  prepare(): Promise<void>;
+  /** fullSync: the next resync (or the one running now) compares checksums of both trees */
+  becomePrimary(opts?: { fullSync?: boolean }): Promise<void>;
+  becomeSecondary(opts?: { fullSync?: boolean; divergent?: boolean }): Promise<void>;
+  stop(): Promise<void>;
+  status(): MirrorStatus;
+  onEvent(cb: (e: MirrorEvent) => void): void;
+}
+
+export interface MirrorReplicatorOptions {
+  module: ModuleConfig;
+  self: { name: string; addrs: readonly string[] };
+  peer: { name: string; addrs: readonly string[] };
+  secret: Secret;
+  stateDir: string;
+  log: Logger;
+}
+
+/** A replicated directory: where applications see it, and where its data lives. */
+export interface MirrorDir {
+  mount: string;
+  backing: string;
+}
