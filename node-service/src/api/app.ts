@@ -97,6 +97,7 @@ export function createApi(d: ApiDeps): Hono {
     const reply = r.command(toCommand(verb as (typeof VERBS)[number], body.data));
     return c.json({ ...reply, state: r.state }, reply.ok ? 200 : 409);
   });
+  d.metrics.observeStatuses(d.cluster, d.node, () => [...d.runners.values()].map((r) => r.status()));
   if (d.console) registerNodeRoutes(api, d.console.feed, d.console.config);
   app.route('/api/v1', api);
   if (d.console) app.route('/console', consoleApp({ ...d.console, cluster: d.cluster, tokens: d.tokens, log: d.log, fetchSelf: (req) => app.fetch(req) }));

@@ -108,6 +108,7 @@ export class ModuleRunner {
     });
     monitor.onLost((node) => {
       replication.peerChanged(undefined);
+      this.metrics.peerLostAt(this.module.name, monotonic());
       this.feed({ type: 'peerLost', node, now: monotonic() });
       this.syncFarm();
     });
@@ -258,6 +259,7 @@ export class ModuleRunner {
     this.updateMetrics();
     if (before !== this.core.state) {
       this.metrics.transitions.inc({ module: this.module.name, from: before, to: this.core.state });
+      this.metrics.stateChanged(this.module.name, this.core.state, monotonic());
       this.log.info({ from: before, to: this.core.state }, `state ${this.core.state}`);
       this.edge.notify?.({ module: this.module.name, from: before, to: this.core.state, reason: this.lastReason });
       this.syncFarm();
@@ -300,7 +302,9 @@ export class ModuleRunner {
         const t = this.queue.shift()!;
         const abort = new AbortController();
         this.current = { t, abort };
+        const began = monotonic();
         const failure = await this.runSteps(t, abort.signal).finally(() => (this.current = undefined));
+        this.metrics.transitionSeconds.observe({ module: this.module.name, from: t.from, to: t.to }, (monotonic() - began) / 1000);
         if (abort.signal.aborted) {
           // forcestop dropped it: the core ignores its outcome; what follows in the queue is the stop
           this.events.add({ kind: 'transition', from: t.from, to: t.to, reason: t.reason, phase: 'failed', detail: 'abandoned by forcestop' });
