@@ -3,7 +3,7 @@
  * (deploy with --entry-point=vigil). Routes: POST /events, GET /status, POST /reconcile; point Cloud
  * Scheduler at POST /reconcile with the cluster's bearer token for the periodic reconcile.
  */
-import { http, type Request as FfRequest, type Response as FfResponse } from '@google-cloud/functions-framework';
+import { cloudEvent, http, type Request as FfRequest, type Response as FfResponse } from '@google-cloud/functions-framework';
 import { gcpAdapterFor } from './adapters/gcp.ts';
 import { getRuntime } from './runtime.ts';
 
@@ -22,3 +22,12 @@ export async function vigil(req: FfRequest, res: FfResponse): Promise<void> {
 }
 
 http('vigil', vigil);
+
+/** Pub/Sub-triggered (Cloud Scheduler, every minute): reconcile every cluster. Throws on failure (logged; the trigger does not retry). */
+export async function vigilReconcile(): Promise<void> {
+  const results = await getRuntime({ gcp: gcpAdapterFor }, 'cloud-functions').controller.reconcileAll();
+  const failed = results.filter((r) => r.error);
+  if (failed.length) throw new Error(`reconcile failed for ${failed.map((r) => `${r.cluster}/${r.module}`).join(', ')}`);
+}
+
+cloudEvent('vigilReconcile', vigilReconcile);

@@ -129,7 +129,10 @@ describe('GCP Terraform JSON', () => {
       it('uses the google provider, ships the package next to it', () => {
         expect(tf.terraform.required_providers.google.source).toBe('hashicorp/google');
         expect(files).toContain(join(out, 'gcp', mode, 'vigil.tgz'));
-        expect(tf.variable.vigil_package_path.default).toBe('${path.module}/vigil.tgz');
+        // a module: the root module configures the provider; a variable's default cannot use path.module
+        expect(tf.provider).toBeUndefined();
+        expect(JSON.stringify(tf.variable)).not.toContain('path.module');
+        expect(tf.locals.package_path).toBe('${coalesce(var.vigil_package_path, "${path.module}/vigil.tgz")}');
       });
 
       it('health check equals the shared probe settings; failover policy for mirror', () => {
@@ -180,7 +183,7 @@ describe('GCP Terraform JSON', () => {
         for (const v of vms) expect(v.network_interface.access_config).toBeUndefined();
         const script: string = tf.locals.bootstrap;
         // Terraform escapes: shell ${...} are written $${...}; the config holds no interpolation
-        const config = validateConfig(parse(extractClusterYaml(script)), '/etc/vigil/cluster.yaml', { skipFileChecks: true });
+        const config = validateConfig(parse(extractClusterYaml(script).replace('$${google_cloudfunctions2_function.vigil.service_config[0].uri}/events', 'https://vigil-fn.a.run.app/events').replace('${google_cloudfunctions2_function.vigil.service_config[0].uri}/events', 'https://vigil-fn.a.run.app/events')), '/etc/vigil/cluster.yaml', { skipFileChecks: true });
         expect(config.nodes.map((n) => n.addrs[0])).toEqual(vms.map((v) => v.network_interface.network_ip));
         // probes arrive addressed to the forwarding rule's IP
         expect(config.api.listen).toEqual(['0.0.0.0']);
