@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:https';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../node-service/src/demo/local-cluster.ts';
 import { logOf, type RoleTokens, startConsoleCluster } from '../helpers/console-cluster.ts';
@@ -152,6 +154,12 @@ describe('console and API over HTTPS (api.tls from vigil tls selfsigned)', () =>
     expect((await send(c.url('node1', '/console'))).status).toBe(403);
     const overTls = await send(https('node1', '/api/v1/modules'), { headers: { authorization: `Bearer ${t.monitor}` }, ca });
     expect(overTls.status).toBe(200);
+  });
+
+  it('lets the vigil CLI reach the HTTPS API with the config\'s certificate', () => {
+    const bin = join(resolve(import.meta.dirname, '../..'), 'bin/vigil.mjs');
+    const out = execFileSync(process.execPath, [bin, 'state', '--json', '--config', c.configFile, '--node', 'node2'], { encoding: 'utf8' });
+    expect(JSON.parse(out.trim().split('\n')[0])).toMatchObject({ module: 'app', node: 'node2' });
   });
 
   it('flags the session cookie Secure and relays the peer over HTTPS', async () => {

@@ -4,7 +4,8 @@ import { NOT_READY_BODY, READY_BODY } from '../contract/health.ts';
 import type { Command } from '../core/types.ts';
 import type { ModuleRunner } from '../daemon/module-runner.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { bearerAuth } from './auth.ts';
+import { bearerAuth, requireRole } from './auth.ts';
+import type { KeyStatus } from '../secure/keyring.ts';
 import { buildInfo } from '../version.ts';
 import type { TokenSet } from './tokens.ts';
 import type { Logger } from '../log/logger.ts';
@@ -21,6 +22,8 @@ export interface ApiDeps {
   readonly metrics: Metrics;
   readonly node: string;
   readonly cluster: string;
+  /** the cluster secrets: which keys this node seals with and accepts; reload after a rotation step */
+  readonly secrets?: { status(): KeyStatus; reload(): KeyStatus };
 }
 
 const VERBS = ['start', 'stop', 'restart', 'prim', 'second', 'swap', 'forcestop', 'stopstart', 'failover'] as const;
@@ -65,6 +68,17 @@ export function createApi(d: ApiDeps): Hono {
   api.use('*', bearerAuth(d.tokens, d.log));
   api.get('/node', (c) => c.json({ node: d.node, cluster: d.cluster, version: buildInfo().version, modules: [...d.runners.keys()] }));
   api.get('/version', (c) => c.json(buildInfo()));
+  if (d.secrets) {
+    const secrets = d.secrets;
+    api.get('/secret', (c) => c.json(secrets.status()));
+    api.post('/secret/reload', requireRole('admin'), (c) => {
+      try {
+        return c.json(secrets.reload());
+      } catch (e) {
+        return c.json({ error: `${(e as Error).message}; nothing changed, the node keeps its keys` }, 400);
+      }
+    });
+  }
   api.get('/modules', (c) => c.json([...d.runners.values()].map((r) => r.status())));
   api.get('/modules/:m', (c) => {
     const r = d.runners.get(c.req.param('m'));

@@ -12,6 +12,7 @@ import { contractJson, logLine, stateTable } from './format.ts';
 import { watchState } from './watch.ts';
 import { installAllNodes } from './all-nodes.ts';
 import { registerOperatorVerbs } from './operator-verbs.ts';
+import { registerSecretVerbs } from './secret-verbs.ts';
 
 const program = new Command();
 program.name('vigil').description('Vigil high-availability cluster: node service and CLI').showHelpAfterError().exitOverride();
@@ -160,6 +161,7 @@ program
   });
 
 registerOperatorVerbs(program, clientOptions);
+registerSecretVerbs(program, clientOptions);
 
 async function main(): Promise<void> {
   try {

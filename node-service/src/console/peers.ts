@@ -1,6 +1,6 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
+import { openApi } from '../api/http-client.ts';
 import type { NodeSnapshot } from './feed.ts';
 import { SSE_PING_MS } from './sse.ts';
 
@@ -15,23 +15,8 @@ export interface PeerTarget {
 
 export const peerUrl = (t: PeerTarget, path: string): string => `${t.ca ? 'https' : 'http'}://${isIPv6(t.addr) ? `[${t.addr}]` : t.addr}:${t.port}${path}`;
 
-function open(t: PeerTarget, method: string, path: string, token: string, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = (t.ca ? httpsRequest : httpRequest)(
-      peerUrl(t, path),
-      {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) },
-        ...(t.ca ? { ca: t.ca } : {}),
-        timeout: timeoutMs,
-      },
-      resolve,
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const open = (t: PeerTarget, method: string, path: string, token: string, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> =>
+  openApi(peerUrl(t, path), { method, token, body, ca: t.ca, timeoutMs });
 
 /** an operator's reading of a connection error (the code stays, for searching) */
 const reason = (e: unknown): string => {

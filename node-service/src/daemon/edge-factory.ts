@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { createModuleHealth } from '../checkers/module-health.ts';
 import { createCloudEventPoster, readCloudEventSecret } from '../cloud-events/index.ts';
-import type { Secret } from '../config/secret.ts';
+import { datagramKeys, type KeyRing } from '../secure/keyring.ts';
 import type { ClusterConfig, ModuleConfig, NodeConfig } from '../config/types.ts';
 import { FarmEdge } from '../farm/index.ts';
 import { HeartbeatMonitor } from '../heartbeat/monitor.ts';
@@ -16,7 +16,8 @@ export interface EdgeContext {
   readonly cluster: ClusterConfig;
   readonly module: ModuleConfig;
   readonly self: NodeConfig;
-  readonly secret: Secret;
+  /** the cluster secrets (secret_file, next_secret_file), reloadable while the daemon runs */
+  readonly keys: KeyRing;
   readonly counterBase: number;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -35,7 +36,8 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void> } 
     port: module.mode === 'farm' ? module.ports.farm : module.ports.heartbeat,
     pulseMs: module.heartbeat.pulse,
     timeoutMs: module.heartbeat.timeout,
-    key: ctx.secret.key,
+    // sealed with a key of their own: farm membership and mirror heartbeats never share one
+    keys: datagramKeys(ctx.keys, module.mode === 'farm' ? 'farm' : 'heartbeat', cluster.cluster, module.name),
     counterBase: ctx.counterBase,
     log,
     metrics: ctx.metrics,
@@ -45,7 +47,7 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void> } 
   let replication: ReplicationPort = new NoReplication();
   if (module.mode === 'mirror' && module.replication) {
     replication = new MirrorReplication(
-      createMirrorReplicator({ module, self, peer: peers[0], secret: ctx.secret, stateDir: join(cluster.state_dir, module.name, 'mirror'), log: log.child({ part: 'mirror' }) }),
+      createMirrorReplicator({ module, self, peer: peers[0], secret: ctx.keys.sending.secret, stateDir: join(cluster.state_dir, module.name, 'mirror'), log: log.child({ part: 'mirror' }) }),
     );
   }
 

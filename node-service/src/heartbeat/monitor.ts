@@ -4,6 +4,7 @@ import type { NodeConfig } from '../config/types.ts';
 import type { PeerView } from '../core/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { DatagramKeys } from '../secure/keyring.ts';
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from './packet.ts';
 
 export type Advert = Omit<PeerView, 'node' | 'fresh'>;
@@ -16,7 +17,8 @@ export interface MonitorOptions {
   readonly port: number;
   readonly pulseMs: number;
   readonly timeoutMs: number;
-  readonly key: Buffer;
+  /** seal our datagrams and open the peers' (secure/keyring.ts datagramKeys) */
+  readonly keys: DatagramKeys;
   readonly counterBase: number;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -56,6 +58,8 @@ export class HeartbeatMonitor {
   private readonly startedAt: number;
   private readonly now: () => number;
   private peerCb: (v: PeerView) => void = () => {};
+  /** when a refused sender was last logged (once a minute per address: a misconfigured peer sends ten a second) */
+  private readonly refusedLogged = new Map<string, number>();
   private lostCb: (node: string) => void = () => {};
 
   constructor(private readonly o: MonitorOptions) {
@@ -116,7 +120,7 @@ export class HeartbeatMonitor {
         swapRequest: this.advert.swapRequest,
         isolated: this.advert.isolated,
       };
-      const buf = encodeHeartbeat(hb, this.o.key);
+      const buf = encodeHeartbeat(hb, this.o.keys.seal(this.o.self.name));
       for (const p of this.o.peers) {
         const to = p.addrs[net];
         if (to) s.send(buf, this.o.port, to, (err) => err && this.o.log.debug({ err: err.message, to }, 'heartbeat send failed'));
@@ -133,9 +137,20 @@ export class HeartbeatMonitor {
     this.o.metrics.heartbeatsDropped.inc({ module: this.o.module, reason });
   }
 
+  private refused(from: string, node: string | undefined, reason: 'bad_key' | 'bad_mac'): void {
+    const now = this.now();
+    if (now - (this.refusedLogged.get(from) ?? -Infinity) < 60_000) return;
+    this.refusedLogged.set(from, now);
+    const why = reason === 'bad_key' ? 'sealed with a secret this node does not hold (a peer with the wrong secret_file, or a rotation not finished)' : 'does not authenticate (tampered, or a wrong key)';
+    this.o.log.warn({ module: this.o.module, from, claimedNode: node, reason }, `datagram from ${from} refused: ${why}`);
+  }
+
   private receive(msg: Buffer, from: string, net: number): void {
-    const r = decodeHeartbeat(msg, this.o.key);
-    if (!r.ok) return this.drop(r.reason);
+    const r = decodeHeartbeat(msg, (id, node) => this.o.keys.open(id, node));
+    if (!r.ok) {
+      if (r.reason !== 'malformed') this.refused(from, r.node, r.reason);
+      return this.drop(r.reason);
+    }
     const hb = r.hb;
     if (hb.cluster !== this.o.cluster) return this.drop('wrong_cluster');
     if (hb.module !== this.o.module) return this.drop('wrong_module');
