@@ -90,6 +90,7 @@ describe('web console in a real browser', () => {
     await waitState(page, 'node1', 'PRIM');
     await waitState(page, 'node2', 'SECOND');
     expect(await page.$eval('#whoami', (e) => e.textContent)).toBe('role: control');
+    expect(await page.$eval('#grid td.cell[data-node="node2"] .checker', (e) => e.textContent)).toBe('checker app-alive: up');
     expect(await page.$eval('#grid', (e) => e.textContent)).toMatch(/node1.*node2/s);
     expect(await page.$$eval('#grid th.node', (e) => e.map((x) => x.getAttribute('data-node')))).toEqual(['node1', 'node2']);
     await page.waitForFunction(() => (document.getElementById('transitions')?.textContent ?? '').includes('ALONE'));

@@ -7,6 +7,8 @@ export interface NodeSnapshot {
   readonly modules: readonly ModuleStatus[];
   /** per module: virtual IPs from the config (who holds them follows from the states) */
   readonly vips: Readonly<Record<string, readonly string[]>>;
+  /** per module: the configured checkers' names (a checker reports only its changes: absent from a status means no failure yet) */
+  readonly checkers: Readonly<Record<string, readonly string[]>>;
   /** per module: the most recent transitions, script runs and notes, oldest first */
   readonly logs: Readonly<Record<string, readonly LogRecord[]>>;
 }
@@ -30,12 +32,13 @@ export class NodeFeed {
     private readonly cluster: string,
     private readonly runners: ReadonlyMap<string, ModuleRunner>,
     private readonly vips: Readonly<Record<string, readonly string[]>>,
+    private readonly checkers: Readonly<Record<string, readonly string[]>>,
   ) {}
 
   snapshot(): NodeSnapshot {
     const modules = [...this.runners.values()].map((r) => r.status());
     const logs = Object.fromEntries([...this.runners].map(([m, r]) => [m, r.events.recent(LOG_TAIL)]));
-    return { node: this.node, cluster: this.cluster, modules, vips: this.vips, logs };
+    return { node: this.node, cluster: this.cluster, modules, vips: this.vips, checkers: this.checkers, logs };
   }
 
   /** calls `cb` at once with the current snapshot, then on every change; returns the unsubscribe */

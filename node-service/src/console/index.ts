@@ -25,9 +25,10 @@ export function consoleSetup(config: ClusterConfig, self: NodeConfig, runners: R
   const tls = config.api.tls;
   const ca = tls ? readFileSync(tls.ca ?? tls.cert) : undefined;
   const vips = Object.fromEntries(config.modules.map((m) => [m.name, m.vip.map((v) => v.addr)]));
+  const checkers = Object.fromEntries(config.modules.map((m) => [m.name, m.checkers.map((c, i) => c.name ?? `${c.type}${i}`)]));
   const addrOf = (n: NodeConfig) => (n.name === self.name ? (config.api.listen ?? n.addrs)[0] : n.addrs[0]);
   return {
-    feed: new NodeFeed(self.name, config.cluster, runners, vips),
+    feed: new NodeFeed(self.name, config.cluster, runners, vips, checkers),
     config,
     self: { node: self.name, addr: addrOf(self) },
     peers: config.nodes.filter((n) => n.name !== self.name).map((n) => ({ node: n.name, addr: addrOf(n), port: config.api.port, ca })),

@@ -119,7 +119,11 @@
     }
     if (!s) return '<td class="muted">—</td>';
     const shown = s.state === s.target ? s.state : `${s.state} → ${s.target}`;
-    const checkers = Object.entries(s.checkers || {}).map(([k, up]) => `<div class="checker ${up ? 'up' : 'down'}">${esc(k)}</div>`).join('');
+    const names = [...new Set([...(node.snapshot?.checkers?.[module] || []), ...Object.keys(s.checkers || {})])];
+    const checkers = names.map((k) => {
+      const up = s.checkers?.[k] !== false;
+      return `<div class="checker ${up ? 'up' : 'down'}" data-checker="${esc(k)}">checker ${esc(k)}: ${up ? 'up' : 'DOWN'}</div>`;
+    }).join('');
     let share = '';
     if (s.buckets) {
       const total = Object.values(s.buckets).reduce((a, b) => a + b.length, 0) || 256;
