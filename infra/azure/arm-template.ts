@@ -440,7 +440,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
 type Names = { vnet: string; lb: string; pool: string; probe: string; frontend: string; rule: string; fnSubnet: string };
 
 /** The function's configuration (functions/src/config.ts), as the nodes' load balancer is built. */
-function functionsConfig(plan: ClusterPlan, names: Names) {
+export function functionsConfig(plan: ClusterPlan, names: Names) {
   return {
     clusters: {
       [plan.cluster]: {

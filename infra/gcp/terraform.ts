@@ -352,18 +352,10 @@ export const GCP_FUNCTION_PERMISSIONS = [
   'compute.zoneOperations.get',
 ];
 
-/**
- * The reconcile / status / events function (Cloud Run functions, 2nd gen): one HTTP function (events
- * URL, instance cap, direct VPC egress to reach the nodes), one Pub/Sub-triggered function fed by a
- * Cloud Scheduler job every minute (the periodic reconcile), a service account with a custom role
- * limited by an IAM condition to this cluster's resources, secrets mounted from Secret Manager as
- * volumes (read at use, latest version; a "previous" secret keeps a rotation valid).
- */
-function functionResources(plan: ClusterPlan, ln: ReturnType<typeof gcpNames>, mode: ModuleMode): Record<string, any> {
+/** The function's configuration (functions/src/config.ts) with Terraform expressions where values are known at apply time. */
+export function gcpFunctionsConfig(plan: ClusterPlan, ln: ReturnType<typeof gcpNames>, mode: ModuleMode) {
   const c = plan.cluster;
-  const ids = GCP_SECRET_IDS(c);
-  const secretMount = (name: string, secret: string) => ({ mount_path: `/etc/vigil-secrets/${name}`, project_id: '${var.project}', secret, versions: [{ version: 'latest', path: 'current' }] });
-  const config = {
+  return {
     clusters: {
       [c]: {
         healthPort: plan.healthPort,
@@ -392,6 +384,20 @@ function functionResources(plan: ClusterPlan, ln: ReturnType<typeof gcpNames>, m
       },
     },
   };
+}
+
+/**
+ * The reconcile / status / events function (Cloud Run functions, 2nd gen): one HTTP function (events
+ * URL, instance cap, direct VPC egress to reach the nodes), one Pub/Sub-triggered function fed by a
+ * Cloud Scheduler job every minute (the periodic reconcile), a service account with a custom role
+ * limited by an IAM condition to this cluster's resources, secrets mounted from Secret Manager as
+ * volumes (read at use, latest version; a "previous" secret keeps a rotation valid).
+ */
+function functionResources(plan: ClusterPlan, ln: ReturnType<typeof gcpNames>, mode: ModuleMode): Record<string, any> {
+  const c = plan.cluster;
+  const ids = GCP_SECRET_IDS(c);
+  const secretMount = (name: string, secret: string) => ({ mount_path: `/etc/vigil-secrets/${name}`, project_id: '${var.project}', secret, versions: [{ version: 'latest', path: 'current' }] });
+  const config = gcpFunctionsConfig(plan, ln, mode);
   const fn = (entry: string, extra: Record<string, unknown>) => ({
     location: '${var.region}',
     build_config: { runtime: 'nodejs20', entry_point: entry, source: { storage_source: { bucket: '${google_storage_bucket.package.name}', object: '${google_storage_bucket_object.function.name}' } } },

@@ -16,6 +16,7 @@ import {
 import { AwsTargetGroupAdapter, type AwsResources } from '../../cloud-adapters/src/aws/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
 import { demoDesired } from '../helpers/cloud-desired.ts';
+import { FakeElb } from '../helpers/cloud-fakes.ts';
 
 const ARN = 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/vigil-demo-mirror/0123456789abcdef';
 
@@ -32,55 +33,6 @@ function desired(over: Partial<AwsResources> = {}, mode: 'mirror' | 'farm' = 'mi
   return serving === null ? d : { ...d, serving };
 }
 
-/** A stateful stand-in for ELBv2 behind aws-sdk-client-mock: what was written is what is read back. */
-class FakeElb {
-  tgs = new Map<string, { tg: TargetGroup; attrs: Map<string, string>; targets: Map<string, { Id: string; Port: number; state: string }> }>();
-  byArn(arn: string | undefined) {
-    for (const v of this.tgs.values()) if (v.tg.TargetGroupArn === arn) return v;
-    throw new TargetGroupNotFoundException({ message: `One or more target groups not found`, $metadata: {} });
-  }
-  install(mock: ReturnType<typeof mockClient>) {
-    mock.on(DescribeTargetGroupsCommand).callsFake((i) => {
-      const v = this.tgs.get(i.Names[0]);
-      if (!v) throw new TargetGroupNotFoundException({ message: `One or more target groups not found`, $metadata: {} });
-      return { TargetGroups: [structuredClone(v.tg)] };
-    });
-    mock.on(CreateTargetGroupCommand).callsFake((i) => {
-      const { Tags: _t, ...tg } = i;
-      this.tgs.set(i.Name, { tg: { ...tg, TargetGroupName: i.Name, TargetGroupArn: ARN }, attrs: new Map([['deregistration_delay.timeout_seconds', '300'], ['load_balancing.cross_zone.enabled', 'use_load_balancer_configuration']]), targets: new Map() });
-      return { TargetGroups: [{ TargetGroupArn: ARN, TargetGroupName: i.Name }] };
-    });
-    mock.on(ModifyTargetGroupCommand).callsFake((i) => {
-      const v = this.byArn(i.TargetGroupArn);
-      const { TargetGroupArn: _a, ...rest } = i;
-      Object.assign(v.tg, rest);
-      return { TargetGroups: [v.tg] };
-    });
-    mock.on(DescribeTargetGroupAttributesCommand).callsFake((i) => ({ Attributes: [...this.byArn(i.TargetGroupArn).attrs].map(([Key, Value]) => ({ Key, Value })) }));
-    mock.on(ModifyTargetGroupAttributesCommand).callsFake((i) => {
-      const v = this.byArn(i.TargetGroupArn);
-      for (const a of i.Attributes) v.attrs.set(a.Key, a.Value);
-      return { Attributes: [] };
-    });
-    mock.on(RegisterTargetsCommand).callsFake((i) => {
-      const v = this.byArn(i.TargetGroupArn);
-      for (const t of i.Targets) if (v.targets.get(`${t.Id}:${t.Port}`)?.state !== 'healthy') v.targets.set(`${t.Id}:${t.Port}`, { Id: t.Id, Port: t.Port, state: 'initial' });
-      return {};
-    });
-    mock.on(DeregisterTargetsCommand).callsFake((i) => {
-      const v = this.byArn(i.TargetGroupArn);
-      for (const t of i.Targets) {
-        const cur = v.targets.get(`${t.Id}:${t.Port}`);
-        if (cur) cur.state = 'draining';
-      }
-      return {};
-    });
-    mock.on(DescribeTargetHealthCommand).callsFake((i) => ({
-      TargetHealthDescriptions: [...this.byArn(i.TargetGroupArn).targets.values()].map((t) => ({ Target: { Id: t.Id, Port: t.Port }, TargetHealth: { State: t.state } })),
-    }));
-  }
-}
-
 describe('AWS target group adapter (aws-sdk-client-mock)', () => {
   const elb = mockClient(ElasticLoadBalancingV2Client);
   let fake: FakeElb;
@@ -88,7 +40,7 @@ describe('AWS target group adapter (aws-sdk-client-mock)', () => {
 
   beforeEach(() => {
     elb.reset();
-    fake = new FakeElb();
+    fake = new FakeElb(ARN);
     fake.install(elb);
     adapter = new AwsTargetGroupAdapter(new ElasticLoadBalancingV2Client({ region: 'eu-west-1' }), desired());
   });

@@ -5,6 +5,9 @@ import type { TokenCredential } from '@azure/core-auth';
 import { AzureLoadBalancerAdapter, type AzureResources } from '../../cloud-adapters/src/azure/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
 import { demoDesired } from '../helpers/cloud-desired.ts';
+import { FakeArm } from '../helpers/cloud-fakes.ts';
+
+const emptyLb = () => ({ id: LB_ID, name: 'lb-vigil', location: 'westeurope', sku: { name: 'Standard' }, properties: { frontendIPConfigurations: [{ id: `${LB_ID}/frontendIPConfigurations/fe`, name: 'fe', properties: {} }], backendAddressPools: [], probes: [], loadBalancingRules: [] } });
 
 const SUB = '00000000-0000-0000-0000-000000000001';
 const RG = 'rg-vigil';
@@ -32,78 +35,11 @@ function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<AzureResources> {
   );
 }
 
-interface Recorded {
-  method: string;
-  path: string;
-  apiVersion: string | null;
-  auth: string | undefined;
-  body: any;
-}
-
-/** A stateful in-memory ARM: records the requests the real SDK builds and answers like ARM does. */
-class FakeArm implements HttpClient {
-  requests: Recorded[] = [];
-  lb: any = { id: LB_ID, name: 'lb-vigil', location: 'westeurope', sku: { name: 'Standard' }, properties: { frontendIPConfigurations: [{ id: `${LB_ID}/frontendIPConfigurations/fe`, name: 'fe', properties: {} }], backendAddressPools: [], probes: [], loadBalancingRules: [] } };
-  health: Record<string, string> = {};
-  asyncPolls = 0;
-
-  async sendRequest(req: PipelineRequest): Promise<PipelineResponse> {
-    const url = new URL(req.url);
-    const body = typeof req.body === 'string' ? JSON.parse(req.body) : undefined;
-    const path = decodeURIComponent(url.pathname);
-    this.requests.push({ method: req.method, path, apiVersion: url.searchParams.get('api-version'), auth: req.headers.get('authorization'), body });
-    const respond = (status: number, json?: unknown, headers: Record<string, string> = {}): PipelineResponse => ({
-      request: req,
-      status,
-      headers: createHttpHeaders({ 'content-type': 'application/json', ...headers }),
-      bodyAsText: json === undefined ? '' : JSON.stringify(json),
-    });
-    const p = this.lb.properties;
-    if (path === '/operations/op1') {
-      this.asyncPolls++;
-      return respond(200, { status: this.asyncPolls > 1 ? 'Succeeded' : 'InProgress' });
-    }
-    if (path === LB_ID) {
-      if (req.method === 'GET') return respond(200, this.lb);
-      if (req.method === 'PUT') {
-        this.lb = { ...body, id: LB_ID, properties: { ...body.properties, provisioningState: 'Succeeded' } };
-        return respond(200, this.lb);
-      }
-    }
-    const poolMatch = path.match(/\/backendAddressPools\/([^/]+)$/);
-    if (poolMatch) {
-      const i = p.backendAddressPools.findIndex((x: any) => x.name === poolMatch[1]);
-      if (req.method === 'GET') return i < 0 ? respond(404, { error: { code: 'NotFound', message: 'not found' } }) : respond(200, p.backendAddressPools[i]);
-      if (req.method === 'PUT') {
-        const pool = { id: `${LB_ID}/backendAddressPools/${poolMatch[1]}`, name: poolMatch[1], properties: { ...body.properties, provisioningState: 'Succeeded' } };
-        if (i < 0) p.backendAddressPools.push(pool);
-        else p.backendAddressPools[i] = pool;
-        // first pool PUT answers like ARM often does: 201 + Azure-AsyncOperation to poll
-        if (i < 0) return respond(201, pool, { 'azure-asyncoperation': 'https://management.azure.com/operations/op1' });
-        return respond(200, pool);
-      }
-    }
-    const healthMatch = path.match(/\/loadBalancingRules\/([^/]+)\/health$/);
-    if (healthMatch && req.method === 'POST') {
-      const pool = p.backendAddressPools[0];
-      return respond(200, {
-        up: Object.values(this.health).filter((s) => s === 'Up').length,
-        loadBalancerBackendAddresses: (pool?.properties.loadBalancerBackendAddresses ?? []).map((a: any) => ({ ipAddress: a.properties.ipAddress, state: this.health[a.properties.ipAddress] ?? 'Down', reason: 'probe' })),
-      });
-    }
-    return respond(404, { error: { code: 'NotFound', message: `${req.method} ${path}` } });
-  }
-
-  writes() {
-    return this.requests.filter((r) => r.method === 'PUT');
-  }
-}
-
 describe('Azure Load Balancer adapter (real @azure/arm-network client, recorded HTTP)', () => {
   let arm: FakeArm;
   let adapter: AzureLoadBalancerAdapter;
   beforeEach(() => {
-    arm = new FakeArm();
+    arm = new FakeArm(emptyLb());
     const client = new NetworkManagementClient(credential, SUB, { httpClient: arm, retryOptions: { maxRetries: 0 } });
     adapter = new AzureLoadBalancerAdapter(client, desired(), { pollIntervalMs: 1 });
   });
@@ -169,7 +105,7 @@ describe('Azure Load Balancer adapter (real @azure/arm-network client, recorded 
     arm.requests = [];
     const plan = await adapter.plan();
     expect(formatPlan(plan)).toBe(['azure demo/mirror: 1 change(s)', '~ update azure load balancer lb-vigil', '    probe mirror-ready intervalInSeconds: 15 -> 5'].join('\n'));
-    const farm = new AzureLoadBalancerAdapter(new NetworkManagementClient(credential, SUB, { httpClient: new FakeArm() }), desired('farm'), { pollIntervalMs: 1 });
+    const farm = new AzureLoadBalancerAdapter(new NetworkManagementClient(credential, SUB, { httpClient: new FakeArm(emptyLb()) }), desired('farm'), { pollIntervalMs: 1 });
     const fp = await farm.plan();
     expect((fp.changes[1].request.input as any).probe.noHealthyBackendsBehavior).toBe('AllProbedUp');
   });

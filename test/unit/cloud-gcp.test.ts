@@ -14,6 +14,7 @@ import { OAuth2Client } from 'google-auth-library';
 import { GcpLoadBalancerAdapter, type GcpClients, type GcpResources } from '../../cloud-adapters/src/gcp/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
 import { demoDesired } from '../helpers/cloud-desired.ts';
+import { FakeCompute } from '../helpers/cloud-fakes.ts';
 
 const P = '/compute/v1/projects/proj';
 const SELF = 'https://www.googleapis.com/compute/v1/projects/proj';
@@ -36,71 +37,6 @@ function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<GcpResources> {
     },
     mode,
   );
-}
-
-interface Req { method: string; path: string; body: any }
-
-/** A stateful local Compute REST endpoint: resources, instance-group members, operations that are RUNNING until waited on. */
-class FakeCompute {
-  requests: Req[] = [];
-  res = new Map<string, any>();
-  members = new Map<string, Set<string>>();
-  ops = new Map<string, { waits: number; done: boolean }>();
-  health = new Map<string, string>();
-  n = 0;
-  server: Server = createServer((req, res) => {
-    let text = '';
-    req.on('data', (c) => (text += c));
-    req.on('end', () => {
-      const path = req.url!.split('?')[0];
-      const body = text ? JSON.parse(text) : undefined;
-      this.requests.push({ method: req.method!, path, body });
-      const [status, out] = this.route(req.method!, path, body);
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(out));
-    });
-  });
-  op(): [number, any] {
-    const name = `operation-${++this.n}`;
-    this.ops.set(name, { waits: 0, done: false });
-    return [200, { kind: 'compute#operation', name, status: 'RUNNING' }];
-  }
-  route(method: string, path: string, body: any): [number, any] {
-    const wait = path.match(/\/operations\/([^/]+)\/wait$/);
-    if (wait) {
-      const o = this.ops.get(wait[1])!;
-      o.waits++;
-      o.done = o.waits >= 2; // RUNNING on the first wait, DONE on the second
-      return [200, { name: wait[1], status: o.done ? 'DONE' : 'RUNNING' }];
-    }
-    const m = path.match(/^(.*)\/(addInstances|removeInstances|listInstances|getHealth)$/);
-    if (m && method === 'POST') {
-      const [, base, verb] = m;
-      if (verb === 'listInstances') return [200, { items: [...(this.members.get(base) ?? [])].map((instance) => ({ instance, status: 'RUNNING' })) }];
-      if (verb === 'getHealth') {
-        const group = body.group.replace(/^https?:\/\/[^/]+/, '');
-        const list = [...(this.members.get(group) ?? [])];
-        return [200, { healthStatus: list.map((instance) => ({ instance, ipAddress: '10.2.0.x', healthState: this.health.get(instance.split('/').pop()!) ?? 'UNHEALTHY' })) }];
-      }
-      const set = this.members.get(base) ?? new Set();
-      for (const i of body.instances) verb === 'addInstances' ? set.add(i.instance) : set.delete(i.instance);
-      this.members.set(base, set);
-      return this.op();
-    }
-    if (method === 'GET') return this.res.has(path) ? [200, this.res.get(path)] : [404, { error: { code: 404, message: `The resource '${path}' was not found`, errors: [{ reason: 'notFound' }] } }];
-    if (method === 'POST') {
-      this.res.set(`${path}/${body.name}`, { ...body, selfLink: `https://www.googleapis.com${path}/${body.name}` });
-      return this.op();
-    }
-    if (method === 'PATCH') {
-      this.res.set(path, { ...this.res.get(path), ...body });
-      return this.op();
-    }
-    return [400, { error: { code: 400, message: 'unsupported' } }];
-  }
-  writes() {
-    return this.requests.filter((r) => r.method !== 'GET' && !r.path.endsWith('/wait') && !r.path.endsWith('/listInstances') && !r.path.endsWith('/getHealth'));
-  }
 }
 
 describe('GCP adapter (real @google-cloud/compute clients, REST transport to a local endpoint)', () => {
