@@ -47,7 +47,7 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void> } 
   let replication: ReplicationPort = new NoReplication();
   if (module.mode === 'mirror' && module.replication) {
     replication = new MirrorReplication(
-      createMirrorReplicator({ module, self, peer: peers[0], secret: ctx.keys.sending.secret, stateDir: join(cluster.state_dir, module.name, 'mirror'), log: log.child({ part: 'mirror' }) }),
+      createMirrorReplicator({ module, self, peer: peers[0], secret: ctx.keys.sending.secret, keys: ctx.keys, stateDir: join(cluster.state_dir, module.name, 'mirror'), log: log.child({ part: 'mirror' }) }),
     );
   }
 

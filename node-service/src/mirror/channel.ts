@@ -1,4 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { KeyRing } from '../secure/keyring.ts';
+import { channelKey, replicationRing, secureConnect } from './secure-socket.ts';
 import { authMac, encodeFrame, FrameDecoder, FrameError, MAX_BODY, MAX_BODY_UNAUTH, macEqual, nonce, PROTOCOL_VERSION, type Frame } from './protocol.ts';
 
 /** What the secondary tells the primary right after authentication. */
@@ -95,45 +98,34 @@ const HANDSHAKE_MS = 5000;
 export async function connectToSecondary(opts: {
   addrs: readonly string[];
   port: number;
+  /** the cluster secret (TLS is keyed from it) */
   key: Buffer;
+  /** the daemon's live keys (rotation); default: from `key` */
+  keys?: KeyRing;
   module: string;
   node: string;
   localAddrs?: readonly string[];
 }): Promise<{ ch: Channel; report: SecondaryReport }> {
   let lastErr: Error = new Error('no peer address');
   for (const host of opts.addrs) {
-    let socket: Socket;
+    let socket: TLSSocket;
     try {
-      socket = await new Promise<Socket>((resolve, reject) => {
-        const s = connect({ host, port: opts.port });
-        const t = setTimeout(() => {
-          s.destroy();
-          reject(new Error(`connect ${host}:${opts.port}: timeout`));
-        }, 2000);
-        s.once('connect', () => {
-          clearTimeout(t);
-          s.removeAllListeners('error');
-          resolve(s);
-        });
-        s.once('error', (e) => {
-          clearTimeout(t);
-          reject(e);
-        });
-      });
+      socket = await secureConnect({ host, port: opts.port, ring: replicationRing(opts), module: opts.module, timeoutMs: 2000 });
     } catch (e) {
       lastErr = e as Error;
       continue;
     }
     const ch = new Channel(socket);
+    const key = channelKey(socket);
     try {
       const hello = await ch.next(HANDSHAKE_MS);
       if (hello.h.t !== 'hello' || hello.h.v !== PROTOCOL_VERSION || hello.h.mod !== opts.module || typeof hello.h.n !== 'string' || !/^[0-9a-f]{64}$/.test(hello.h.n)) {
         throw new FrameError(hello.h.t === '__closed' ? String(hello.h.reason) : `unexpected greeting from ${host}`);
       }
       const nP = nonce();
-      ch.sendFrame({ t: 'auth', n: nP, mac: authMac(opts.key, 'P', opts.module, hello.h.n, nP), node: opts.node });
+      ch.sendFrame({ t: 'auth', n: nP, mac: authMac(key, 'P', opts.module, hello.h.n, nP), node: opts.node });
       const ok = await ch.next(HANDSHAKE_MS);
-      if (ok.h.t !== 'auth-ok' || !macEqual(ok.h.mac, authMac(opts.key, 'S', opts.module, nP, hello.h.n))) {
+      if (ok.h.t !== 'auth-ok' || !macEqual(ok.h.mac, authMac(key, 'S', opts.module, nP, hello.h.n))) {
         throw new FrameError(`peer ${host} refused the handshake or does not hold the cluster secret`);
       }
       ch.authenticated();

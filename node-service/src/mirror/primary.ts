@@ -246,7 +246,7 @@ export class PrimaryRole {
     while (this.ctx.current()) {
       if (!this.session) {
         try {
-          const { ch, report } = await connectToSecondary({ addrs: this.ctx.opts.peer.addrs, port, key: this.ctx.opts.secret.key, module: this.ctx.opts.module.name, node: this.ctx.opts.self.name });
+          const { ch, report } = await connectToSecondary({ addrs: this.ctx.opts.peer.addrs, port, key: this.ctx.opts.secret.key, keys: this.ctx.opts.keys, module: this.ctx.opts.module.name, node: this.ctx.opts.self.name });
           if (!this.ctx.current()) {
             ch.close('role changed');
             return;

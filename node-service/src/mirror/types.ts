@@ -1,5 +1,6 @@
 import type { ModuleConfig } from '../config/index.ts';
 import type { Secret } from '../config/secret.ts';
+import type { KeyRing } from '../secure/keyring.ts';
 import type { Logger } from '../log/logger.ts';
 
 /** What the engine tells the daemon: the pair is in sync, the peer is lost, a resync progressed. */
@@ -52,6 +53,8 @@ export interface MirrorReplicatorOptions {
   self: { name: string; addrs: readonly string[] };
   peer: { name: string; addrs: readonly string[] };
   secret: Secret;
+  /** the daemon's live keys (secret_file and next_secret_file, reloadable); default: from `secret` */
+  keys?: KeyRing;
   stateDir: string;
   log: Logger;
 }
