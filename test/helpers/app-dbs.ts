@@ -88,6 +88,44 @@ export async function createMariadb(prefix: string, subnet: string): Promise<Mir
   }
 }
 
+export async function createFirebird(prefix: string, subnet: string): Promise<MirrorDb> {
+  const priv = `/srv/${prefix}`;
+  const app = await AppCluster.create({
+    prefix,
+    subnet,
+    template: 'firebird',
+    privatePath: priv,
+    dataDirs: [`${priv}/db`],
+    set: { VIP: `${subnet}.100/24`, DATA_DIR: `${priv}/db`, RUN_DIR: `${priv}/run`, DISTRO_SERVICE: '', STOP_SECONDS: '10' },
+    module: { default_primary: 'node1' },
+  });
+  try {
+    await startPair(app);
+    const pw = password();
+    const db = `${priv}/db/app.fdb`;
+    // SYSDBA's password is the package's (the template copied its security database)
+    const setup = [
+      `. /etc/firebird/3.0/SYSDBA.password`,
+      `printf "CREATE USER VIGIL PASSWORD '${pw}' USING PLUGIN Srp;\\nCOMMIT;\\n" | ISC_PASSWORD=$ISC_PASSWORD isql-fb -q -b -user SYSDBA localhost/3050:${priv}/db/vigil-check.fdb`,
+      `printf "CREATE DATABASE 'localhost/3050:${db}' USER 'SYSDBA' PASSWORD '%s';\\nCREATE TABLE commits (n INTEGER NOT NULL PRIMARY KEY);\\nGRANT ALL ON commits TO USER VIGIL;\\nCOMMIT;\\n" "$ISC_PASSWORD" | isql-fb -q -b`,
+    ].join(' && ');
+    await app.inside('node1', ['sh', '-c', setup]);
+    const env = { ISC_USER: 'VIGIL', ISC_PASSWORD: pw };
+    const isql = (sql: string) => ['sh', '-c', `printf '%s\n' "${sql}" | exec isql-fb -q -b ${app.vip}/3050:${db}`];
+    return {
+      app,
+      name: 'firebird',
+      insert: isql('INSERT INTO commits (n) VALUES ({N}); COMMIT;'),
+      env,
+      stored: async () => (await clientExec(app.c, isql('SET HEADING OFF; SELECT n FROM commits;'), env)).split('\n').map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number),
+      serverPid: async (node) => Number((await app.inside(node, ['cat', `${priv}/run/firebird.pid`])).trim()),
+    };
+  } catch (e) {
+    await app.destroy();
+    throw e;
+  }
+}
+
 export interface MirrorRun {
   /** kill -9 of node1's namespace (with its link) to the end of the first successful commit after it */
   readonly failoverMs: number;
