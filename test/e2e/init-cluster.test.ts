@@ -117,12 +117,18 @@ describe('vigil init into a two-node cluster', () => {
     expect(await holdsVip('node1')).toBe(false);
   }, 90_000);
 
-  it('the version is in the API and in /metrics', async () => {
+  it('the version is in the API and in /metrics; the monitor token reads but cannot act', async () => {
     const token = readFileSync(join(etc, 'admin.token'), 'utf8').trim();
     const v = await lan.exec('client', ['curl', '-s', '-m', '2', '-H', `authorization: Bearer ${token}`, `http://${SUBNET}.1:9010/api/v1/version`]);
     expect(JSON.parse(v)).toEqual({ version: VERSION, node: process.version });
     const noToken = await lan.exec('client', ['curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${SUBNET}.1:9010/api/v1/version`]);
     expect(noToken).toBe('401');
+    // the read-only token init wrote: reads, never acts
+    const monitor = readFileSync(join(etc, 'monitor.token'), 'utf8').trim();
+    const read = await lan.exec('client', ['curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', '-H', `authorization: Bearer ${monitor}`, `http://${SUBNET}.1:9010/api/v1/modules/app`]);
+    expect(read).toBe('200');
+    const act = await lan.exec('client', ['curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', `authorization: Bearer ${monitor}`, `http://${SUBNET}.1:9010/api/v1/modules/app/swap`]);
+    expect(act).toBe('403');
     const metrics = await lan.exec('client', ['curl', '-s', '-m', '2', `http://${SUBNET}.2:9010/metrics`]);
     expect(metrics).toContain(`vigil_build_info{version="${VERSION}",node="${process.version}"} 1`);
     expect((await lan.exec('node1', [process.execPath, BIN, '--version'])).trim()).toBe(VERSION);

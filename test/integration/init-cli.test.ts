@@ -29,10 +29,12 @@ describe('vigil init', () => {
     expect(r.code, r.err).toBe(0);
     expect(mode(join(dir, 'cluster.key'))).toBe(0o600);
     expect(mode(join(dir, 'admin.token'))).toBe(0o600);
+    expect(mode(join(dir, 'monitor.token'))).toBe(0o600);
     expect(mode(join(dir, 'scripts/db/start_prim'))).toBe(0o755);
     const key = readFileSync(join(dir, 'cluster.key'), 'utf8').trim();
     expect(Buffer.from(key, 'base64url').length).toBe(32);
-    expect(readFileSync(join(dir, 'admin.token'), 'utf8').trim()).not.toBe(key);
+    const tokens = ['admin.token', 'monitor.token'].map((f) => readFileSync(join(dir, f), 'utf8').trim());
+    expect(new Set([key, ...tokens]).size).toBe(3);
     // the next steps name the copy to the other node and the service
     expect(r.out).toContain(`rsync -a ${dir}/ root@198.18.0.2:${dir}/`);
     expect(r.out).toContain('systemctl enable --now vigil');
@@ -43,8 +45,9 @@ describe('vigil init', () => {
     expect(c.nodes.map((n) => [n.name, n.addrs[0]])).toEqual([['n1', '198.18.0.1'], ['n2', '198.18.0.2']]);
     const m = c.modules[0];
     expect([m.name, m.mode, m.default_primary, m.vip[0].addr, m.vip[0].interface, m.replication?.dirs]).toEqual(['db', 'mirror', 'n1', '198.18.0.100/24', 'eth0', ['/srv/db']]);
+    expect(c.api.tokens).toEqual([{ role: 'monitor', file: join(dir, 'monitor.token') }]);
     // no key material in what is printed
-    expect(r.out).not.toContain(key);
+    for (const s of [key, ...tokens]) expect(r.out).not.toContain(s);
   });
 
   it('refuses to overwrite without --force and changes nothing; --force replaces the secrets and keeps the operator\'s scripts', async () => {
@@ -53,7 +56,7 @@ describe('vigil init', () => {
     writeFileSync(script, '#!/bin/sh\nsystemctl start postgresql\n');
     const r = await vigil(['init', ...MIRROR, '--dir', dir]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`${join(dir, 'cluster.yaml')}, ${join(dir, 'cluster.key')}, ${join(dir, 'admin.token')} already exist: nothing was written`);
+    expect(r.err).toContain(`${join(dir, 'cluster.yaml')}, ${join(dir, 'cluster.key')}, ${join(dir, 'admin.token')}, ${join(dir, 'monitor.token')} already exist: nothing was written`);
     expect(r.err).toContain('--force');
     expect(readFileSync(join(dir, 'cluster.key'), 'utf8')).toBe(before);
 

@@ -83,13 +83,15 @@ export function planInit(a: InitAnswers): InitPlan {
   const configFile = join(dir, 'cluster.yaml');
   const secretFile = join(dir, 'cluster.key');
   const tokenFile = join(dir, 'admin.token');
+  const monitorFile = join(dir, 'monitor.token');
   const scriptsDir = join(dir, 'scripts', a.module);
   if (a.mode === 'farm' && a.replicate.length > 0) throw new CliError('--replicate: only a mirror module replicates directories (use --mode mirror, or leave --replicate out)');
   const raw: RawCluster = {
     cluster: a.cluster,
     secret_file: secretFile,
     state_dir: a.stateDir,
-    api: { port: 9010, admin_token_file: tokenFile },
+    // admin: every verb and the configuration; monitor: read-only (states, logs), for dashboards and on-call
+    api: { port: 9010, admin_token_file: tokenFile, tokens: [{ role: 'monitor', file: monitorFile }] },
     nodes: a.nodes.map((n) => ({ name: n.name, addrs: [n.addr] })),
     modules: [
       {
@@ -110,7 +112,7 @@ export function planInit(a: InitAnswers): InitPlan {
     if (!(e instanceof ConfigError)) throw e;
     throw new CliError(`the answers make an invalid configuration, nothing was written:\n${e.issues.map((i) => `  ${i.path || 'config'}: ${i.message}`).join('\n')}`);
   }
-  const header = `# Vigil cluster "${a.cluster}", written by vigil init on ${new Date().toISOString().slice(0, 10)}.\n# The same file (with cluster.key and admin.token) on every node. Check it with: vigil config check --config ${configFile}\n`;
+  const header = `# Vigil cluster "${a.cluster}", written by vigil init on ${new Date().toISOString().slice(0, 10)}.\n# The same file (with cluster.key and the tokens) on every node. Check it with: vigil config check --config ${configFile}\n`;
   const secret = (n: number) => `${randomBytes(n).toString('base64url')}\n`;
   return {
     configFile,
@@ -119,6 +121,7 @@ export function planInit(a: InitAnswers): InitPlan {
       { path: configFile, content: header + toYaml(raw), mode: 0o644, what: 'the cluster, the same file on every node' },
       { path: secretFile, content: secret(32), mode: 0o600, what: 'the cluster secret: authenticates heartbeats and replication' },
       { path: tokenFile, content: secret(32), mode: 0o600, what: 'the admin API token (vigil state, prim, swap ...)' },
+      { path: monitorFile, content: secret(32), mode: 0o600, what: 'a read-only API token (states and logs: dashboards, on-call)' },
       ...Object.entries(SCRIPTS[a.mode]).map(([name, what]) => ({ path: join(scriptsDir, name), content: scriptTemplate(name, a.module, what), mode: 0o755, what, keep: true })),
     ],
   };
