@@ -8,6 +8,7 @@ import type { ModuleStatus } from '../daemon/module-runner.ts';
 import { ApiClient, CliError, type ClientOptions } from './client.ts';
 import { VERSION } from '../version.ts';
 import { registerInitCommand } from './init-command.ts';
+import { registerModuleCommands } from '../modules/cli.ts';
 import { contractJson, logLine, stateTable } from './format.ts';
 import { watchState } from './watch.ts';
 import { installAllNodes } from './all-nodes.ts';
@@ -119,6 +120,8 @@ clientOptions(
   if (r.status !== 200) throw new CliError((r.body as { error: string }).error);
   for (const rec of r.body as LogRecord[]) console.log(o.json ? JSON.stringify(rec) : logLine(rec));
 });
+
+registerModuleCommands(program);
 
 registerInitCommand(program);
 
