@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,7 +119,6 @@ describe('web console in a real browser', () => {
     expect((await result()).text).toMatch(/swap app on node1: swapping: node2 becomes primary/);
     await page.waitForFunction(() => (document.getElementById('transitions')?.textContent ?? '').includes('swap'));
     await shot(page, 'after-swap');
-    if (process.env.VIGIL_UPDATE_SCREENSHOT) copyFileSync(join(SHOTS, 'after-swap.png'), join(REPO, 'docs/console.png'));
     const sorted = [...delays].sort((a, b) => a - b);
     console.log(`RESULT console_change_to_page_ms_median=${sorted[Math.floor(sorted.length / 2)]} console_change_to_page_ms_max=${sorted.at(-1)} samples=${sorted.length} (each: state first seen by polling the node's API every 5 ms → shown on the page served by node1; ${delays.join(',')})`);
     expect(sorted.at(-1)).toBeLessThan(5000);

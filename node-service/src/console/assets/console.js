@@ -168,7 +168,13 @@
     const recs = [];
     for (const n of view.nodes) for (const [m, list] of Object.entries(n.snapshot?.logs || {})) for (const r of list) recs.push({ ...r, node: n.node, module: m });
     recs.sort((a, b) => a.time.localeCompare(b.time));
-    const tr = recs.filter((r) => r.kind === 'transition' && r.phase !== 'done').slice(-15).reverse();
+    // a state change the core makes without steps (PRIM -> ALONE when the secondary goes) is logged as a note
+    const asTransition = (r) => {
+      if (r.kind === 'transition') return r.phase !== 'done' ? r : null;
+      const m = r.kind === 'note' && /^(STOP|WAIT|ALONE|PRIM|SECOND|UP) -> (STOP|WAIT|ALONE|PRIM|SECOND|UP): (.*)$/.exec(r.msg);
+      return m ? { ...r, from: m[1], to: m[2], reason: m[3] } : null;
+    };
+    const tr = recs.map(asTransition).filter(Boolean).slice(-15).reverse();
     $('transitions').tBodies[0].innerHTML = tr.map((r) => `<tr><td>${esc(new Date(r.time).toLocaleTimeString())}</td><td>${esc(r.node)}</td><td>${esc(r.module)}</td><td>${esc(r.from)} → ${esc(r.to)}${r.phase === 'failed' ? ' <b class="error">failed</b>' : ''}</td><td>${esc(r.reason)}${r.detail ? ` <span class="error">${esc(r.detail)}</span>` : ''}</td></tr>`).join('');
     const line = (r) => {
       const t = new Date(r.time).toLocaleTimeString();
