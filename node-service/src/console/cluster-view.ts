@@ -25,10 +25,11 @@ export interface ClusterView {
 /**
  * The whole cluster for one console session: this node from its feed, every peer from its own API's
  * watch stream, opened with the operator's token (each peer checks and logs the role itself).
- * Changes are coalesced for 20 ms so that one transition seen by two nodes is one update.
+ * Changes are coalesced for 20 ms so that one transition seen by two nodes is one update. Nodes are
+ * listed in the config's order, whichever node serves the console.
  */
 export function watchCluster(
-  o: { cluster: string; self: { node: string; addr: string }; feed: NodeFeed; peers: readonly PeerTarget[]; token: string },
+  o: { cluster: string; self: { node: string; addr: string }; feed: NodeFeed; peers: readonly PeerTarget[]; token: string; order?: readonly string[] },
   onView: (v: ClusterView) => void,
 ): () => void {
   const nodes = new Map<string, NodeView>();
@@ -38,7 +39,8 @@ export function watchCluster(
   const emit = () => {
     pending ??= setTimeout(() => {
       pending = undefined;
-      onView({ cluster: o.cluster, via: o.self.node, time: new Date().toISOString(), nodes: [...nodes.values()] });
+      const rank = (n: NodeView) => o.order?.indexOf(n.node) ?? 0;
+      onView({ cluster: o.cluster, via: o.self.node, time: new Date().toISOString(), nodes: [...nodes.values()].sort((a, b) => rank(a) - rank(b)) });
     }, 20);
   };
   const unwatchSelf = o.feed.watch((snapshot) => {

@@ -13,6 +13,8 @@ export interface ConsoleSetup {
   readonly config: ClusterConfig;
   readonly self: { readonly node: string; readonly addr: string };
   readonly peers: readonly PeerTarget[];
+  /** node names in the config's order (the console lists them so on every node) */
+  readonly order: readonly string[];
   readonly secure: boolean;
 }
 
@@ -32,6 +34,7 @@ export function consoleSetup(config: ClusterConfig, self: NodeConfig, runners: R
     config,
     self: { node: self.name, addr: addrOf(self) },
     peers: config.nodes.filter((n) => n.name !== self.name).map((n) => ({ node: n.name, addr: addrOf(n), port: config.api.port, ca })),
+    order: config.nodes.map((n) => n.name),
     secure: tls !== undefined,
   };
 }

@@ -16,6 +16,7 @@ export interface ConsoleDeps {
   readonly self: { readonly node: string; readonly addr: string };
   readonly feed: NodeFeed;
   readonly peers: readonly PeerTarget[];
+  readonly order?: readonly string[];
   readonly tokens: TokenSet;
   readonly log?: Logger;
   /** served over HTTPS (api.tls): the session cookie is Secure */
@@ -125,7 +126,7 @@ export function consoleApp(d: ConsoleDeps): Hono {
 
   api.get('/events', (c) => {
     const s = c.get('session');
-    return sseStream(c, (send) => watchCluster({ cluster: d.cluster, self: d.self, feed: d.feed, peers: d.peers, token: s.token }, (v) => send('cluster', v)));
+    return sseStream(c, (send) => watchCluster({ cluster: d.cluster, self: d.self, feed: d.feed, peers: d.peers, token: s.token, order: d.order }, (v) => send('cluster', v)));
   });
 
   api.get('/config', async (c) => {
