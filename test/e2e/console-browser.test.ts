@@ -109,6 +109,14 @@ describe('web console in a real browser', () => {
     const started = [measure('node2', 'SECOND'), measure('node1', 'PRIM')];
     expect(await act('node2', 'start')).toBe('app starts on node2: it becomes primary or secondary as its data and node1 allow.');
     await Promise.all(started);
+    // swap needs node1 to know node2 is an in-sync secondary (heartbeats, 100 ms apart): wait for it,
+    // so that a loaded machine does not turn the next test's swap into a refusal
+    for (let i = 0; i < 100; i++) {
+      const [a, b] = [await c.status('node1'), await c.status('node2')];
+      if (a?.peers[0]?.state === 'SECOND' && b?.state === 'SECOND' && b.inSync) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 300));
   });
 
   it('swaps from the page: the confirmation says what happens and the roles change on the page', async () => {
