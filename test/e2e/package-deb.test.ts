@@ -19,6 +19,9 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 const work = mkdtempSync(join(tmpdir(), 'vigil-deb-'));
 const chroot = join(work, 'root');
 let deb = '';
+/** the machine's own release and Debian sources: the fresh root is what an administrator of this machine would get */
+const SUITE = /^VERSION_CODENAME=(\w+)$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'bookworm';
+const SOURCES = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list'].find((f) => existsSync(f) && readFileSync(f, 'utf8').includes('debian')) ?? '';
 
 function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -65,6 +68,7 @@ describe('Debian package', () => {
     expect(b.code, b.out).toBe(0);
     deb = join(ROOT, 'dist', readdirSync(join(ROOT, 'dist')).find((f) => f.startsWith(`vigil_${VERSION}_`) && f.endsWith('.deb'))!);
     console.log(`RESULT deb=${deb.split('/').pop()} deb_bytes=${statSync(deb).size}`);
+    expect(SOURCES, 'no Debian apt sources on this machine (/etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list)').not.toBe('');
     const nodejs = nodejsDeb();
     // A fresh root from the archive this machine uses; apt installs both packages and resolves the rest.
     const m = await run(
@@ -73,7 +77,7 @@ describe('Debian package', () => {
         '--variant=apt', '--mode=root', '--quiet',
         `--customize-hook=copy-in ${nodejs} ${deb} /tmp`,
         `--customize-hook=chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd /tmp/nodejs.deb /tmp/${deb.split('/').pop()}`,
-        'bookworm', chroot, '/etc/apt/sources.list.d/debian.sources',
+        SUITE, chroot, SOURCES,
       ],
       600_000,
     );
