@@ -8,7 +8,8 @@ import type { ReplicationEvent, ReplicationPort } from './ports.ts';
  * read-only with no stream accepted (stop + prepare), so nothing can diverge while it waits.
  */
 export class MirrorReplication implements ReplicationPort {
-  private role: 'none' | 'primary' | 'secondary' = 'none';
+  /** 'stopped': the engine was stopped (vigil stop, stopstart, forcestop) and must be prepared again before any role */
+  private role: 'none' | 'primary' | 'secondary' | 'stopped' = 'none';
 
   constructor(private readonly engine: MirrorReplicator) {}
 
@@ -17,17 +18,20 @@ export class MirrorReplication implements ReplicationPort {
   }
 
   async primary(o: { fullSync?: boolean } = {}): Promise<void> {
+    await this.prepareAfterStop();
     await this.engine.becomePrimary(o);
     this.role = 'primary';
   }
 
   async secondary(o: { fullSync?: boolean; divergent?: boolean }): Promise<void> {
+    await this.prepareAfterStop();
     await this.engine.becomeSecondary(o);
     this.role = 'secondary';
   }
 
   async idle(): Promise<void> {
     if (this.role === 'none') return;
+    if (this.role === 'stopped') return this.prepareAfterStop();
     await this.engine.stop();
     await this.engine.prepare();
     this.role = 'none';
@@ -35,6 +39,13 @@ export class MirrorReplication implements ReplicationPort {
 
   async stop(): Promise<void> {
     await this.engine.stop();
+    this.role = 'stopped';
+  }
+
+  /** a module started again after a stop: views back, read-only, before it takes a role */
+  private async prepareAfterStop(): Promise<void> {
+    if (this.role !== 'stopped') return;
+    await this.engine.prepare();
     this.role = 'none';
   }
 
