@@ -78,7 +78,11 @@ describe('web console on a replicating mirror (namespaces, real browser)', () =>
     expect(await page.$eval('#grid tr[data-module="db"] td.vip', (e) => e.textContent)).toBe(`${SUBNET}.100/24held by node1`);
     expect(await page.$eval(cell('node1'), (e) => e.textContent)).toContain('replicating synchronously to node2');
     expect(await page.$eval(cell('node2'), (e) => e.textContent)).toContain('in sync');
+    // admin sees the configuration as loaded
+    await page.click('#config-view summary');
+    await page.waitForFunction(() => (document.getElementById('config-text')?.textContent ?? '').includes('"cluster": "vgc"'));
     await page.screenshot({ path: join(SHOTS, 'mirror-in-sync.png'), fullPage: true });
+    await page.click('#config-view summary');
   });
 
   it('shows the bytes tracked while ALONE, then the resync with bytes, rate and ETA, then in sync again', async () => {

@@ -3,6 +3,8 @@ import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../node-service/src/demo/local-cluster.ts';
+import { TokenSet } from '../../node-service/src/api/tokens.ts';
+import { SESSION_IDLE_MS, SESSION_MAX_MS, SessionStore } from '../../node-service/src/console/sessions.ts';
 import { logOf, type RoleTokens, startConsoleCluster } from '../helpers/console-cluster.ts';
 
 interface Reply {
@@ -115,6 +117,14 @@ describe('console security (real daemons, HTTP)', () => {
     expect(badVerb.status).toBe(400);
   });
 
+  it('logs out with the CSRF token: the cookie is cleared and the session is gone', async () => {
+    const s = await login(base, t.monitor);
+    const out = await send(`${base}/console/api/logout`, { method: 'POST', headers: { ...json, cookie: s.cookie, 'x-csrf-token': s.csrf }, body: '{}' });
+    expect(out.status).toBe(200);
+    expect(String((out.headers['set-cookie'] as string[])[0])).toMatch(/^vigil_console=; Max-Age=0; Path=\/console/);
+    expect((await send(`${base}/console/api/session`, { headers: { cookie: s.cookie } })).status).toBe(401);
+  });
+
   it('never lets a monitor act, even with its CSRF token, and shows the config only to admin', async () => {
     const m = await login(base, t.monitor2);
     const r = await send(`${base}/console/api/action`, { method: 'POST', headers: { ...json, cookie: m.cookie, 'x-csrf-token': m.csrf }, body: JSON.stringify({ node: 'node1', module: 'app', verb: 'stop' }) });
@@ -189,5 +199,37 @@ describe('console and API over HTTPS (api.tls from vigil tls selfsigned)', () =>
       req.end();
     });
     expect(seen).toBe('node2 reachable');
+  });
+});
+
+describe('sessions and token lookup (in process)', () => {
+  it('ends a session after 30 minutes idle or 12 hours in all', () => {
+    let now = 1_000_000;
+    const store = new SessionStore(() => now);
+    const a = store.create('control', 'tok');
+    now += SESSION_IDLE_MS - 1;
+    expect(store.get(a.id)?.role).toBe('control'); // used: idle time starts again
+    now += SESSION_IDLE_MS + 1;
+    expect(store.get(a.id)).toBeUndefined();
+    const b = store.create('admin', 'tok');
+    for (let t = 0; t < SESSION_MAX_MS; t += SESSION_IDLE_MS / 2) {
+      now += SESSION_IDLE_MS / 2;
+      if (t + SESSION_IDLE_MS / 2 < SESSION_MAX_MS) expect(store.get(b.id)).toBeDefined();
+    }
+    now += SESSION_IDLE_MS / 2;
+    expect(store.get(b.id)).toBeUndefined();
+    expect(store.get(undefined)).toBeUndefined();
+  });
+
+  it('gives a token listed under several roles its highest, and an unknown one none', () => {
+    const set = new TokenSet([
+      { token: 'shared-token-1', role: 'monitor' },
+      { token: 'shared-token-1', role: 'admin' },
+      { token: 'ctl-token-22', role: 'control' },
+    ]);
+    expect(set.roleOf('shared-token-1')).toBe('admin');
+    expect(set.roleOf('ctl-token-22')).toBe('control');
+    expect(set.roleOf('ctl-token-2')).toBeUndefined();
+    expect(JSON.stringify({ set })).toBe('{"set":"[tokens]"}');
   });
 });
