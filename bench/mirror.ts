@@ -1,51 +1,81 @@
 /**
  * npm run bench:mirror — the mirror module against baselines measured in the same run:
  *   (a) a plain directory, (b) a bindfs passthrough mount, (c) the Vigil view alone (no peer),
- *   (d) the Vigil view replicating synchronously to a peer in another network namespace.
- * Sequential 1 MiB writes (1 GiB, fsync at the end) and fsync'd 4 KiB writes (10 s) in each, median of 3 runs; then the
- * checksum comparison of two identical trees of 25,000 / 50,000 / 100,000 small files.
+ *   (d) the Vigil view replicating to a peer in another network namespace (PRIM, replication.ack: fsync).
+ * In each: sequential 1 MiB writes (fsync at the end), fsync'd 4 KiB writes with 1 and with 8 writers,
+ * sequential (1 MiB) and random (4 KiB) reads of a file just written; median of ROUNDS runs. Then
+ * PostgreSQL 15 pgbench (1 and 4 clients) on (a) and (d); a full resync of a 1 GiB file plus 10,000
+ * small ones to an empty secondary against the raw TCP throughput between the two namespaces; the
+ * checksum comparison of trees of 25,000 / 50,000 / 100,000 small files.
  * Every I/O runs inside node a's network and mount namespace (nsenter), so all mounts die with it.
- * Last line: RESULT seq_d_over_a=R fsync_d_over_a=R seq_c_over_b=R fsync_c_over_b=R compare_100k_s=N
+ * Last line: RESULT seq_d_over_a=R fsync_d_over_a=R fsync8_d_over_a=R read_c_over_a=R pgbench1_ratio=R
+ *   pgbench4_ratio=R seq_c_over_b=R fsync_c_over_b=R resync_over_tcp=R compare_100k_s=N
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createPair } from '../test/helpers/mirror-cluster.ts';
+import { createPair, type Pair } from '../test/helpers/mirror-cluster.ts';
 import { buildManifest, diffManifests } from '../node-service/src/mirror/manifest.ts';
 import { Tracking } from '../node-service/src/mirror/tracking.ts';
+import { pgbench, stopPg } from './mirror-pgbench.ts';
 import { median } from './stats.ts';
 
-const ROOT = '/tmp/vgm-bench';
+const ROOT = '/tmp/vgb-bench';
+const REPO = resolve(import.meta.dirname, '..');
 const IO = resolve(import.meta.dirname, 'mirror-io.ts');
+const TCP = resolve(import.meta.dirname, 'mirror-tcp.ts');
 const SEQ_MIB = Number(process.env.MIRROR_BENCH_SEQ_MIB ?? 1024);
 const FSYNC_S = Number(process.env.MIRROR_BENCH_FSYNC_S ?? 10);
+const READ_MIB = Number(process.env.MIRROR_BENCH_READ_MIB ?? 256);
 const SIZES = (process.env.MIRROR_BENCH_TREES ?? '25000,50000,100000').split(',').map(Number);
 const ROUNDS = Number(process.env.MIRROR_BENCH_ROUNDS ?? 3);
+const PG_S = Number(process.env.MIRROR_BENCH_PG_S ?? 20);
+const PG_SCALE = Number(process.env.MIRROR_BENCH_PG_SCALE ?? 10);
+const RESYNC_MIB = Number(process.env.MIRROR_BENCH_RESYNC_MIB ?? 1024);
+const RESYNC_FILES = Number(process.env.MIRROR_BENCH_RESYNC_FILES ?? 10_000);
+const WRITERS = 8;
 
 function runIn(pid: number, cmd: string[]): Promise<string> {
   return new Promise((res, rej) => {
-    const p = spawn('nsenter', ['-t', String(pid), '-m', '-n', `--wd=${resolve(import.meta.dirname, '..')}`, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('nsenter', ['-t', String(pid), '-m', '-n', `--wd=${REPO}`, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (c) => (c === 0 ? res(out) : rej(new Error(`${cmd.join(' ')}: exit ${c}: ${err}`))));
+    p.on('exit', (c) => (c === 0 ? res(out) : rej(new Error(`${cmd.join(' ')}: exit ${c}: ${err}${out}`))));
   });
 }
 
+const io = async <T>(pid: number, ...args: string[]): Promise<T> => JSON.parse(await runIn(pid, [process.execPath, '--import', 'tsx', IO, ...args])) as T;
+
+interface Measured {
+  mbps: number;
+  opsps: number;
+  ops8ps: number;
+  readMbps: number;
+  randOpsps: number;
+}
+
 /** ROUNDS runs of each measurement; the median is what counts (these machines are noisy) */
-async function measure(pid: number, label: string, dir: string): Promise<{ mbps: number; opsps: number }> {
-  const seqs: number[] = [];
-  const syncs: number[] = [];
+async function measure(pid: number, label: string, dir: string): Promise<Measured> {
+  const r: Record<keyof Measured, number[]> = { mbps: [], opsps: [], ops8ps: [], readMbps: [], randOpsps: [] };
   for (let i = 0; i < ROUNDS; i++) {
-    seqs.push((JSON.parse(await runIn(pid, [process.execPath, '--import', 'tsx', IO, 'seq', dir, String(SEQ_MIB)])) as { mbps: number }).mbps);
-    syncs.push((JSON.parse(await runIn(pid, [process.execPath, '--import', 'tsx', IO, 'fsync4k', dir, String(FSYNC_S)])) as { opsps: number }).opsps);
+    r.mbps.push((await io<{ mbps: number }>(pid, 'seq', dir, String(SEQ_MIB))).mbps);
+    r.opsps.push((await io<{ opsps: number }>(pid, 'fsync4k', dir, String(FSYNC_S))).opsps);
+    // 8 writers on 8 files, started together (tsx takes a while to start on a loaded machine)
+    const start = String(Date.now() + 6000);
+    const all = await Promise.all(Array.from({ length: WRITERS }, (_, w) => io<{ opsps: number }>(pid, 'fsync4k', dir, String(FSYNC_S), String(w), start)));
+    r.ops8ps.push(all.reduce((n, x) => n + x.opsps, 0));
+    const rd = await io<{ seqMbps: number; randOpsps: number }>(pid, 'read', dir, String(READ_MIB), String(Math.max(2, FSYNC_S / 2)));
+    r.readMbps.push(rd.seqMbps);
+    r.randOpsps.push(rd.randOpsps);
   }
-  const mbps = median(seqs);
-  const opsps = median(syncs);
-  const runs = (xs: number[], d: number) => xs.map((x) => x.toFixed(d)).join(' / ');
-  console.log(`${label.padEnd(36)} sequential ${mbps.toFixed(1).padStart(7)} MB/s (${runs(seqs, 0)})   fsync'd 4 KiB ${opsps.toFixed(0).padStart(6)} ops/s (${runs(syncs, 0)})`);
-  return { mbps, opsps };
+  const m = Object.fromEntries(Object.entries(r).map(([k, xs]) => [k, median(xs)])) as unknown as Measured;
+  const runs = (xs: number[]) => xs.map((x) => x.toFixed(0)).join('/');
+  console.log(
+    `${label.padEnd(34)} seq ${m.mbps.toFixed(0).padStart(5)} MB/s (${runs(r.mbps)})  fsync'd 4K ${m.opsps.toFixed(0).padStart(6)}/s (${runs(r.opsps)})  ×8 ${m.ops8ps.toFixed(0).padStart(6)}/s (${runs(r.ops8ps)})  read ${m.readMbps.toFixed(0).padStart(5)} MB/s (${runs(r.readMbps)})  rand 4K ${m.randOpsps.toFixed(0).padStart(7)}/s (${runs(r.randOpsps)})`,
+  );
+  return m;
 }
 
 function makeTree(root: string, from: number, to: number): void {
@@ -56,20 +86,48 @@ function makeTree(root: string, from: number, to: number): void {
   }
 }
 
+async function pgOn(pid: number, label: string, dir: string): Promise<{ c1: number; c4: number }> {
+  const res = await pgbench((cmd) => runIn(pid, cmd), { dir, sock: join(ROOT, `sock-${label.replace(/\W+/g, '-')}`), clients: [1, 4], seconds: PG_S, rounds: ROUNDS, scale: PG_SCALE });
+  const runs = (c: number) => (res.runs.get(c) ?? []).map((x) => x.toFixed(0)).join('/');
+  console.log(`pgbench on ${label.padEnd(24)} 1 client ${res.median(1).toFixed(0).padStart(6)} tps (${runs(1)})   4 clients ${res.median(4).toFixed(0).padStart(6)} tps (${runs(4)})`);
+  return { c1: res.median(1), c4: res.median(4) };
+}
+
+/** raw TCP from a to b (1 GiB) and the median one-byte round trip, in the same namespaces */
+async function tcpBaseline(pair: Pair, pid: number): Promise<{ mbps: number; rttUs: number }> {
+  const server = pair.lan.spawn('b', [process.execPath, '--import', 'tsx', TCP, 'server', '5999']);
+  try {
+    await new Promise<void>((r, j) => {
+      server.stdout!.once('data', () => r());
+      server.once('exit', (c) => j(new Error(`tcp server exited ${c}`)));
+    });
+    const rs: { mbps: number; rttUs: number }[] = [];
+    for (let i = 0; i < ROUNDS; i++) rs.push(JSON.parse(await runIn(pid, [process.execPath, '--import', 'tsx', TCP, 'client', pair.b.addr, '5999', '1024'])));
+    return { mbps: median(rs.map((x) => x.mbps)), rttUs: median(rs.map((x) => x.rttUs)) };
+  } finally {
+    server.kill();
+  }
+}
+
 async function main(): Promise<void> {
-  const pair = await createPair({ root: ROOT, prefix: 'vgmb', sendTimeoutMs: 5000 });
+  const pair = await createPair({ root: ROOT, prefix: 'vgb', sendTimeoutMs: 5000 });
+  const pgDirs: string[] = [];
+  let pidA = 0;
   const cleanup = async () => {
+    for (const d of pgDirs) if (pidA) await stopPg((cmd) => runIn(pidA, cmd), d).catch(() => undefined);
     await pair.a.exit().catch(() => undefined);
     await pair.b.exit().catch(() => undefined);
     await pair.destroy();
   };
   try {
-    console.log(`mirror bench: ${SEQ_MIB} MiB sequential, ${FSYNC_S} s fsync'd 4 KiB, median of ${ROUNDS} runs each, load average ${execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ')}`);
+    const load = () => execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ');
+    console.log(`mirror bench: ${SEQ_MIB} MiB sequential, ${FSYNC_S} s fsync'd 4 KiB (1 and ${WRITERS} writers), ${READ_MIB} MiB reads, pgbench -s ${PG_SCALE} ${PG_S} s, median of ${ROUNDS} runs each; load average ${load()}`);
     const { a, b } = pair;
     a.start();
     b.start();
     await Promise.all([a.call('prepare'), b.call('prepare')]);
     const pid = a.proc!.pid!;
+    pidA = pid;
     const plain = join(ROOT, 'plain');
     const bsrc = join(ROOT, 'bindfs-src');
     const bmnt = join(ROOT, 'bindfs-mnt');
@@ -78,47 +136,84 @@ async function main(): Promise<void> {
 
     const ra = await measure(pid, '(a) plain directory', plain);
     const rb = await measure(pid, '(b) bindfs passthrough', bmnt);
+    await runIn(pid, ['umount', bmnt]).catch(() => undefined);
+    pgDirs.push(join(plain, 'pg'));
+    const pga = await pgOn(pid, 'plain', join(plain, 'pg'));
     await a.call('primary');
-    const rc = await measure(pid, '(c) Vigil view, ALONE (no peer)', join(ROOT, 'a', 'data'));
+    const view = join(ROOT, 'a', 'data');
+    const rc = await measure(pid, '(c) Vigil view, ALONE (no peer)', view);
     const synced = a.waitEvent('synced', 120_000);
     await b.call('secondary');
     await synced;
-    const rd = await measure(pid, '(d) Vigil view, PRIM (sync to peer)', join(ROOT, 'a', 'data'));
-    const st = (await a.call('status')) as { peer: string };
-    if (st.peer !== 'synced') throw new Error(`peer not synced after the PRIM run: ${st.peer}`);
-    await runIn(pid, ['umount', bmnt]).catch(() => undefined);
+    const rd = await measure(pid, '(d) Vigil view, PRIM (ack: fsync)', view);
+    pgDirs.push(join(view, 'pg'));
+    const pgd = await pgOn(pid, 'the view in PRIM', join(view, 'pg'));
+    const st = (await a.call('status')) as { peer: string; windowWaits?: number };
+    if (st.peer !== 'synced') throw new Error(`peer not synced after the PRIM runs: ${st.peer}`);
+    console.log(`load average after the PRIM runs: ${load()}; writers that waited for room in the window: ${st.windowWaits ?? 0}`);
+
+    // full resync to an empty secondary, against raw TCP between the same namespaces
+    const tcp = await tcpBaseline(pair, pid);
+    console.log(`raw TCP a → b: ${tcp.mbps.toFixed(0)} MB/s, one-byte round trip ${tcp.rttUs.toFixed(0)} µs (median of ${ROUNDS})`);
+    const lost = a.waitEvent('lost', 30_000);
+    await b.exit();
+    await lost;
+    rmSync(join(ROOT, 'b'), { recursive: true, force: true });
+    mkdirSync(join(ROOT, 'b'), { recursive: true });
+    const tree = await io<{ bytes: number }>(pid, 'tree', join(view, 'resync'), String(RESYNC_MIB), String(RESYNC_FILES));
+    execFileSync('sync');
+    b.start();
+    await b.call('prepare');
+    const t0 = process.hrtime.bigint();
+    const resynced = a.waitEvent('synced', 1_800_000);
+    await b.call('secondary');
+    await resynced;
+    const resyncS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const last = ((await a.call('status')) as { lastResync?: { bytesSent: number; mode: string } }).lastResync;
+    const resyncMbps = tree.bytes / (1 << 20) / resyncS;
+    console.log(`full resync of ${(tree.bytes / (1 << 20)).toFixed(0)} MiB (1 file of ${RESYNC_MIB} MiB + ${RESYNC_FILES} small) to an empty secondary: ${resyncS.toFixed(1)} s, ${resyncMbps.toFixed(0)} MB/s (${last?.mode}, ${last?.bytesSent} bytes sent) = ${(resyncMbps / tcp.mbps).toFixed(2)} of raw TCP`);
     await cleanup();
 
     const r = (x: number, y: number) => (y > 0 ? x / y : 0);
-    console.log(`ratios: seq d/a ${r(rd.mbps, ra.mbps).toFixed(2)} (target ≥ 0.35), fsync d/a ${r(rd.opsps, ra.opsps).toFixed(2)} (target ≥ 0.33), seq c/b ${r(rc.mbps, rb.mbps).toFixed(2)} (target ≥ 1.0), fsync c/b ${r(rc.opsps, rb.opsps).toFixed(2)} (target ≥ 1.0)`);
+    const us = (opsps: number) => 1e6 / opsps;
+    console.log(
+      `ratios: seq d/a ${r(rd.mbps, ra.mbps).toFixed(2)} (target ≥ 0.8), fsync d/a ${r(rd.opsps, ra.opsps).toFixed(2)} (≥ 0.45), fsync×8 d/a ${r(rd.ops8ps, ra.ops8ps).toFixed(2)}, read c/a ${r(rc.readMbps, ra.readMbps).toFixed(2)} seq, ${r(rc.randOpsps, ra.randOpsps).toFixed(2)} random (≥ 0.9), read d/a ${r(rd.readMbps, ra.readMbps).toFixed(2)} / ${r(rd.randOpsps, ra.randOpsps).toFixed(2)}, pgbench 1 ${r(pgd.c1, pga.c1).toFixed(2)} (≥ 0.45), pgbench 4 ${r(pgd.c4, pga.c4).toFixed(2)} (≥ 0.5), seq c/b ${r(rc.mbps, rb.mbps).toFixed(2)} (≥ 1.0), fsync c/b ${r(rc.opsps, rb.opsps).toFixed(2)} (≥ 1.0), resync/TCP ${r(resyncMbps, tcp.mbps).toFixed(2)} (≥ 0.8)`,
+    );
+    // where the time of one fsync'd 4 KiB write goes: the plain directory's (local I/O), what the view adds
+    // (FUSE round trips, the daemon), what replication adds (network round trip, the peer's apply and sync
+    // running alongside the local one)
+    console.log(
+      `fsync'd 4 KiB, per operation: plain ${us(ra.opsps).toFixed(0)} µs (local I/O); view alone ${us(rc.opsps).toFixed(0)} µs (+${(us(rc.opsps) - us(ra.opsps)).toFixed(0)} FUSE and daemon); PRIM ${us(rd.opsps).toFixed(0)} µs (+${(us(rd.opsps) - us(rc.opsps)).toFixed(0)} replication: network round trip ${tcp.rttUs.toFixed(0)} µs, the rest the peer's apply and fsync beyond the local one)`,
+    );
+    console.log(`sequential 1 MiB writes, per MiB: plain ${(1e6 / ra.mbps).toFixed(0)} µs; view alone ${(1e6 / rc.mbps).toFixed(0)} µs; PRIM ${(1e6 / rd.mbps).toFixed(0)} µs (raw TCP ${(1e6 / tcp.mbps).toFixed(0)} µs per MiB)`);
 
     // checksum comparison of two identical trees (both sides' listing + per-zone digests, then the diff)
     const t1 = join(ROOT, 'tree1');
     const t2 = join(ROOT, 'tree2');
     let have = 0;
-    let last = 0;
-    const times: string[] = [];
+    let lastS = 0;
     const perFile: number[] = [];
     for (const n of SIZES) {
       makeTree(t1, have, n);
       makeTree(t2, have, n);
       have = n;
       execFileSync('sync');
-      const t0 = process.hrtime.bigint();
+      const c0 = process.hrtime.bigint();
       const [m1, m2] = await Promise.all([buildManifest([t1], 1 << 20), buildManifest([t2], 1 << 20)]);
       const tracking = new Tracking(1 << 20);
       const bytes = diffManifests(m1, new Map(m2.map((e) => [e.k, e])), tracking);
-      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      const s = Number(process.hrtime.bigint() - c0) / 1e9;
       if (tracking.entries.size !== 0 || bytes !== 0) throw new Error('identical trees compared as different');
       console.log(`checksum comparison of two identical trees of ${n} files: ${s.toFixed(2)} s (${Math.round(n / s)} files/s per side)`);
-      times.push(`${n}:${s.toFixed(2)}`);
       perFile.push(s / n);
-      last = s;
+      lastS = s;
     }
-    // linear growth: the cost per file stays flat from the smallest tree to the largest
     if (perFile.length > 1) console.log(`cost per file, largest tree / smallest: ${(perFile[perFile.length - 1] / perFile[0]).toFixed(2)} (1.0 = linear)`);
     rmSync(ROOT, { recursive: true, force: true });
-    console.log(`RESULT seq_d_over_a=${r(rd.mbps, ra.mbps).toFixed(2)} fsync_d_over_a=${r(rd.opsps, ra.opsps).toFixed(2)} seq_c_over_b=${r(rc.mbps, rb.mbps).toFixed(2)} fsync_c_over_b=${r(rc.opsps, rb.opsps).toFixed(2)} compare_100k_s=${last.toFixed(1)}`);
+    console.log(`load average at the end: ${load()}`);
+    console.log(
+      `RESULT seq_d_over_a=${r(rd.mbps, ra.mbps).toFixed(2)} fsync_d_over_a=${r(rd.opsps, ra.opsps).toFixed(2)} fsync8_d_over_a=${r(rd.ops8ps, ra.ops8ps).toFixed(2)} read_c_over_a=${Math.min(r(rc.readMbps, ra.readMbps), r(rc.randOpsps, ra.randOpsps)).toFixed(2)} pgbench1_ratio=${r(pgd.c1, pga.c1).toFixed(2)} pgbench4_ratio=${r(pgd.c4, pga.c4).toFixed(2)} seq_c_over_b=${r(rc.mbps, rb.mbps).toFixed(2)} fsync_c_over_b=${r(rc.opsps, rb.opsps).toFixed(2)} resync_over_tcp=${r(resyncMbps, tcp.mbps).toFixed(2)} compare_100k_s=${lastS.toFixed(1)}`,
+    );
   } catch (e) {
     await cleanup();
     throw e;

@@ -1,4 +1,4 @@
-import { constants as C, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as C, fchmodSync, fchownSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -11,7 +11,9 @@ const MAX_OPEN = 128;
 
 /**
  * Applies the primary's operations to this node's backing directories, one at a time, in sequence
- * order. Every path is checked (relative, no '..', parents resolved inside the directory) and the last
+ * order. Metadata calls and page-cache writes are synchronous: each costs microseconds, and a
+ * thread-pool round trip per call (several per file) would make a resync of small files crawl; only
+ * opens, syncs and recursive removals go to the thread pool. Every path is checked (relative, no '..', parents resolved inside the directory) and the last
  * component is never followed. With a backup folder set (divergent resync), what a resync overwrites
  * or deletes is first moved or copied there.
  */
@@ -102,66 +104,65 @@ export class Applier {
       case 'truncate': {
         const { d, rel, p } = await this.path(op);
         const fh = await this.handle(d, rel, p, false);
-        await fh.truncate(op.s);
+        ftruncateSync(fh.fd, op.s);
         return;
       }
       case 'create': {
         const { d, rel, p } = await this.path(op);
-        const fh = await fsp.open(p, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW, 0o600);
+        const fd = openSync(p, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW, 0o600);
         try {
           // chown clears set-ID bits: owner first, then the mode
-          await fsp.lchown(p, op.u, op.g);
-          await fh.chmod(op.m);
+          fchownSync(fd, op.u, op.g);
+          fchmodSync(fd, op.m);
         } finally {
-          await fh.close();
+          closeSync(fd);
         }
         this.fds.delete(`${d}:${rel}`);
         return;
       }
       case 'mkdir': {
         const { p } = await this.path(op);
-        await fsp.mkdir(p, 0o700);
-        await fsp.lchown(p, op.u, op.g);
-        await fsp.chmod(p, op.m);
+        mkdirSync(p, 0o700);
+        lchownSync(p, op.u, op.g);
+        chmodSync(p, op.m);
         return;
       }
       case 'unlink':
       case 'rmdir': {
         const { p } = await this.path(op);
         await this.closeAll();
-        await (op.t === 'unlink' ? fsp.unlink(p) : fsp.rmdir(p));
+        if (op.t === 'unlink') unlinkSync(p);
+        else rmdirSync(p);
         return;
       }
       case 'rename': {
         const a = await this.path(op);
         const b = await this.path(op, op.to, false);
         await this.closeAll();
-        await fsp.rename(a.p, b.p);
+        renameSync(a.p, b.p);
         return;
       }
       case 'symlink': {
         const { p } = await this.path(op);
-        await fsp.symlink(op.tg, p);
-        await fsp.lchown(p, op.u, op.g);
+        symlinkSync(op.tg, p);
+        lchownSync(p, op.u, op.g);
         return;
       }
       case 'link': {
         const a = await this.path(op);
         const b = await this.path(op, op.to, false);
-        const st = await fsp.lstat(b.p);
-        if (st.isDirectory()) throw new FrameError('hard link to a directory');
-        await fsp.link(b.p, a.p);
+        if (lstatSync(b.p).isDirectory()) throw new FrameError('hard link to a directory');
+        linkSync(b.p, a.p);
         return;
       }
       case 'chmod': {
         const { p } = await this.path(op);
-        const st = await fsp.lstat(p);
-        if (!st.isSymbolicLink()) await fsp.chmod(p, op.m);
+        if (!lstatSync(p).isSymbolicLink()) chmodSync(p, op.m);
         return;
       }
       case 'chown': {
         const { p } = await this.path(op);
-        await fsp.lchown(p, op.u, op.g);
+        lchownSync(p, op.u, op.g);
         return;
       }
       case 'utimens':
@@ -232,12 +233,7 @@ export class Applier {
   private async ensure(op: Extract<Op, { t: 'ensure' }>): Promise<void> {
     const { d, rel, p } = await this.path(op);
     const ty = op.ty;
-    let st: import('node:fs').Stats | undefined;
-    try {
-      st = await fsp.lstat(p);
-    } catch {
-      st = undefined;
-    }
+    let st: Stats | undefined = lstatSync(p, { throwIfNoEntry: false });
     const same = st && ((ty === 'f' && st.isFile()) || (ty === 'd' && st.isDirectory()) || (ty === 'l' && st.isSymbolicLink()));
     if (st && !same) {
       if (rel === '') throw new FrameError('the replicated directory must stay a directory');
@@ -248,20 +244,20 @@ export class Applier {
     if (ty === 'f') {
       if (st) await this.backup(d, rel, p, false);
       const fh = await this.handle(d, rel, p, true);
-      await fh.truncate(op.s);
+      ftruncateSync(fh.fd, op.s);
     } else if (ty === 'd') {
-      if (!st) await fsp.mkdir(p, 0o700);
+      if (!st) mkdirSync(p, 0o700);
     } else if (ty === 'l') {
       const tg = op.tg ?? '';
-      if (st && (await fsp.readlink(p)) !== tg) {
+      if (st && readlinkSync(p) !== tg) {
         await this.remove(d, rel, p);
         st = undefined;
       }
-      if (!st) await fsp.symlink(tg, p);
+      if (!st) symlinkSync(tg, p);
     }
     // owner first, then the mode: chown clears a file's set-ID bits
-    await fsp.lchown(p, op.u, op.g);
-    if (ty !== 'l') await fsp.chmod(p, op.m);
+    lchownSync(p, op.u, op.g);
+    if (ty !== 'l') chmodSync(p, op.m);
   }
 
   /** mkdir -p that never follows a symlink out of the directory (the parent was confined already). */

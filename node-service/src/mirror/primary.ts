@@ -47,6 +47,7 @@ export interface Session {
   head: number;
   unacked: number;
   lastSend: number;
+  lastProgress: number;
   resync: { mode: 'delta' | 'checksum'; bytesDone: number; bytesTotal: number; entries: number; t0: number; remoteManifest?: Map<string, Entry>; manifestDone?: () => void };
   /** writers waiting for room in the window */
   room: (() => void)[];
@@ -56,6 +57,8 @@ export interface Session {
 
 const RESOLVED = Promise.resolve();
 const LOST = 'lost';
+/** resync entries copied at the same time */
+const COPIERS = 8;
 
 /**
  * The primary side of a mirror module: connects to the secondary, resyncs it, then streams every
@@ -274,6 +277,7 @@ export class PrimaryRole {
       head: 0,
       unacked: 0,
       lastSend: Date.now(),
+      lastProgress: Date.now(),
       resync: { mode: delta ? 'delta' : 'checksum', bytesDone: 0, bytesTotal: 0, entries: 0, t0: Date.now() },
       room: [],
       drained: [],
@@ -357,31 +361,40 @@ export class PrimaryRole {
       if (t.baseline === null) throw new Error('delta resync without a baseline');
       this.post(s, { t: 'base', id: t.baseline });
     }
-    let lastProgress = Date.now();
+    while (this.session === s && s.phase === 'copying') {
+      // several entries in flight: small files are bound by round trips to the disk, not by bandwidth
+      await Promise.all(Array.from({ length: COPIERS }, () => this.copyWorker(s)));
+      if (this.session !== s || s.phase !== 'copying') return;
+      if (!t.isEmpty()) {
+        if (t.entries.size === 0) await new Promise<void>((r) => s.drained.push(r));
+        continue;
+      }
+      // nothing left: the secondary is in sync once it has applied everything sent so far
+      const baseline = t.baseline;
+      if (baseline === null) throw new Error('resync finished without a baseline');
+      const err = await this.acked(s, { t: 'synced', id: baseline });
+      if (err === LOST) return;
+      if (err !== undefined) throw new Error(`the secondary refused the end of the resync: ${err}`);
+      if (this.session !== s || s.phase !== 'copying' || !t.isEmpty()) continue;
+      s.phase = 'synced';
+      const last: LastResync = { mode: s.resync.mode, bytesSent: s.resync.bytesDone, entries: s.resync.entries, durationMs: Date.now() - s.resync.t0 };
+      this.ctx.resynced(last);
+      await this.ctx.persist(true);
+      this.ctx.log.info(last, 'secondary in sync: synchronous replication');
+      this.ctx.emit({ type: 'synced' });
+      return;
+    }
+  }
+
+  /** copies tracked entries one after the other until none is left to take */
+  private async copyWorker(s: Session): Promise<void> {
+    const t = this.ctx.tracking;
+    const backings = this.ctx.dirs.map((d) => d.backing);
     while (this.session === s && s.phase === 'copying') {
       await this.copyRoom(s);
       if (this.session !== s) return;
       const next = t.take();
-      if (!next) {
-        if (t.inflight.size > 0) {
-          await new Promise<void>((r) => s.drained.push(r));
-          continue;
-        }
-        // nothing left: the secondary is in sync once it has applied everything sent so far
-        const baseline = t.baseline;
-        if (baseline === null) throw new Error('resync finished without a baseline');
-        const err = await this.acked(s, { t: 'synced', id: baseline });
-        if (err === LOST) return;
-        if (err !== undefined) throw new Error(`the secondary refused the end of the resync: ${err}`);
-        if (this.session !== s || s.phase !== 'copying' || !t.isEmpty()) continue;
-        s.phase = 'synced';
-        const last: LastResync = { mode: s.resync.mode, bytesSent: s.resync.bytesDone, entries: s.resync.entries, durationMs: Date.now() - s.resync.t0 };
-        this.ctx.resynced(last);
-        await this.ctx.persist(true);
-        this.ctx.log.info(last, 'secondary in sync: synchronous replication');
-        this.ctx.emit({ type: 'synced' });
-        return;
-      }
+      if (!next) return;
       const [k, d] = next;
       await copyEntry({
         tracking: t,
@@ -398,8 +411,8 @@ export class PrimaryRole {
         d,
       });
       s.resync.entries++;
-      if (Date.now() - lastProgress > 1000) {
-        lastProgress = Date.now();
+      if (Date.now() - s.lastProgress > 1000) {
+        s.lastProgress = Date.now();
         this.ctx.emit({ type: 'progress' });
       }
     }

@@ -68,26 +68,43 @@ export class FrameDecoder {
 
   private peek(n: number): Buffer {
     if (this.chunks[0].length >= n) return this.chunks[0];
-    const merged = Buffer.concat(this.chunks);
-    this.chunks = [merged];
-    return merged;
+    const first = this.gather(n);
+    this.chunks.unshift(first);
+    return first;
   }
 
   private take(n: number): Buffer {
-    if (this.chunks[0].length === n) {
-      this.buffered -= n;
-      return this.chunks.shift()!;
-    }
-    if (this.chunks[0].length > n) {
-      const first = this.chunks[0];
-      this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
-      return first.subarray(0, n);
-    }
-    const merged = Buffer.concat(this.chunks);
-    this.chunks = merged.length > n ? [merged.subarray(n)] : [];
+    const out = this.chunks[0].length >= n ? this.split(n) : this.gather(n);
     this.buffered -= n;
-    return merged.subarray(0, n);
+    return out;
+  }
+
+  /** the first n bytes of the first chunk, which holds at least n */
+  private split(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first.length === n) return this.chunks.shift()!;
+    this.chunks[0] = first.subarray(n);
+    return first.subarray(0, n);
+  }
+
+  /**
+   * The first n bytes, joined from as many chunks as they span (only those: a long backlog of small
+   * chunks is not copied again for every frame)
+   */
+  private gather(n: number): Buffer {
+    const parts: Buffer[] = [];
+    let have = 0;
+    while (have < n) {
+      const c = this.chunks[0];
+      if (have + c.length <= n) {
+        parts.push(this.chunks.shift()!);
+        have += c.length;
+      } else {
+        parts.push(this.split(n - have));
+        have = n;
+      }
+    }
+    return Buffer.concat(parts, n);
   }
 }
 

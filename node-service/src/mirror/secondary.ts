@@ -13,6 +13,8 @@ import type { MirrorEvent, MirrorReplicatorOptions, MirrorStatus } from './types
 /** One received operation, or the reason it was refused (acknowledged as a failure, in order). */
 type Received = { q: number; op: Op; bad?: undefined } | { q: number; bad: string };
 
+const ACK_BYTES = 1 << 20;
+
 /** What the secondary role needs from the engine that owns it. */
 export interface SecondaryContext {
   readonly opts: MirrorReplicatorOptions;
@@ -182,10 +184,15 @@ export class SecondaryRole {
     ch.send(encodeToPrimary({ t: 'manifest', e: batch, end: true }));
   }
 
-  /** applies queued operations in order; acknowledges when the queue is empty, every 64 operations, and when an fsync completes */
+  /**
+   * Applies queued operations in order. Acknowledges when the queue is empty, every 64 operations or
+   * 1 MiB (the primary's window must keep moving while a stream never lets the queue drain), and when an
+   * fsync completes.
+   */
   private async pump(ch: Channel): Promise<void> {
     this.applying = true;
     let sinceAck = 0;
+    let bytesSinceAck = 0;
     try {
       while (this.inbound === ch && this.applyQueue.length > 0) {
         const r = this.applyQueue.shift()!;
@@ -198,6 +205,7 @@ export class SecondaryRole {
             (e) => (this.failed(q, e), this.syncDone(ch, q)),
           );
         } else {
+          if (r.op.t === 'write' || r.op.t === 'data') bytesSinceAck += r.op.data.length;
           try {
             await this.applyOne(r.op);
           } catch (e) {
@@ -205,9 +213,10 @@ export class SecondaryRole {
           }
         }
         this.applied = r.q;
-        if (this.applyQueue.length === 0 || ++sinceAck >= 64) {
+        if (this.applyQueue.length === 0 || ++sinceAck >= 64 || bytesSinceAck >= ACK_BYTES) {
           this.ack(ch);
           sinceAck = 0;
+          bytesSinceAck = 0;
         }
         this.lastInbound = Date.now();
       }
