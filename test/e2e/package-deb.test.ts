@@ -118,6 +118,7 @@ describe('Debian package', () => {
     const r = await inRoot('vigil --version && vigil init --cluster pkg --node a=127.0.0.1 --node b=127.0.0.2 --module m --mode mirror && stat -c "%a %n" /etc/vigil/cluster.key /etc/vigil/admin.token && vigil config check');
     expect(r.code, r.out).toBe(0);
     expect(r.out.split('\n')[0]).toBe(VERSION);
+    expect(r.out).toContain('On every node: vigil config check && systemctl enable --now vigil');
     expect(r.out).toContain('600 /etc/vigil/cluster.key');
     expect(r.out).toContain('600 /etc/vigil/admin.token');
     expect(r.out).toContain('ok: /etc/vigil/cluster.yaml: cluster pkg, 2 nodes, 1 modules (m/mirror)');

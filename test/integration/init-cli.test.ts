@@ -37,7 +37,7 @@ describe('vigil init', () => {
     expect(new Set([key, ...tokens]).size).toBe(3);
     // the next steps name the copy to the other node and the service
     expect(r.out).toContain(`rsync -a ${dir}/ root@198.18.0.2:${dir}/`);
-    expect(r.out).toContain('systemctl enable --now vigil');
+    expect(r.out).toContain(`vigil daemon --config ${join(dir, 'cluster.yaml')} (the packaged service reads /etc/vigil/cluster.yaml)`);
     expect(r.out).toContain('n1 becomes PRIM and n2 SECOND');
     const check = await vigil(['config', 'check', '--config', join(dir, 'cluster.yaml')]);
     expect(check.code, check.err).toBe(0);

@@ -135,7 +135,9 @@ export function nextSteps(a: InitAnswers, plan: InitPlan): string {
     `Put your application's start and stop commands in ${plan.scriptsDir}/ (${scripts.join(', ')}).`,
     `Copy ${a.dir} with its modes to the other node${others.length > 1 ? 's' : ''}:\n${others.map((n) => `       rsync -a ${a.dir}/ root@${n.addr}:${a.dir}/`).join('\n')}`,
     ...(a.replicate.length > 0 ? [`Create ${a.replicate.join(', ')} on every node (the node with the good data becomes primary first).`] : []),
-    `On every node: vigil config check${a.dir === '/etc/vigil' ? '' : ` --config ${plan.configFile}`} && systemctl enable --now vigil`,
+    a.dir === DEFAULT_INIT_DIR
+      ? 'On every node: vigil config check && systemctl enable --now vigil'
+      : `On every node: vigil config check --config ${plan.configFile}, then run vigil daemon --config ${plan.configFile} (the packaged service reads ${DEFAULT_INIT_DIR}/cluster.yaml)`,
     a.mode === 'mirror'
       ? `vigil state${a.dir === '/etc/vigil' ? '' : ` --config ${plan.configFile}`}: once both nodes see each other, ${a.nodes[0].name} becomes PRIM and ${a.nodes[1]?.name ?? 'the other'} SECOND.`
       : `vigil state${a.dir === '/etc/vigil' ? '' : ` --config ${plan.configFile}`}: every node of the farm becomes UP.`,
