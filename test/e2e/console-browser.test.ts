@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../node-service/src/demo/local-cluster.ts';
-import { launchChromium } from '../helpers/browser.ts';
+import { launchChromium, loginConsole } from '../helpers/browser.ts';
 import { logOf, type RoleTokens, startConsoleCluster } from '../helpers/console-cluster.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -43,13 +43,6 @@ describe('web console in a real browser', () => {
   const pageSaw = (p: Page, node: string, state: string) =>
     p.evaluate((n, s) => (window as unknown as { vigilConsole: { changes: { node: string; state: string; at: number }[] } }).vigilConsole.changes.filter((x) => x.node === n && x.state === s).at(-1)?.at, node, state);
 
-  async function login(p: Page, token: string) {
-    await p.goto(c.url('node1', '/console'), { waitUntil: 'load' });
-    await p.waitForSelector('#login-form', { visible: true });
-    await p.type('#token', token);
-    await p.click('#login-button');
-    await p.waitForSelector('#app:not([hidden])');
-  }
 
   async function act(node: string, verb: string): Promise<string> {
     await page.click(`button.act[data-node="${node}"][data-module="app"][data-verb="${verb}"]`);
@@ -157,7 +150,7 @@ describe('web console in a real browser', () => {
   it('gives a monitor token no action buttons, and refuses its POSTs', async () => {
     const ctx = await browser.createBrowserContext();
     const mon = await ctx.newPage();
-    await login(mon, t.monitor);
+    await loginConsole(mon, c.url('node1', '/console'), t.monitor);
     await mon.waitForSelector(`${cellState('node1')}`);
     expect(await mon.$eval('#whoami', (e) => e.textContent)).toBe('role: monitor');
     expect(await mon.$$('button.act')).toHaveLength(0);

@@ -1,10 +1,9 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NsCluster } from '../../node-service/src/demo/ns-cluster.ts';
-import { CHROMIUM } from '../helpers/browser.ts';
+import { launchChromium, loginConsole } from '../helpers/browser.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const SHOTS = join(REPO, 'test-artifacts/console');
@@ -16,8 +15,7 @@ describe('web console on a farm (namespaces, real browser)', () => {
   let c: NsCluster;
   let browser: Browser;
   let page: Page;
-  let profile: string;
-  const wrapper = join(tmpdir(), `vigil-vgq-chromium-${process.pid}.sh`);
+  let closeBrowser: () => Promise<void>;
   const cell = (node: string) => `#grid td.cell[data-node="${node}"][data-module="web"]`;
   const share = (node: string) => page.$eval(cell(node), (e) => /share (\d+)% \((\d+)\/256 buckets\)/.exec(e.textContent ?? '')?.slice(1).map(Number) ?? []);
 
@@ -32,31 +30,17 @@ describe('web console on a farm (namespaces, real browser)', () => {
     });
     for (const n of c.nodes) c.start(n.name);
     await c.waitFor({ node1: 'UP', node2: 'UP', node3: 'UP' }, 60_000);
-    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${c.lan.ns('client')} ${CHROMIUM} "$@"\n`);
-    chmodSync(wrapper, 0o755);
-    profile = mkdtempSync(join(tmpdir(), 'vigil-chromium-'));
-    browser = await puppeteer.launch({
-      executablePath: wrapper,
-      pipe: true,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`],
-      defaultViewport: { width: 1360, height: 900 },
-    });
+    ({ browser, close: closeBrowser } = await launchChromium({ netns: c.lan.ns('client') }));
     page = await browser.newPage();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close().catch(() => {});
-    if (profile) rmSync(profile, { recursive: true, force: true });
-    rmSync(wrapper, { force: true });
+    await closeBrowser?.();
     await c?.destroy();
   });
 
   it('shows the three nodes UP, the VIP on all of them and the shares by power', async () => {
-    await page.goto(`http://${c.node('node2').addr}:9010/console`, { waitUntil: 'load' });
-    await page.waitForSelector('#login-form', { visible: true });
-    await page.type('#token', c.token);
-    await page.click('#login-button');
+    await loginConsole(page, `http://${c.node('node2').addr}:9010/console`, c.token);
     for (const n of ['node1', 'node2', 'node3']) await page.waitForSelector(`${cell(n)} .state[data-state="UP"]`);
     expect(await page.$eval('#via', (e) => e.textContent)).toBe('via node2');
     await page.waitForFunction((sel) => /share 50% \(128\/256 buckets\)/.test(document.querySelector(sel)?.textContent ?? ''), { timeout: 10_000 }, cell('node1'));

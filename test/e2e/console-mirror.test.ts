@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, rmdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NsCluster } from '../../node-service/src/demo/ns-cluster.ts';
-import { CHROMIUM } from '../helpers/browser.ts';
+import { launchChromium, loginConsole } from '../helpers/browser.ts';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../..');
@@ -21,8 +20,7 @@ describe('web console on a replicating mirror (namespaces, real browser)', () =>
   let c: NsCluster;
   let browser: Browser;
   let page: Page;
-  let profile: string;
-  const wrapper = join(tmpdir(), `vigil-vgc-chromium-${process.pid}.sh`);
+  let closeBrowser: () => Promise<void>;
   const url = (node: string, path: string) => `http://${c.node(node).addr}:9010${path}`;
   const cell = (node: string) => `#grid td.cell[data-node="${node}"][data-module="db"]`;
   const inside = (node: string, cmd: string) => run('nsenter', ['-t', String(c.node(node).proc!.pid), '-m', '-n', '--', 'sh', '-c', cmd], { timeout: 120_000 });
@@ -43,23 +41,12 @@ describe('web console on a replicating mirror (namespaces, real browser)', () =>
     await c.command('node1', 'prim');
     await c.waitFor({ node1: 'PRIM', node2: 'SECOND' }, 60_000);
     // chromium in the client's namespace; puppeteer talks to it over pipes, which `ip netns exec` passes on
-    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${c.lan.ns('client')} ${CHROMIUM} "$@"\n`);
-    chmodSync(wrapper, 0o755);
-    profile = mkdtempSync(join(tmpdir(), 'vigil-chromium-'));
-    browser = await puppeteer.launch({
-      executablePath: wrapper,
-      pipe: true,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`],
-      defaultViewport: { width: 1360, height: 900 },
-    });
+    ({ browser, close: closeBrowser } = await launchChromium({ netns: c.lan.ns('client') }));
     page = await browser.newPage();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close().catch(() => {});
-    if (profile) rmSync(profile, { recursive: true, force: true });
-    rmSync(wrapper, { force: true });
+    await closeBrowser?.();
     await c?.destroy();
     try {
       rmdirSync(PRIV);
@@ -69,10 +56,7 @@ describe('web console on a replicating mirror (namespaces, real browser)', () =>
   });
 
   it('shows who holds the VIP and that the secondary is in sync', async () => {
-    await page.goto(url('node1', '/console'), { waitUntil: 'load' });
-    await page.waitForSelector('#login-form', { visible: true });
-    await page.type('#token', c.token);
-    await page.click('#login-button');
+    await loginConsole(page, url('node1', '/console'), c.token);
     await page.waitForSelector(`${cell('node1')} .state[data-state="PRIM"]`);
     await page.waitForSelector(`${cell('node2')} .state[data-state="SECOND"]`);
     expect(await page.$eval('#grid tr[data-module="db"] td.vip', (e) => e.textContent)).toBe(`${SUBNET}.100/24held by node1`);
