@@ -95,6 +95,20 @@ describe('vigil init', () => {
     expect(existsSync(d)).toBe(false);
   });
 
+  it('on a terminal, with some flags given, asks only for the missing answers', async () => {
+    const d = join(tmp, 'tty');
+    // script(1) runs vigil on a pseudo-terminal; the answers are typed into it (Enter = the default)
+    const out = await new Promise<string>((resolve) => {
+      const child = execFile('script', ['-qec', `"${process.execPath}" "${BIN}" init --cluster tty --mode mirror --module db --dir ${d}`, '/dev/null'], { timeout: 30_000 }, (_e, stdout) => resolve(stdout));
+      child.stdin!.end('n1=198.18.0.1\rn2=198.18.0.2\r\r\r');
+    });
+    expect(out).toContain('This node, NAME=ADDRESS');
+    expect(out).not.toContain('Cluster name');
+    expect(out).not.toContain('Module name');
+    const c = loadConfig(join(d, 'cluster.yaml'));
+    expect([c.cluster, c.modules[0].name, c.nodes.map((n) => n.addrs[0])]).toEqual(['tty', 'db', ['198.18.0.1', '198.18.0.2']]);
+  });
+
   it('asks for what no flag gave (answers on stdin) and writes a farm that passes vigil config check', async () => {
     const d = join(tmp, 'asked');
     const answers = ['web-farm', 'farm', 'a=198.18.0.1', 'b=198.18.0.2', 'c=198.18.0.3', '', 'web', '198.18.0.200/24', 'eth1'].join('\n');
