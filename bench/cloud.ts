@@ -1,24 +1,33 @@
 /**
  * Cloud path, end to end on one machine: two real node-service daemons (nodes 127.0.0.1 and 127.0.0.2
  * by default, both routable on Linux loopback), a simulated load balancer probing their ready.txt with
- * AWS's target-group timing scaled down 10x (interval 0.5 s, timeout 0.2 s, thresholds 2/2, from the
- * shared probe settings), and the functions' hono app serving POST /events locally
- * (@hono/node-server), driving the simulated LB through the same CloudAdapter interface as a cloud.
+ * a cloud's timing scaled down 10x (from the shared probe settings), and the functions' hono app
+ * serving POST /events locally (@hono/node-server), driving the simulated LB through the same
+ * CloudAdapter interface as a cloud. A client sends a request every 10 ms to wherever the load
+ * balancer routes it, fail-open included, and asks the node it reached whether it is the primary.
+ *
+ * Each cloud profile, as deployed (infra/ and cloud-adapters/src/layout.ts):
+ *   aws        NLB fails open to every registered target; only the observed primary is registered
+ *   azure      probe noHealthyBackendsBehavior AllProbedDown: with no healthy backend, traffic goes nowhere
+ *   gcp        failover policy dropTrafficIfUnhealthy: the same
+ * and the baseline measured in the same run:
+ *   aws-both   the same NLB with both nodes registered (the stacks before issue 11)
  *
  * For each kill -9 of the current primary daemon it measures
- *   probe_shift_ms  kill → the LB, by its probes alone, sees the old primary unhealthy and the survivor healthy
- *   event_shift_ms  kill → the function received the survivor's signed "entered ALONE/PRIM" event and drained
- *                   the old primary (traffic leaves it at once instead of after the unhealthy threshold)
- * and prints the medians; last line: RESULT probe_shift_ms=N event_shift_ms=N
+ *   probe_shift_ms      kill → the LB, by its probes alone, sees the old primary unhealthy and the survivor healthy
+ *   event_shift_ms      kill → the function received the survivor's signed "entered ALONE/PRIM" event and moved traffic
+ *   misrouted_requests  requests that reached a node that was not primary (its module state, read from its API, not PRIM/ALONE)
+ * Last line: RESULT probe_shift_ms=N event_shift_ms=N misrouted_requests=N (AWS timings; misrouted summed
+ * over aws, azure and gcp; the target is 0).
  *
- *   npm run bench:cloud                     BENCH_KILLS=5 BENCH_SUBNET=127.0.0 BENCH_API_PORT=9317
+ *   npm run bench:cloud                     BENCH_KILLS=3 BENCH_SWAPS=3 BENCH_SUBNET=127.0.0 BENCH_API_PORT=9317 BENCH_PROFILES=aws,azure,gcp,aws-both
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SimulatedLbAdapter, SimulatedLoadBalancer, awsTimingScaled } from '../cloud-adapters/src/sim/simulated-lb.ts';
-import type { CloudEvent } from '../node-service/src/contract/events.ts';
+import { SimulatedLbAdapter, SimulatedLoadBalancer, awsTimingScaled, azureTimingScaled, gcpTimingScaled } from '../cloud-adapters/src/sim/simulated-lb.ts';
+import type { CloudEvent } from '../node-service/src/contract/index.ts';
 import { LocalCluster } from '../node-service/src/demo/local-cluster.ts';
 import { parseFunctionsConfig } from '../functions/src/config.ts';
 import { createController, type Controller } from '../functions/src/controller.ts';
@@ -34,6 +43,28 @@ export interface RigOptions {
   /** AWS timing divided by this @default 10 */
   readonly scale?: number;
   readonly module?: string;
+  /** @default 'aws' */
+  readonly profile?: CloudProfile;
+}
+
+export type CloudProfile = 'aws' | 'azure' | 'gcp' | 'aws-both';
+
+const PROFILES: Record<CloudProfile, { timing: typeof awsTimingScaled; noHealthy: 'fail-open' | 'drop'; servingOnly: boolean; label: string }> = {
+  aws: { timing: awsTimingScaled, noHealthy: 'fail-open', servingOnly: true, label: 'AWS NLB (fails open), only the primary registered' },
+  azure: { timing: azureTimingScaled, noHealthy: 'drop', servingOnly: false, label: 'Azure LB, probe AllProbedDown' },
+  gcp: { timing: gcpTimingScaled, noHealthy: 'drop', servingOnly: false, label: 'GCP passthrough NLB, dropTrafficIfUnhealthy' },
+  'aws-both': { timing: awsTimingScaled, noHealthy: 'fail-open', servingOnly: false, label: 'baseline: AWS NLB (fails open), both nodes registered' },
+};
+
+/** What the client saw: a request every `everyMs` to where the load balancer routes it. */
+export interface ClientCounts {
+  ok: number;
+  /** reached a node that is not the primary (module state not PRIM/ALONE) */
+  misrouted: number;
+  /** routed to a node that did not answer (killed) */
+  failed: number;
+  /** no target: the load balancer sent it nowhere */
+  dropped: number;
 }
 
 export interface ReceivedEvent {
@@ -56,6 +87,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class CloudPathRig {
   readonly events: ReceivedEvent[] = [];
+  readonly client: ClientCounts = { ok: 0, misrouted: 0, failed: 0, dropped: 0 };
+  private clientTimer?: NodeJS.Timeout;
+  private rr = 0;
   readonly healthLog: Array<{ node: string; health: string; at: number }> = [];
   private constructor(
     readonly cluster: LocalCluster,
@@ -76,11 +110,13 @@ export class CloudPathRig {
     const secretFile = join(secretDir, 'cloud-events.key');
     writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
 
-    const timing = awsTimingScaled(module, 'mirror', apiPort, o.scale ?? 10);
+    const profile = PROFILES[o.profile ?? 'aws'];
+    const timing = profile.timing(module, 'mirror', apiPort, o.scale ?? 10);
     const holder: { rig?: CloudPathRig } = {};
     const lb = new SimulatedLoadBalancer({
       targets: addrs.map((a, i) => ({ node: `node${i + 1}`, url: `http://${a}:${apiPort}/var/modules/${module}/ready.txt` })),
       ...timing,
+      noHealthy: profile.noHealthy,
     });
     const config = parseFunctionsConfig({
       clusters: {
@@ -99,7 +135,7 @@ export class CloudPathRig {
     const controller = createController({
       config,
       env,
-      adapterFor: (d) => new SimulatedLbAdapter(lb, { ...d, resources: { name: 'local' } }),
+      adapterFor: (d) => new SimulatedLbAdapter(lb, { ...d, resources: { name: 'local' } }, { servingOnly: profile.servingOnly }),
       onEvent: (event, actions) => holder.rig?.events.push({ event, actions, at: performance.now() }),
     });
     const fn = await serveLocal(controller);
@@ -140,6 +176,59 @@ export class CloudPathRig {
 
   private stopWatch: () => void = () => {};
 
+  /**
+   * starts the client: one request every `everyMs` through the load balancer's routing (fail-open
+   * included), to the node's ready.txt (was the node reachable?). Whether that node was primary when
+   * the load balancer sent the request there is read afterwards from the node's own transition log
+   * (`classify`): the state at the moment of routing, not at the moment of answering.
+   */
+  startClient(everyMs = 10): void {
+    const urls = new Map(this.lb.opts.targets.map((t) => [t.node, t.url]));
+    this.clientTimer = setInterval(() => {
+      const to = this.lb.route();
+      if (to.length === 0) {
+        this.client.dropped++;
+        return;
+      }
+      const node = to[this.rr++ % to.length];
+      const entry = { t: Date.now(), node, reached: fetch(urls.get(node)!, { signal: AbortSignal.timeout(500) }).then(async (r) => (await r.arrayBuffer(), true), () => false) };
+      this.routed.push(entry);
+    }, everyMs);
+    this.clientTimer.unref();
+  }
+
+  private routed: { t: number; node: string; reached: Promise<boolean> }[] = [];
+
+  /** a node's state changes (transitions done), from its API's log */
+  async stateLog(node: string): Promise<{ time: number; from: string; to: string }[]> {
+    const r = await fetch(this.cluster.url(node, `/api/v1/modules/${this.module}/log?n=500`), { headers: { authorization: `Bearer ${this.cluster.token}` }, signal: AbortSignal.timeout(2000) });
+    const recs = (await r.json()) as Array<{ time: string; kind: string; phase?: string; from: string; to: string }>;
+    return recs.filter((x) => x.kind === 'transition' && x.phase === 'done').map((x) => ({ time: Date.parse(x.time), from: x.from, to: x.to })).sort((x, y) => x.time - y.time);
+  }
+
+  /** counts the requests routed so far: ok (reached a primary), misrouted (reached a non-primary), failed (unreachable) */
+  async classify(logs: Record<string, { time: number; from: string; to: string }[]>): Promise<void> {
+    const batch = this.routed;
+    this.routed = [];
+    for (const r of batch) {
+      if (!(await r.reached)) {
+        this.client.failed++;
+        continue;
+      }
+      const log = logs[r.node] ?? [];
+      const last = [...log].reverse().find((x) => x.time <= r.t);
+      const state = last ? last.to : (log[0]?.from ?? 'UNKNOWN');
+      if (state === 'PRIM' || state === 'ALONE') this.client.ok++;
+      else this.client.misrouted++;
+    }
+  }
+
+  async logs(): Promise<Record<string, { time: number; from: string; to: string }[]>> {
+    const out: Record<string, { time: number; from: string; to: string }[]> = {};
+    for (const n of ['node1', 'node2']) out[n] = await this.stateLog(n).catch(() => []);
+    return out;
+  }
+
   /** waits until the probes see `primary` healthy and `secondary` unhealthy, and a reconcile re-registered everyone */
   async settled(primary: string, secondary: string, timeoutMs = 20_000): Promise<void> {
     await this.controller.reconcile('local');
@@ -153,6 +242,7 @@ export class CloudPathRig {
 
   /** kill -9 of `primary`'s daemon; measures the LB's and the function's view of the shift */
   async killPrimary(primary: string, survivor: string, timeoutMs = 15_000): Promise<KillResult> {
+    this.beforeKill = await this.logs();
     const t0 = performance.now();
     await this.cluster.kill(primary, 'SIGKILL');
     let probeAt: number | undefined;
@@ -174,14 +264,20 @@ export class CloudPathRig {
     return { killed: primary, survivor, probeShiftMs: probeAt - t0, ...(ev ? { eventShiftMs: ev.at - t0, event: ev } : {}) };
   }
 
+  private beforeKill: Record<string, { time: number; from: string; to: string }[]> = {};
+
   /** restarts the killed node and waits for it to be secondary again, LB settled */
   async recover(killed: string, survivor: string): Promise<void> {
+    // requests up to now: the killed node's log as it was before the kill (it answers none after)
+    const now = await this.logs();
+    await this.classify({ [killed]: this.beforeKill[killed] ?? [], [survivor]: now[survivor] });
     this.cluster.start(killed);
     await this.cluster.waitFor({ [killed]: 'SECOND', [survivor]: 'PRIM' }, 45_000);
     await this.settled(survivor, killed);
   }
 
   async destroy(): Promise<void> {
+    if (this.clientTimer) clearInterval(this.clientTimer);
     this.stopWatch();
     this.lb.stop();
     await this.cluster.destroy();
@@ -196,37 +292,74 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-async function main(): Promise<void> {
-  const kills = Number(process.env.BENCH_KILLS ?? 5);
-  const rig = await CloudPathRig.start({
-    subnet: process.env.BENCH_SUBNET ?? '127.0.0',
-    apiPort: Number(process.env.BENCH_API_PORT ?? 9317),
-  });
+interface ProfileResult {
+  readonly profile: CloudProfile;
+  readonly kills: KillResult[];
+  readonly client: ClientCounts;
+}
+
+async function runProfile(profile: CloudProfile, kills: number, swaps: number): Promise<ProfileResult> {
+  const rig = await CloudPathRig.start({ subnet: process.env.BENCH_SUBNET ?? '127.0.0', apiPort: Number(process.env.BENCH_API_PORT ?? 9317), profile });
   const t = rig.lb.opts;
-  console.log(`cloud bench: 2 daemons (${rig.cluster.nodes.map((n) => n.addr).join(', ')}), heartbeat 100ms/1s; simulated LB interval ${t.intervalMs} ms, timeout ${t.timeoutMs} ms, thresholds ${t.healthyThreshold}/${t.unhealthyThreshold} (AWS / 10); function at ${rig.fn.url}`);
+  console.log(`\n[${profile}] ${PROFILES[profile].label}: interval ${t.intervalMs} ms, timeout ${t.timeoutMs} ms, thresholds ${t.healthyThreshold}/${t.unhealthyThreshold} (cloud / 10); function at ${rig.fn.url}`);
   const results: KillResult[] = [];
   try {
+    rig.startClient();
     let primary = 'node1';
     let secondary = 'node2';
     for (let i = 0; i < kills; i++) {
+      await rig.classify(await rig.logs());
       const r = await rig.killPrimary(primary, secondary);
       results.push(r);
       console.log(
-        `kill ${i + 1}/${kills}: ${r.killed} -9 -> ${r.survivor}: LB (probes) ${Math.round(r.probeShiftMs)} ms, function ${r.eventShiftMs === undefined ? 'no event' : `${Math.round(r.eventShiftMs)} ms (${r.event!.event.from}->${r.event!.event.to}: ${r.event!.actions.join('; ')})`}`,
+        `[${profile}] kill ${i + 1}/${kills}: ${r.killed} -9 -> ${r.survivor}: LB (probes) ${Math.round(r.probeShiftMs)} ms, function ${r.eventShiftMs === undefined ? 'no event' : `${Math.round(r.eventShiftMs)} ms (${r.event!.event.from}->${r.event!.event.to}: ${r.event!.actions.join('; ')})`}; client so far ${JSON.stringify(rig.client)}`,
       );
       await rig.recover(primary, secondary);
+      [primary, secondary] = [secondary, primary];
+    }
+    // swaps: the old primary steps down alive (SECOND) before the new one takes over, so for a moment
+    // nobody is primary and an NLB with both registered fails open to a secondary
+    for (let i = 0; i < swaps; i++) {
+      const before = { ...rig.client };
+      const res = await rig.cluster.command(primary, 'swap');
+      if (res.status !== 200) throw new Error(`swap on ${primary}: HTTP ${res.status}`);
+      await rig.cluster.waitFor({ [primary]: 'SECOND', [secondary]: 'PRIM' }, 30_000);
+      await rig.settled(secondary, primary);
+      await rig.classify(await rig.logs());
+      console.log(`[${profile}] swap ${i + 1}/${swaps}: ${primary} -> ${secondary}: client ${JSON.stringify(diff(rig.client, before))}`);
       [primary, secondary] = [secondary, primary];
     }
   } finally {
     await rig.destroy();
   }
-  const probe = Math.round(median(results.map((r) => r.probeShiftMs)));
-  const withEvent = results.filter((r) => r.eventShiftMs !== undefined);
-  if (withEvent.length < results.length) {
-    console.log(`note: ${results.length - withEvent.length}/${results.length} kills produced no cloud event: the daemon does not (yet) publish module transitions to cloud_events.url`);
+  return { profile, kills: results, client: { ...rig.client } };
+}
+
+function diff(a: ClientCounts, b: ClientCounts): ClientCounts {
+  return { ok: a.ok - b.ok, misrouted: a.misrouted - b.misrouted, failed: a.failed - b.failed, dropped: a.dropped - b.dropped };
+}
+
+async function main(): Promise<void> {
+  const kills = Number(process.env.BENCH_KILLS ?? 3);
+  const swaps = Number(process.env.BENCH_SWAPS ?? 3);
+  const profiles = (process.env.BENCH_PROFILES ?? 'aws,azure,gcp,aws-both').split(',').map((p) => p.trim()) as CloudProfile[];
+  for (const p of profiles) if (!(p in PROFILES)) throw new Error(`BENCH_PROFILES: unknown profile "${p}" (aws, azure, gcp, aws-both)`);
+  console.log(`cloud bench: 2 daemons, heartbeat 100ms/1s, ${kills} kill(s) of the primary and ${swaps} swap(s) per profile; a client request every 10 ms through the load balancer`);
+  const out: ProfileResult[] = [];
+  for (const p of profiles) out.push(await runProfile(p, kills, swaps));
+  console.log('');
+  for (const r of out) {
+    const ev = r.kills.filter((k) => k.eventShiftMs !== undefined);
+    console.log(
+      `${r.profile.padEnd(9)} probe_shift_ms=${Math.round(median(r.kills.map((k) => k.probeShiftMs)))} event_shift_ms=${ev.length ? Math.round(median(ev.map((k) => k.eventShiftMs!))) : 'NA'} misrouted=${r.client.misrouted} failed=${r.client.failed} dropped=${r.client.dropped} ok=${r.client.ok}`,
+    );
   }
+  const aws = out.find((r) => r.profile === 'aws') ?? out[0];
+  const withEvent = aws.kills.filter((r) => r.eventShiftMs !== undefined);
+  const probe = Math.round(median(aws.kills.map((r) => r.probeShiftMs)));
   const event = withEvent.length ? String(Math.round(median(withEvent.map((r) => r.eventShiftMs!)))) : 'NA';
-  console.log(`RESULT probe_shift_ms=${probe} event_shift_ms=${event}`);
+  const misrouted = out.filter((r) => r.profile !== 'aws-both').reduce((n, r) => n + r.client.misrouted, 0);
+  console.log(`RESULT probe_shift_ms=${probe} event_shift_ms=${event} misrouted_requests=${misrouted}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

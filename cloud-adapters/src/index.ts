@@ -7,5 +7,5 @@ export * from './resources.ts';
 export { AwsTargetGroupAdapter } from './aws/adapter.ts';
 export { AzureLoadBalancerAdapter, type AzureAdapterOptions } from './azure/adapter.ts';
 export { GcpLoadBalancerAdapter, type GcpClients, type GcpAdapterOptions } from './gcp/adapter.ts';
-export { SimulatedLoadBalancer, SimulatedLbAdapter, awsTimingScaled, type SimTarget, type SimulatedLbOptions } from './sim/simulated-lb.ts';
+export { SimulatedLoadBalancer, SimulatedLbAdapter, awsTimingScaled, azureTimingScaled, gcpTimingScaled, type SimTarget, type SimulatedLbOptions } from './sim/simulated-lb.ts';
 export { desiredFromCluster, desiredOf } from './desired.ts';

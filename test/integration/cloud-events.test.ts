@@ -30,7 +30,7 @@ describe('cloud events: daemons -> POST /events -> load balancer', () => {
     const s = await status();
     expect(s.modules[0].nodes.map((n: any) => [n.node, n.lb.state, n.service.state, n.agree])).toEqual([
       ['node1', 'healthy', 'PRIM', true],
-      ['node2', 'unhealthy', 'SECOND', true],
+      ['node2', 'unused', 'SECOND', true], // not registered: an NLB fails open, only the primary is
     ]);
     expect(s.modules[0].invariant).toMatchObject({ verdict: 'ok', healthy: ['node1'] });
   });
@@ -38,8 +38,8 @@ describe('cloud events: daemons -> POST /events -> load balancer', () => {
   it('kill -9 of the primary: the survivor posts a signed SECOND->ALONE, the function drains the dead node, traffic moves', async () => {
     const r = await rig.killPrimary('node1', 'node2');
     expect(r.event?.event).toMatchObject({ cluster: 'local', node: 'node2', module: 'mirror', from: 'SECOND', to: 'ALONE' });
-    // node2 was registered already: only the drain changed the load balancer
-    expect(r.event?.actions).toEqual(['drain node1', 'restore node2 (no change)']);
+    // the function looked at both nodes first; on AWS only the primary is registered (NLB fail-open)
+    expect(r.event?.actions).toEqual(['observed node1 not ready (unreachable), node2 ready', 'drain node1', 'restore node2']);
     expect(rig.lb.state('node1').registered).toBe(false);
     await until('node2 alone in rotation', () => rig.lb.inRotation().join() === 'node2');
     const s = await status();
@@ -49,10 +49,11 @@ describe('cloud events: daemons -> POST /events -> load balancer', () => {
     expect([n2.lb.state, n2.service.state]).toEqual(['healthy', 'ALONE']);
   });
 
-  it('the restarted node returns as SECOND; a reconcile registers it again and the probes keep it out', async () => {
+  it('the restarted node returns as SECOND; the reconcile keeps it unregistered (only the primary is, behind a fail-open NLB)', async () => {
     await rig.recover('node1', 'node2');
-    expect(rig.lb.state('node1')).toMatchObject({ registered: true, health: 'unhealthy' });
+    expect(rig.lb.state('node1').registered).toBe(false);
     expect(rig.lb.inRotation()).toEqual(['node2']);
+    expect(rig.lb.route()).toEqual(['node2']);
   });
 
   it('a swap is followed by the function: node2 PRIM->SECOND drains node2, node1 SECOND->PRIM restores node1', async () => {

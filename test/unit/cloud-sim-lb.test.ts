@@ -59,4 +59,27 @@ describe('simulated load balancer (bench / integration stand-in for a cloud LB)'
       lb.stop();
     }
   });
+
+  it('models fail-open: with no healthy registered target an NLB sends to every registered one, a drop policy nowhere; a mirror on AWS keeps only its primary registered', async () => {
+    const mk = (noHealthy: 'fail-open' | 'drop') => new SimulatedLoadBalancer({ targets: ['node1', 'node2'].map((n) => ({ node: n, url: `${base}/${n}/var/modules/mirror/ready.txt` })), intervalMs: 50, timeoutMs: 1000, healthyThreshold: 2, unhealthyThreshold: 2, noHealthy });
+    ready.node1 = false;
+    ready.node2 = false;
+    const open = mk('fail-open');
+    const drop = mk('drop');
+    for (const lb of [open, drop]) lb.start();
+    try {
+      const end = Date.now() + 3000;
+      while ((open.state('node2').health !== 'unhealthy' || drop.state('node2').health !== 'unhealthy' || open.state('node1').health !== 'unhealthy') && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      expect(open.route()).toEqual(['node1', 'node2']); // fails open: a secondary gets traffic
+      expect(drop.route()).toEqual([]);
+      const desired = { cluster: 'c', module: 'mirror', mode: 'mirror' as const, healthPort: 0, nodes: [{ name: 'node1', address: 'a' }, { name: 'node2', address: 'b' }], resources: { name: 'sim' } };
+      const aws = new SimulatedLbAdapter(open, { ...desired, serving: ['node1'] }, { servingOnly: true });
+      await aws.apply(await aws.plan());
+      expect(open.route()).toEqual(['node1']); // fail-open reaches only the primary
+    } finally {
+      open.stop();
+      drop.stop();
+    }
+  });
 });
+

@@ -22,7 +22,25 @@ export interface SimulatedLbOptions {
   readonly unhealthyThreshold: number;
   /** called whenever the set of nodes receiving traffic changes */
   readonly onRotation?: (nodes: readonly string[], at: number) => void;
+  /**
+   * What the load balancer does when no registered target is healthy: `fail-open` sends traffic to
+   * every registered target (AWS NLB; Azure `AllProbedUp`), `drop` sends it nowhere (Azure
+   * `AllProbedDown`, GCP failover policy `dropTrafficIfUnhealthy`). @default 'fail-open'
+   */
+  readonly noHealthy?: 'fail-open' | 'drop';
   readonly now?: () => number;
+}
+
+/** Azure's probe timing (the shared probe settings) divided by `scale`; a timeout of half the interval. */
+export function azureTimingScaled(module: string, mode: ModuleMode, healthPort: number, scale: number) {
+  const s = probeSettings({ module, mode, healthPort }).azure;
+  return { intervalMs: (s.intervalInSeconds * 1000) / scale, timeoutMs: (s.intervalInSeconds * 500) / scale, healthyThreshold: s.probeThreshold, unhealthyThreshold: s.probeThreshold };
+}
+
+/** GCP's health-check timing (the shared probe settings) divided by `scale`. */
+export function gcpTimingScaled(module: string, mode: ModuleMode, healthPort: number, scale: number) {
+  const s = probeSettings({ module, mode, healthPort }).gcp;
+  return { intervalMs: (s.checkIntervalSec * 1000) / scale, timeoutMs: (s.timeoutSec * 1000) / scale, healthyThreshold: s.healthyThreshold, unhealthyThreshold: s.unhealthyThreshold };
 }
 
 /** AWS's target-group timing (the shared probe settings) divided by `scale`. */
@@ -107,6 +125,13 @@ export class SimulatedLoadBalancer {
     return this.rotation;
   }
 
+  /** where a new connection goes now: the healthy registered targets, or, with none, fail-open or nowhere */
+  route(): readonly string[] {
+    if (this.rotation.length > 0) return this.rotation;
+    if ((this.opts.noHealthy ?? 'fail-open') === 'drop') return [];
+    return [...this.states].filter(([, s]) => s.registered).map(([n]) => n);
+  }
+
   state(node: string): { health: HealthState; registered: boolean; lastCode?: number | string } {
     const s = this.states.get(node);
     if (!s) return { health: 'unknown', registered: false };
@@ -133,14 +158,24 @@ export class SimulatedLoadBalancer {
 
 export class SimulatedLbAdapter implements CloudAdapter<{ readonly name: string }> {
   readonly cloud = 'aws' as const;
-  constructor(private readonly lb: SimulatedLoadBalancer, readonly desired: Desired<{ readonly name: string }>) {}
+  /**
+   * `servingOnly`: a mirror keeps only its observed primary (`desired.serving`) registered, as the AWS
+   * adapter does behind a fail-open NLB; otherwise every node is registered, as a template does.
+   */
+  constructor(private readonly lb: SimulatedLoadBalancer, readonly desired: Desired<{ readonly name: string }>, private readonly opts: { readonly servingOnly?: boolean } = {}) {}
 
   private change(action: 'register' | 'deregister', node: string): Change {
     return { action, resource: `simulated-lb ${this.desired.resources.name}`, diff: [`${action === 'register' ? '+' : '-'} ${node}`], request: { operation: action, input: { node } } };
   }
 
   async plan(desired = this.desired): Promise<Plan> {
-    const changes = desired.nodes.filter((n) => !this.lb.state(n.name).registered).map((n) => this.change('register', n.name));
+    const only = this.opts.servingOnly && desired.mode === 'mirror';
+    if (only && desired.serving === undefined) return { cloud: 'aws', cluster: desired.cluster, module: desired.module, changes: [] };
+    const wanted = (n: string) => !only || desired.serving!.includes(n);
+    const changes = [
+      ...desired.nodes.filter((n) => !wanted(n.name) && this.lb.state(n.name).registered).map((n) => this.change('deregister', n.name)),
+      ...desired.nodes.filter((n) => wanted(n.name) && !this.lb.state(n.name).registered).map((n) => this.change('register', n.name)),
+    ];
     return { cloud: 'aws', cluster: desired.cluster, module: desired.module, changes };
   }
 

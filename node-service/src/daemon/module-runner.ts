@@ -232,6 +232,9 @@ export class ModuleRunner {
         this.log.info({ from: a.transition.from, to: a.transition.to }, `${a.transition.from} -> ${a.transition.to}: ${a.transition.reason}`);
         this.events.add({ kind: 'transition', from: a.transition.from, to: a.transition.to, reason: a.transition.reason, phase: 'begin' });
         this.lastReason = a.transition.reason;
+        // leaving a ready state: ready.txt answers 404 from now on; tell the cloud function at once, so
+        // the load balancer stops sending to this node while it is still primary (handing over)
+        if (isReady(a.transition.from) && !isReady(a.transition.to)) this.edge.notify?.({ module: this.module.name, from: a.transition.from, to: a.transition.to, reason: a.transition.reason });
         void this.drain();
         return;
     }
