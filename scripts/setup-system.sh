@@ -51,13 +51,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   flock 9
   policy=/usr/sbin/policy-rc.d
   ours=""
-  if [ ! -e "$policy" ]; then
+  if [ ! -e "$policy" ] || grep -q 'vigil scripts/setup-system.sh' "$policy"; then
     # invoke-rc.d and deb-systemd-invoke ask this before starting (or stopping) any service: 101 = not allowed.
+    # (A copy with our marker is a leftover of an interrupted run: ours to remove too.)
     printf '#!/bin/sh\n# placed by vigil scripts/setup-system.sh while it installs packages; removed when it ends\nexit 101\n' >"$policy"
     chmod 755 "$policy"
     ours=1
     trap 'rm -f "$policy"' EXIT
-  elif ! grep -q 'vigil scripts/setup-system.sh' "$policy"; then
+  else
     echo "setup-system: keeping the existing $policy (it decides whether installed packages start their services)" >&2
   fi
   export DEBIAN_FRONTEND=noninteractive
