@@ -65,7 +65,15 @@ async function benchMirror(name: string, create: (p: string, s: string) => Promi
       await db.app.killNamespace(primary);
       const killAt = Date.now();
       const first = await client.firstOkAfter(killAt, 90_000);
-      if (!first) throw new Error(`${name}: no commit within 90 s of killing ${primary}`);
+      if (!first) {
+        const c = db.app.c;
+        const why = await Promise.all([
+          c.lan.tryExec('client', ['ip', 'neigh']).then((r) => `client neighbours: ${r.stdout.trim()}`),
+          ...c.nodes.map((n) => c.lan.tryExec(n.name, ['ip', '-br', 'addr']).then((r) => `${n.name}: ${r.stdout.trim().replace(/\n/g, '; ')}`)),
+        ]);
+        const errs = client.results.filter((r) => !r.ok && r.s >= killAt).slice(-3).map((r) => JSON.stringify(r));
+        throw new Error(`${name}: no commit within 90 s of killing ${primary}\n${why.join('\n')}\nlast client errors: ${errs.join('\n')}`);
+      }
       failovers.push(first.e - killAt);
       while (client.committed().filter((n) => n > first.n).length < 5) await sleep(50);
       const logged = client.committed();

@@ -147,10 +147,11 @@ export function startCommitClient(c: NsCluster, argv: readonly string[], opts: {
     const one = () => {
       const s = Date.now();
       const me = n++;
-      const p = spawn(argv[0], argv.slice(1).map((a) => a.split('{N}').join(String(me))), { stdio: ['ignore', 'ignore', 'pipe'] });
+      // its own process group: a hung client (and whatever its shell started) is killed whole
+      const p = spawn(argv[0], argv.slice(1).map((a) => a.split('{N}').join(String(me))), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       let err = '';
       p.stderr.on('data', (d) => (err = (err + d).slice(-300)));
-      const t = setTimeout(() => p.kill('SIGKILL'), ${opts.timeoutMs ?? 2000});
+      const t = setTimeout(() => { try { process.kill(-p.pid, 'SIGKILL'); } catch {} }, ${opts.timeoutMs ?? 2000});
       p.on('close', (code) => {
         clearTimeout(t);
         process.stdout.write(JSON.stringify({ n: me, s, e: Date.now(), ok: code === 0, err: code === 0 ? undefined : err.trim().split('\\n').pop() }) + '\\n');
