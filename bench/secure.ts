@@ -4,10 +4,14 @@
 //     8 in flight (throughput), and 4 KiB frames each waiting for its acknowledgement (round trip), plain
 //     TCP vs TLS 1.3 with the cluster PSK (mirror/secure-socket.ts);
 //   * heartbeats: sealing and opening one with AES-256-GCM vs the HMAC-SHA256 signature it replaced.
-// The mirror's own end-to-end numbers (bench:mirror) include the FUSE view and the disk; this isolates
-// the channel, so the ratio here is an upper bound of what encryption takes from bench:mirror.
+//   * the whole mirror (as root: two daemons in network namespaces, writes through the FUSE view on the
+//     primary): sequential 1 MiB writes and fsync'd 4 KiB writes with replication.encryption tls and
+//     none, and a plain (not replicated) directory of the same node as the baseline.
+// Last line: RESULT tls_throughput_ratio=R ... mirror_seq_tls_over_none=R mirror_fsync_tls_over_none=R ...
 import { createHmac } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { NsCluster } from '../node-service/src/demo/ns-cluster.ts';
 import { Secret } from '../node-service/src/config/secret.ts';
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../node-service/src/heartbeat/packet.ts';
 import { Channel } from '../node-service/src/mirror/channel.ts';
@@ -102,7 +106,62 @@ for (let i = 0; i < RUNS; i++) {
   console.log(`run ${i + 1}: 1 MiB frames ${round(r.plainMBps.at(-1)!)} MB/s plain, ${round(r.tlsMBps.at(-1)!)} MB/s TLS; 4 KiB round trip ${round(r.plainUs.at(-1)!)} µs plain, ${round(r.tlsUs.at(-1)!)} µs TLS; heartbeat ${round(h.sealed, 1)} µs sealed, ${round(h.hmac, 1)} µs HMAC`);
 }
 const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)])) as Record<keyof typeof r, number>;
+
+// ---- the whole mirror, encryption tls vs none (root: namespaces and FUSE)
+const WRITER = `import os, sys, time
+d, mib, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+buf = os.urandom(1 << 20)
+f = os.open(d + '/seq.bin', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+t = time.time()
+for i in range(mib): os.write(f, buf)
+os.fsync(f); os.close(f)
+seq = mib * 1.048576 / (time.time() - t)
+g = os.open(d + '/small.bin', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+small = b'x' * 4096
+t = time.time()
+for i in range(n):
+    os.write(g, small); os.fsync(g)
+print(seq, n / (time.time() - t))`;
+
+function sh(cmd: string[]): Promise<string> {
+  return new Promise((ok, fail) => execFile(cmd[0], cmd.slice(1), { timeout: 300_000 }, (e, out, err) => (e ? fail(new Error(`${cmd.join(' ')}: ${err || e.message}`)) : ok(out))));
+}
+
+async function mirrorRuns(encryption: 'tls' | 'none'): Promise<{ seq: number[]; fsync: number[]; plainSeq: number[]; plainFsync: number[] }> {
+  const c = await NsCluster.create({ prefix: 'vgx', subnet: '198.18.115', privatePath: '/srv/vgxb', module: { name: 'bench', default_primary: 'node1', replication: { dirs: ['/srv/vgxb/data'], encryption } } });
+  const out = { seq: [] as number[], fsync: [] as number[], plainSeq: [] as number[], plainFsync: [] as number[] };
+  try {
+    c.start('node1');
+    c.start('node2');
+    await c.waitFor({ node1: 'PRIM', node2: 'SECOND' }, 120_000);
+    const pid = String(c.node('node1').proc!.pid!);
+    await sh(['nsenter', '-t', pid, '-m', 'mkdir', '-p', '/srv/vgxb/plain']);
+    for (let i = 0; i < RUNS; i++) {
+      for (const [dir, seqs, fsyncs] of [['/srv/vgxb/data', out.seq, out.fsync], ['/srv/vgxb/plain', out.plainSeq, out.plainFsync]] as const) {
+        const [seq, ops] = (await sh(['nsenter', '-t', pid, '-m', 'python3', '-c', WRITER, dir, '64', '400'])).trim().split(' ').map(Number);
+        seqs.push(seq);
+        fsyncs.push(ops);
+      }
+      console.log(`mirror ${encryption} run ${i + 1}: view ${round(out.seq.at(-1)!)} MB/s, ${round(out.fsync.at(-1)!)} fsync'd 4 KiB/s; plain directory ${round(out.plainSeq.at(-1)!)} MB/s, ${round(out.plainFsync.at(-1)!)}/s`);
+    }
+  } finally {
+    await c.destroy();
+  }
+  return out;
+}
+
+let mirrorPart = '';
+if (process.getuid?.() === 0 && !process.argv.includes('--channel-only')) {
+  const tlsRun = await mirrorRuns('tls');
+  const noneRun = await mirrorRuns('none');
+  const md = (x: number[]) => median(x);
+  const a = md([...tlsRun.plainSeq, ...noneRun.plainSeq]);
+  const af = md([...tlsRun.plainFsync, ...noneRun.plainFsync]);
+  mirrorPart = ` mirror_seq_tls_over_none=${round(md(tlsRun.seq) / md(noneRun.seq), 2)} mirror_fsync_tls_over_none=${round(md(tlsRun.fsync) / md(noneRun.fsync), 2)} mirror_seq_tls_over_plain_dir=${round(md(tlsRun.seq) / a, 2)} mirror_seq_none_over_plain_dir=${round(md(noneRun.seq) / a, 2)} mirror_fsync_tls_over_plain_dir=${round(md(tlsRun.fsync) / af, 2)} mirror_fsync_none_over_plain_dir=${round(md(noneRun.fsync) / af, 2)}`;
+} else {
+  console.log('mirror part skipped (needs root for namespaces and FUSE, or --channel-only given)');
+}
 console.log(
-  `RESULT tls_throughput_ratio=${round(m.tlsMBps / m.plainMBps, 2)} tls_rtt_ratio=${round(m.tlsUs / m.plainUs, 2)} plain_MBps=${round(m.plainMBps)} tls_MBps=${round(m.tlsMBps)} rtt_plain_us=${round(m.plainUs)} rtt_tls_us=${round(m.tlsUs)} heartbeat_sealed_us=${round(m.sealUs, 1)} heartbeat_hmac_us=${round(m.hmacUs, 1)}`,
+  `RESULT tls_throughput_ratio=${round(m.tlsMBps / m.plainMBps, 2)} tls_rtt_ratio=${round(m.tlsUs / m.plainUs, 2)} plain_MBps=${round(m.plainMBps)} tls_MBps=${round(m.tlsMBps)} rtt_plain_us=${round(m.plainUs)} rtt_tls_us=${round(m.tlsUs)} heartbeat_sealed_us=${round(m.sealUs, 1)} heartbeat_hmac_us=${round(m.hmacUs, 1)}${mirrorPart}`,
 );
 process.exit(0);

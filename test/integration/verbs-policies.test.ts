@@ -54,6 +54,8 @@ describe('policy keys in the config', () => {
     expect(() => parseConfigText(base('swap_back: true'), 'c.yaml', { skipFileChecks: true })).toThrow(/modules\[0\]\.swap_back: swap_back needs default_primary/);
     expect(() => parseConfigText(base('failover: maybe'), 'c.yaml', { skipFileChecks: true })).toThrow(/modules\[0\]\.failover: must be on or off/);
     expect(() => parseConfigText(base('max_failovers: { count: 0 }'), 'c.yaml', { skipFileChecks: true })).toThrow(/modules\[0\]\.max_failovers\.count/);
+    expect(() => parseConfigText(base('replication: { dirs: [/srv/d], encryption: aes }'), 'c.yaml', { skipFileChecks: true })).toThrow(/modules\[0\]\.replication\.encryption: must be "tls" or "none"/);
+    expect(parseConfigText(base('replication: { dirs: [/srv/d] }'), 'c.yaml', { skipFileChecks: true }).modules[0].replication?.encryption).toBe('tls');
     const ok = parseConfigText(base('failover: off, default_primary: a, swap_back: true, max_failovers: { count: 5, window: 2h }'), 'c.yaml', { skipFileChecks: true });
     expect(ok.modules[0]).toMatchObject({ failover: false, swap_back: true, max_failovers: { count: 5, window: 7_200_000 } });
     expect(parseConfigText(base(''), 'c.yaml', { skipFileChecks: true }).modules[0]).toMatchObject({ failover: true, swap_back: false, max_failovers: { count: 3, window: 86_400_000 } });

@@ -98,6 +98,8 @@ export const moduleSchema = z
         ack: z.enum(['fsync', 'write'], { errorMap: () => ({ message: 'must be "fsync" or "write"' }) }).default('fsync'),
         /** unacknowledged bytes in flight to the secondary before writers wait (bytes, or "16MiB", "64MB") */
         window: byteSize.default('16MiB'),
+        /** tls: the channel runs in TLS 1.3 keyed from the cluster secret; none: in clear (authenticated only), for a link already encrypted (IPsec, WireGuard) and for measuring the cost */
+        encryption: z.enum(['tls', 'none'], { errorMap: () => ({ message: 'must be "tls" or "none"' }) }).default('tls'),
       })
       .strict()
       .optional(),

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { KeyRing } from '../secure/keyring.ts';
-import { channelKey, replicationRing, secureConnect } from './secure-socket.ts';
+import { channelKey, plainConnect, replicationRing, secureConnect } from './secure-socket.ts';
 import { authMac, encodeFrame, FrameDecoder, FrameError, MAX_BODY, MAX_BODY_UNAUTH, macEqual, nonce, PROTOCOL_VERSION, type Frame } from './protocol.ts';
 
 /** What the secondary tells the primary right after authentication. */
@@ -102,21 +102,23 @@ export async function connectToSecondary(opts: {
   key: Buffer;
   /** the daemon's live keys (rotation); default: from `key` */
   keys?: KeyRing;
+  /** replication.encryption: none */
+  plain?: boolean;
   module: string;
   node: string;
   localAddrs?: readonly string[];
 }): Promise<{ ch: Channel; report: SecondaryReport }> {
   let lastErr: Error = new Error('no peer address');
   for (const host of opts.addrs) {
-    let socket: TLSSocket;
+    let socket: Socket;
     try {
-      socket = await secureConnect({ host, port: opts.port, ring: replicationRing(opts), module: opts.module, timeoutMs: 2000 });
+      socket = opts.plain ? await plainConnect({ host, port: opts.port, timeoutMs: 2000 }) : await secureConnect({ host, port: opts.port, ring: replicationRing(opts), module: opts.module, timeoutMs: 2000 });
     } catch (e) {
       lastErr = e as Error;
       continue;
     }
     const ch = new Channel(socket);
-    const key = channelKey(socket);
+    const key = opts.plain ? replicationRing(opts).sending.secret.key : channelKey(socket as TLSSocket);
     try {
       const hello = await ch.next(HANDSHAKE_MS);
       if (hello.h.t !== 'hello' || hello.h.v !== PROTOCOL_VERSION || hello.h.mod !== opts.module || typeof hello.h.n !== 'string' || !/^[0-9a-f]{64}$/.test(hello.h.n)) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.ts';
 import { connectToSecondary, type Channel, type SecondaryReport } from './channel.ts';
+import { isPlain } from './secure-socket.ts';
 import { copyEntry, estimate } from './copy.ts';
 import { buildManifest, diffManifests, type Entry } from './manifest.ts';
 import { decodeToPrimary, encodeManifestReq, encodeOp, type FsyncOp, type Op, type PathOp } from './ops.ts';
@@ -249,7 +250,7 @@ export class PrimaryRole {
     while (this.ctx.current()) {
       if (!this.session) {
         try {
-          const { ch, report } = await connectToSecondary({ addrs: this.ctx.opts.peer.addrs, port, key: this.ctx.opts.secret.key, keys: this.ctx.opts.keys, module: this.ctx.opts.module.name, node: this.ctx.opts.self.name });
+          const { ch, report } = await connectToSecondary({ addrs: this.ctx.opts.peer.addrs, port, key: this.ctx.opts.secret.key, keys: this.ctx.opts.keys, plain: isPlain(this.ctx.opts.module), module: this.ctx.opts.module.name, node: this.ctx.opts.self.name });
           if (!this.ctx.current()) {
             ch.close('role changed');
             return;

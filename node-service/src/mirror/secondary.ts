@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log/logger.ts';
 import type { Applier } from './apply.ts';
 import { acceptPrimary, Channel } from './channel.ts';
-import { channelKey, replicationRing, secureServer } from './secure-socket.ts';
+import { channelKey, isPlain, plainServer, replicationRing, secureServer } from './secure-socket.ts';
 import { buildManifest, type Entry } from './manifest.ts';
 import { decodeToSecondary, encodeToPrimary, type Op } from './ops.ts';
 import type { Frame } from './protocol.ts';
@@ -65,16 +65,14 @@ export class SecondaryRole {
     let warned = false;
     for (const host of addrs) {
       while (this.ctx.current()) {
-        const server = secureServer({
-          ring: replicationRing(this.ctx.opts),
-          module: this.ctx.opts.module.name,
-          onSocket: (socket) => {
-            this.inboundSockets.add(socket);
-            socket.once('close', () => this.inboundSockets.delete(socket));
-            this.onInbound(new Channel(socket));
-          },
-          refused: (from, reason) => this.ctx.log.warn({ from, reason }, 'replication peer refused'),
-        });
+        const onSocket = (socket: Socket) => {
+          this.inboundSockets.add(socket);
+          socket.once('close', () => this.inboundSockets.delete(socket));
+          this.onInbound(new Channel(socket));
+        };
+        const server = isPlain(this.ctx.opts.module)
+          ? plainServer(onSocket)
+          : secureServer({ ring: replicationRing(this.ctx.opts), module: this.ctx.opts.module.name, onSocket, refused: (from, reason) => this.ctx.log.warn({ from, reason }, 'replication peer refused') });
         try {
           await new Promise<void>((resolve, reject) => {
             server.once('error', reject);
@@ -110,7 +108,8 @@ export class SecondaryRole {
       div: !!this.roleOpts.divergent,
     });
     ch.onClose = () => undefined;
-    void acceptPrimary(ch, { key: channelKey(ch.socket as TLSSocket), module: this.ctx.opts.module.name, node: this.ctx.opts.self.name, report }).then((r) => {
+    const key = isPlain(this.ctx.opts.module) ? replicationRing(this.ctx.opts).sending.secret.key : channelKey(ch.socket as TLSSocket);
+    void acceptPrimary(ch, { key, module: this.ctx.opts.module.name, node: this.ctx.opts.self.name, report }).then((r) => {
       if (!r.ok) {
         this.ctx.log.warn({ from: ch.socket.remoteAddress, reason: r.reason }, 'replication peer refused');
         return;

@@ -1,3 +1,4 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { Secret } from '../config/secret.ts';
 import { KeyRing } from '../secure/keyring.ts';
@@ -36,6 +37,34 @@ export function replicationRing(o: { keys?: KeyRing; secret?: Secret; key?: Buff
 
 const label = (module: string) => `replication/${module}`;
 const identity = (id: Buffer, module: string) => `vigil/${id.toString('hex')}/${module}`;
+
+/** `replication.encryption: none`: the channel in clear (its challenge-response keyed by the secret itself) */
+export const isPlain = (module: { replication?: { encryption?: string } }): boolean => module.replication?.encryption === 'none';
+
+/** Primary side without TLS (replication.encryption: none). */
+export function plainConnect(o: { host: string; port: number; timeoutMs: number }): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const s = connect({ host: o.host, port: o.port });
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`connect ${o.host}:${o.port}: timeout`));
+    }, o.timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
+
+/** Secondary side without TLS (replication.encryption: none). */
+export function plainServer(onSocket: (s: Socket) => void): Server {
+  return createServer(onSocket);
+}
 
 /** Primary side: a TLS 1.3 connection to the secondary, authenticated by the cluster secret. */
 export function secureConnect(o: { host: string; port: number; ring: KeyRing; module: string; timeoutMs: number }): Promise<TLSSocket> {
