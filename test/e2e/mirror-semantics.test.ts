@@ -401,4 +401,40 @@ for n, m in (("plain/suid", 0o4755), ("plain/sgid", 0o2755), ("plain/sticky", 0o
     await expectReplicated();
   });
 
+  it('O_DSYNC / O_SYNC writes and fdatasync are durability points: each waits for the secondary\'s sync', async () => {
+    type St = { remoteSyncs: number };
+    const before = ((await pair.a.call('status')) as St).remoteSyncs;
+    // GIVEN 10 writes through an O_DSYNC descriptor and 5 through O_SYNC (the kernel turns each into a sync request)
+    await ok(pair.a, `python3 -c 'import os
+fd = os.open("dsync.bin", os.O_WRONLY | os.O_CREAT | os.O_DSYNC, 0o644)
+for i in range(10): os.write(fd, b"d" * 4096)
+os.close(fd)
+fd = os.open("osync.bin", os.O_WRONLY | os.O_CREAT | os.O_SYNC, 0o644)
+for i in range(5): os.write(fd, b"s" * 4096)
+os.close(fd)'`);
+    const after = ((await pair.a.call('status')) as St).remoteSyncs;
+    // THEN each write waited for a sync on the secondary, and the data is there
+    expect(after - before).toBeGreaterThanOrEqual(15);
+    expect(fs.readFileSync(B('dsync.bin')).equals(Buffer.alloc(40960, 'd'))).toBe(true);
+    expect(fs.readFileSync(B('osync.bin')).equals(Buffer.alloc(20480, 's'))).toBe(true);
+    await expectReplicated();
+  });
+
+  it('the secondary\'s view reads through passthrough (Linux 6.9+) and always sees the current data', async () => {
+    type St = { passthroughOpens: number };
+    await ok(pair.a, 'printf first > pt.txt');
+    const before = ((await pair.b.call('status')) as St).passthroughOpens;
+    // GIVEN a reader holding the file open on the secondary's view
+    expect(await ok(pair.b, 'cat pt.txt')).toBe('first');
+    // WHEN the primary rewrites it
+    await ok(pair.a, 'printf second > pt.txt && printf -- -more >> pt.txt');
+    // THEN the secondary's view reads the new bytes at once (the backing file itself, no stale cache)
+    expect(await ok(pair.b, 'exec 3<pt.txt; cat <&3; exec 3<&-')).toBe('second-more');
+    const opens = ((await pair.b.call('status')) as St).passthroughOpens - before;
+    const kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+    const [maj, min] = kernel.split('.').map(Number);
+    // the kernels that have passthrough (6.9 and later, built with CONFIG_FUSE_PASSTHROUGH) must use it
+    if (maj > 6 || (maj === 6 && min >= 9)) expect(opens).toBeGreaterThanOrEqual(2);
+    else expect(opens).toBe(0);
+  });
 });

@@ -34,6 +34,8 @@ export interface MirrorStatus {
   unackedBytes?: number;
   /** primary: writers that waited for room in the window, since the role began */
   windowWaits?: number;
+  /** primary: durability points (fsync, fdatasync, fsyncdir, O_SYNC/O_DSYNC writes) that waited for the secondary */
+  remoteSyncs?: number;
   /** opens served with FUSE passthrough (reads bypass the daemon) since the view was mounted */
   passthroughOpens?: number;
 }
