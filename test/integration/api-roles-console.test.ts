@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { request } from 'node:https';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../node-service/src/demo/local-cluster.ts';
@@ -138,6 +139,38 @@ describe('console security (real daemons, HTTP)', () => {
     expect(cfg.status).toBe(200);
     expect(JSON.parse(cfg.body).cluster).toBe('local');
     await c.waitFor({ node1: 'PRIM', node2: 'SECOND' }, 1000);
+  });
+});
+
+describe('console sessions follow the token files (real daemons)', () => {
+  let c: LocalCluster;
+  let t: RoleTokens;
+  beforeAll(async () => {
+    ({ cluster: c, tokens: t } = await startConsoleCluster());
+  }, 60_000);
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  it('ends a session and its live stream once its token is withdrawn from the file', async () => {
+    const base = c.url('node1', '');
+    const s = await login(base, t.control2);
+    const events = await fetch(`${base}/console/api/events`, { headers: { cookie: s.cookie } });
+    expect(events.status).toBe(200);
+    const reader = events.body!.getReader();
+    await reader.read(); // the first view
+    const withdrawnAt = Date.now();
+    writeFileSync(join(c.dir, 'control2.token'), '# withdrawn\n', { mode: 0o600 });
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) break;
+      if (Date.now() - withdrawnAt > 10_000) throw new Error('the stream outlived its token');
+    }
+    expect(Date.now() - withdrawnAt).toBeLessThan(5000); // files looked at every 2 s, the stream asked every 1 s
+    const after = await send(`${base}/console/api/session`, { headers: { cookie: s.cookie } });
+    expect(after.status).toBe(401);
+    expect(JSON.parse(after.body).error).toMatch(/withdrawn|not logged in/);
+    expect((await send(`${base}/console/login`, { method: 'POST', headers: json, body: JSON.stringify({ token: t.control2 }) })).status).toBe(401);
   });
 });
 

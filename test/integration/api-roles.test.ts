@@ -94,6 +94,16 @@ describe('API token roles (real daemons)', () => {
     }
   });
 
+  it('follows the token files: a token added works and a withdrawn one stops, without a restart', async () => {
+    const added = 'added-monitor-token-7f3c9a';
+    writeFileSync(join(c.dir, 'monitor.token'), `${t.monitor}\n${added}\n`); // monitor2 withdrawn
+    await new Promise((r) => setTimeout(r, 2300)); // the files are looked at every 2 s
+    expect((await call('node1', 'GET', '/api/v1/modules', added)).status).toBe(200);
+    expect((await call('node1', 'GET', '/api/v1/modules', t.monitor2)).status).toBe(403);
+    expect((await call('node1', 'GET', '/api/v1/modules', t.monitor)).status).toBe(200);
+    expect((await call('node1', 'POST', '/api/v1/modules/app/stop', added)).status).toBe(403);
+  });
+
   it('rejects a bad api.tokens entry with its key path', () => {
     const bad = join(c.dir, 'bad.yaml');
     writeFileSync(bad, `cluster: x\nsecret_file: ${c.dir}/cluster.key\napi:\n  admin_token_file: ${c.dir}/admin.token\n  tokens: [ { role: root, file: ${c.dir}/control.token }, { role: monitor, file: ${c.dir}/missing.token } ]\nnodes: [ { name: n1, addrs: [127.0.0.1] } ]\n`);

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 
 /** Who may do what on the admin API and the console (SafeKit's Monitor / Control / Admin). */
 export const ROLES = ['monitor', 'control', 'admin'] as const;
@@ -15,6 +15,20 @@ export const ROLE_RIGHTS: Record<Role, string> = {
   control: 'also run the verbs (start, stop, restart, prim, second, swap, ...)',
   admin: 'everything, including the configuration view',
 };
+
+function readAll(files: readonly { role: Role; file: string }[]): { token: string; role: Role }[] {
+  return files.flatMap((f) => readTokenFile(f.file).map((token) => ({ token, role: f.role })));
+}
+
+/** what changes when a token file is edited or replaced */
+function stampOf(files: readonly { file: string }[]): string {
+  return files
+    .map((f) => {
+      const st = statSync(f.file, { throwIfNoEntry: false });
+      return st ? `${st.ino}:${st.size}:${st.mtimeMs}` : '-';
+    })
+    .join(',');
+}
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
@@ -32,21 +46,48 @@ export function readTokenFile(file: string): string[] {
  * the order of the files tells anything about a token.
  */
 export class TokenSet {
-  readonly #entries: { digest: Buffer; role: Role }[];
+  #entries: { digest: Buffer; role: Role }[];
+  /** the files the tokens come from, to follow their changes (fromConfig) */
+  #files: readonly { role: Role; file: string }[] = [];
+  #stamp = '';
+  #checked = 0;
 
   constructor(entries: readonly { token: string; role: Role }[]) {
     this.#entries = entries.map((e) => ({ digest: digest(e.token), role: e.role }));
   }
 
-  /** `admin_token_file` (role admin, as before) plus every `api.tokens` entry */
+  /**
+   * `admin_token_file` (role admin, as before) plus every `api.tokens` entry. The files are followed:
+   * a lookup at most every RECHECK_MS notices a changed file and reads them all again, so a token is
+   * added or withdrawn without a restart. A file that cannot be read then keeps the tokens known before.
+   */
   static fromConfig(api: { admin_token_file: string; tokens?: readonly { role: Role; file: string }[] }): TokenSet {
-    const entries = readTokenFile(api.admin_token_file).map((token) => ({ token, role: 'admin' as Role }));
-    for (const t of api.tokens ?? []) for (const token of readTokenFile(t.file)) entries.push({ token, role: t.role });
-    return new TokenSet(entries);
+    const files = [{ role: 'admin' as Role, file: api.admin_token_file }, ...(api.tokens ?? [])];
+    const set = new TokenSet(readAll(files));
+    set.#files = files;
+    set.#stamp = stampOf(files);
+    set.#checked = Date.now();
+    return set;
+  }
+
+  static readonly RECHECK_MS = 2000;
+
+  private follow(): void {
+    if (this.#files.length === 0 || Date.now() - this.#checked < TokenSet.RECHECK_MS) return;
+    this.#checked = Date.now();
+    const stamp = stampOf(this.#files);
+    if (stamp === this.#stamp) return;
+    try {
+      this.#entries = readAll(this.#files).map((e) => ({ digest: digest(e.token), role: e.role }));
+      this.#stamp = stamp;
+    } catch {
+      /* mid-edit or unreadable: keep the tokens known so far, try again later */
+    }
   }
 
   /** the highest role this token has, or undefined for an unknown token */
   roleOf(token: string): Role | undefined {
+    this.follow();
     const d = digest(token);
     let best = -1;
     for (const e of this.#entries) {

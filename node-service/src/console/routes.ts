@@ -72,6 +72,9 @@ export function consoleApp(d: ConsoleDeps): Hono {
     return c.body(a.body, 200, { 'Content-Type': a.type, 'Cache-Control': 'no-cache' });
   });
 
+  /** a session lives only as long as its token keeps the role it logged in with (token files are followed) */
+  const tokenStillGood = (s: Session) => d.tokens.roleOf(s.token) === s.role;
+
   /** the session of this request, or undefined */
   const sessionOf = (c: Context): Session | undefined => sessions.get(getCookie(c, COOKIE));
 
@@ -102,6 +105,11 @@ export function consoleApp(d: ConsoleDeps): Hono {
   api.use('*', async (c, next) => {
     const s = sessionOf(c);
     if (!s) return c.json({ error: 'not logged in (or the session expired): log in with a token' }, 401);
+    if (!tokenStillGood(s)) {
+      sessions.delete(s.id);
+      d.log?.warn({ role: s.role, via: 'console' }, 'console session ended: its token was withdrawn or its role changed');
+      return c.json({ error: 'the token of this session was withdrawn (or its role changed): log in again' }, 401);
+    }
     c.set('session', s);
     if (c.req.method !== 'GET') {
       if (!sameOrigin(c)) return c.json({ error: 'request from another origin refused' }, 403);
@@ -126,7 +134,11 @@ export function consoleApp(d: ConsoleDeps): Hono {
 
   api.get('/events', (c) => {
     const s = c.get('session');
-    return sseStream(c, (send) => watchCluster({ cluster: d.cluster, self: d.self, feed: d.feed, peers: d.peers, token: s.token, order: d.order }, (v) => send('cluster', v)));
+    return sseStream(
+      c,
+      (send) => watchCluster({ cluster: d.cluster, self: d.self, feed: d.feed, peers: d.peers, token: s.token, order: d.order }, (v) => send('cluster', v)),
+      () => tokenStillGood(s),
+    );
   });
 
   api.get('/config', async (c) => {
