@@ -399,7 +399,6 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       clusterSecret: { type: 'securestring', minLength: 16, metadata: { description: 'cluster secret (heartbeat and replication authentication), e.g. openssl rand -base64 32' } },
       adminToken: { type: 'securestring', minLength: 16, metadata: { description: 'admin API bearer token' } },
       eventsSecret: { type: 'securestring', minLength: 16, metadata: { description: "signs the nodes' state-change events to the function" } },
-      functionPackageUrl: { type: 'string', metadata: { description: 'blob container URL of the function package (Flex Consumption deployment storage), e.g. https://<account>.blob.core.windows.net/<container>' } },
       functionMaxInstances: { type: 'int', defaultValue: 40, minValue: 40, maxValue: 1000, metadata: { description: 'cap on function instances (its events URL is open; events are signed)' } },
       loadBalancerType: { type: 'string', defaultValue: 'Internal', allowedValues: ['Internal', 'Public'], metadata: { description: 'Internal (private VIP in the subnet) or Public (public IP)' } },
       clientAddressPrefix: {
@@ -526,6 +525,13 @@ function functionResources(plan: ClusterPlan, names: Names): Record<string, any>
       properties: { allowBlobPublicAccess: false, allowSharedKeyAccess: false, minimumTlsVersion: 'TLS1_2', supportsHttpsTrafficOnly: true },
     },
     {
+      type: 'Microsoft.Storage/storageAccounts/blobServices/containers',
+      apiVersion: ST_API,
+      name: "[format('{0}/default/deployments', variables('storageName'))]",
+      dependsOn: [storage],
+      properties: { publicAccess: 'None' },
+    },
+    {
       type: 'Microsoft.Web/serverfarms',
       apiVersion: WEB_API,
       name: "[format('{0}-plan', variables('functionAppName'))]",
@@ -551,7 +557,8 @@ function functionResources(plan: ClusterPlan, names: Names): Record<string, any>
         httpsOnly: true,
         virtualNetworkSubnetId: id('Microsoft.Network/virtualNetworks/subnets', names.vnet, names.fnSubnet),
         functionAppConfig: {
-          deployment: { storage: { type: 'blobContainer', value: "[parameters('functionPackageUrl')]", authentication: { type: 'SystemAssignedIdentity' } } },
+          // `az functionapp deployment source config-zip` puts infra/out/azure/function.zip here
+          deployment: { storage: { type: 'blobContainer', value: `[format('{0}deployments', reference(${storage.slice(1, -1)}, '${ST_API}').primaryEndpoints.blob)]`, authentication: { type: 'SystemAssignedIdentity' } } },
           scaleAndConcurrency: { maximumInstanceCount: "[parameters('functionMaxInstances')]", instanceMemoryMB: 2048 },
           runtime: { name: 'node', version: '20' },
         },
