@@ -173,7 +173,8 @@ async function main(): Promise<void> {
   } catch (e) {
     const err = e as Error & { code?: string; exitCode?: number };
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
-    if (err.code?.startsWith('commander.')) process.exit(err.exitCode ?? 2);
+    // a child process error carries a numeric code: only commander's codes are strings starting so
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) process.exit(err.exitCode ?? 2);
     if (err instanceof ConfigError) {
       console.error(err.message);
       process.exit(1);
