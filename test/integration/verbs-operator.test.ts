@@ -114,6 +114,8 @@ describe('operator verbs against real daemons', () => {
       expect(off.code, off.stderr).toBe(0);
       expect(off.stdout).toMatch(/^node1: app: automatic failover off/m);
       expect(off.stdout).toMatch(/^node2: app: automatic failover off/m);
+      const st = await vigil(['state', '-m', 'app', '--json', ...all]);
+      expect(st.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { failover: string }).failover)).toEqual(['off', 'off']);
       await c.kill('node1');
       // well past the 1 s heartbeat timeout: still waiting, not ready
       const w = await vigil(['waitstate', '-m', 'app', 'WAIT', '--timeout', '10s', ...on2]);

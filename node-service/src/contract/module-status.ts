@@ -22,6 +22,8 @@ export interface ModuleStatus {
   readonly reason: string;
   readonly checkers: Record<string, boolean>;
   readonly buckets?: Record<string, number[]>;
+  /** mirror: automatic failover allowed on this node (`failover` in the config, `vigil failover on|off`) */
+  readonly failover?: 'on' | 'off';
 }
 
 /** The contract part, checked strictly; other fields pass through. */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { ClusterConfig, ModuleConfig, NodeConfig } from '../config/types.ts';
 import { initFarm } from '../core/farm-step.ts';
-import { initMirror, isolated } from '../core/mirror-step.ts';
+import { failoverEnabled, initMirror, isolated } from '../core/mirror-step.ts';
 import { type ModuleCore, step } from '../core/step.ts';
 import type { ModuleStatus } from '../contract/module-status.ts';
 import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Step, type Transition } from '../core/types.ts';
@@ -196,6 +196,7 @@ export class ModuleRunner {
       reason: this.lastReason,
       checkers: { ...this.checkerUp },
       ...(this.module.mode === 'farm' ? { buckets: this.edge.farm.status()?.buckets ?? {} } : {}),
+      ...(c.mode === 'mirror' ? { failover: failoverEnabled(c) ? ('on' as const) : ('off' as const) } : {}),
     };
   }
 
