@@ -1,3 +1,4 @@
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
@@ -170,5 +171,43 @@ describe('web console in a real browser', () => {
   it('never put a token in a URL or in a daemon log', () => {
     for (const u of urls) for (const tok of Object.values(t)) expect(u).not.toContain(tok);
     for (const tok of Object.values(t)) expect(logOf(c, 'node1')).not.toContain(tok);
+  });
+});
+
+describe('web console over HTTPS in a real browser', () => {
+  let c: LocalCluster;
+  let t: RoleTokens;
+  let closeBrowser: () => Promise<void>;
+  let page: Page;
+
+  beforeAll(async () => {
+    let ca: Buffer | undefined;
+    ({ cluster: c, tokens: t, ca } = await startConsoleCluster({ tls: true }));
+    // trust exactly the cluster's certificate (made by vigil tls selfsigned), nothing else
+    const spki = createHash('sha256').update(new X509Certificate(ca!).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+    let browser: Browser;
+    ({ browser, close: closeBrowser } = await launchChromium({ args: [`--ignore-certificate-errors-spki-list=${spki}`] }));
+    page = await browser.newPage();
+  }, 90_000);
+  afterAll(async () => {
+    await closeBrowser?.();
+    await c?.destroy();
+  });
+
+  it('logs in over HTTPS with a Secure cookie and shows both nodes relayed over HTTPS', async () => {
+    const https = c.url('node1', '/console').replace('http:', 'https:');
+    await loginConsole(page, https, t.control);
+    const cookies = await page.cookies();
+    expect(cookies.map((k) => ({ name: k.name, httpOnly: k.httpOnly, secure: k.secure, sameSite: k.sameSite, path: k.path }))).toEqual([{ name: 'vigil_console', httpOnly: true, secure: true, sameSite: 'Strict', path: '/console' }]);
+    await page.waitForSelector(`#grid td.cell[data-node="node1"] .state[data-state="WAIT"]`);
+    await page.waitForSelector(`#grid td.cell[data-node="node2"] .state[data-state="WAIT"]`);
+    expect(await page.$$('#grid th.node.unreachable')).toHaveLength(0);
+    // an action from the page, relayed to node2 over HTTPS: first start, so prim on node2 is accepted
+    await page.click('button.act[data-node="node2"][data-module="app"][data-verb="prim"]');
+    await page.waitForSelector('dialog#confirm[open]');
+    await page.click('#confirm-ok');
+    await page.waitForSelector(`#grid td.cell[data-node="node2"] .state[data-state="PRIM"]`, { timeout: 15_000 });
+    await page.waitForSelector(`#grid td.cell[data-node="node1"] .state[data-state="SECOND"]`, { timeout: 15_000 });
+    await page.screenshot({ path: join(SHOTS, 'https.png'), fullPage: true });
   });
 });

@@ -11,7 +11,7 @@ export const CHROMIUM = '/usr/bin/chromium';
  * With `netns`, chromium runs inside that network namespace (the only way to reach a test LAN's
  * 198.18.x addresses); puppeteer then talks to it over pipes, which `ip netns exec` passes on.
  */
-export async function launchChromium(o: { netns?: string } = {}): Promise<{ browser: Browser; close: () => Promise<void> }> {
+export async function launchChromium(o: { netns?: string; args?: readonly string[] } = {}): Promise<{ browser: Browser; close: () => Promise<void> }> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/setup-system.sh installs it)`);
   const profile = mkdtempSync(join(tmpdir(), 'vigil-chromium-'));
   let executablePath = CHROMIUM;
@@ -24,7 +24,7 @@ export async function launchChromium(o: { netns?: string } = {}): Promise<{ brow
     executablePath,
     pipe: o.netns !== undefined,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${join(profile, 'profile')}`],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${join(profile, 'profile')}`, ...(o.args ?? [])],
     defaultViewport: { width: 1360, height: 900 },
   });
   return {
