@@ -41,24 +41,29 @@ const identity = (id: Buffer, module: string) => `vigil/${id.toString('hex')}/${
 /** `replication.encryption: none`: the channel in clear (its challenge-response keyed by the secret itself) */
 export const isPlain = (module: { replication?: { encryption?: string } }): boolean => module.replication?.encryption === 'none';
 
-/** Primary side without TLS (replication.encryption: none). */
-export function plainConnect(o: { host: string; port: number; timeoutMs: number }): Promise<Socket> {
-  return new Promise<Socket>((resolve, reject) => {
-    const s = connect({ host: o.host, port: o.port });
+/** Resolves with the socket once `ready` fires, or rejects at the timeout or on its first error. */
+function connected<S extends Socket>(s: S, ready: 'connect' | 'secureConnect', o: { host: string; port: number; timeoutMs: number }, explain: (e: Error) => string = (e) => e.message): Promise<S> {
+  return new Promise<S>((resolve, reject) => {
     const t = setTimeout(() => {
       s.destroy();
       reject(new Error(`connect ${o.host}:${o.port}: timeout`));
     }, o.timeoutMs);
-    s.once('connect', () => {
+    s.once(ready, () => {
       clearTimeout(t);
       s.removeAllListeners('error');
       resolve(s);
     });
     s.once('error', (e) => {
       clearTimeout(t);
-      reject(e);
+      s.destroy();
+      reject(new Error(explain(e)));
     });
   });
+}
+
+/** Primary side without TLS (replication.encryption: none). */
+export function plainConnect(o: { host: string; port: number; timeoutMs: number }): Promise<Socket> {
+  return connected(connect({ host: o.host, port: o.port }), 'connect', o);
 }
 
 /** Secondary side without TLS (replication.encryption: none). */
@@ -69,31 +74,16 @@ export function plainServer(onSocket: (s: Socket) => void): Server {
 /** Primary side: a TLS 1.3 connection to the secondary, authenticated by the cluster secret. */
 export function secureConnect(o: { host: string; port: number; ring: KeyRing; module: string; timeoutMs: number }): Promise<TLSSocket> {
   const k = o.ring.sending;
-  return new Promise<TLSSocket>((resolve, reject) => {
-    const s = tls.connect({
-      host: o.host,
-      port: o.port,
-      minVersion: 'TLSv1.3',
-      ciphers: CIPHERS,
-      pskCallback: () => ({ psk: k.key(label(o.module)), identity: identity(k.id, o.module) }),
-      // PSK authenticates the server: there is no certificate to check
-      checkServerIdentity: () => undefined,
-    });
-    const t = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`connect ${o.host}:${o.port}: timeout`));
-    }, o.timeoutMs);
-    s.once('secureConnect', () => {
-      clearTimeout(t);
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (e) => {
-      clearTimeout(t);
-      s.destroy();
-      reject(new Error(`${o.host}:${o.port}: ${/alert|decrypt|psk|handshake/i.test(e.message) ? 'TLS handshake refused (the peer holds another cluster secret?)' : e.message}`));
-    });
+  const s = tls.connect({
+    host: o.host,
+    port: o.port,
+    minVersion: 'TLSv1.3',
+    ciphers: CIPHERS,
+    pskCallback: () => ({ psk: k.key(label(o.module)), identity: identity(k.id, o.module) }),
+    // PSK authenticates the server: there is no certificate to check
+    checkServerIdentity: () => undefined,
   });
+  return connected(s, 'secureConnect', o, (e) => `${o.host}:${o.port}: ${/alert|decrypt|psk|handshake/i.test(e.message) ? 'TLS handshake refused (the peer holds another cluster secret?)' : e.message}`);
 }
 
 /**
