@@ -126,6 +126,68 @@ export async function createFirebird(prefix: string, subnet: string): Promise<Mi
   }
 }
 
+/**
+ * PostgreSQL in a podman container (image made locally by ensureTestImage), run by the podman
+ * template. Each node keeps its own podman storage and run state under its private folder and reads
+ * the image from a shared read-only image store (as if it had been loaded on each node). `ip netns
+ * exec` gives the node a fresh /sys without cgroups, and crun refuses the host's hybrid v1/v2 layout:
+ * the wrapper runs podman in a mount namespace of its own with a cgroup2 hierarchy on /sys/fs/cgroup
+ * (containers run with --cgroups=disabled). RUN_OPTS keep resource limits at or below the current
+ * ones (a sandbox without CAP_SYS_RESOURCE cannot raise them).
+ */
+export async function createPodman(prefix: string, subnet: string): Promise<MirrorDb> {
+  const priv = `/srv/${prefix}`;
+  const { ensureTestImage, IMAGE, IMAGE_STORE } = await import('./app-podman-image.ts');
+  await ensureTestImage(console.log);
+  const wrapper = `#!/bin/sh
+export CONTAINERS_STORAGE_CONF=${priv}/storage.conf CONTAINERS_CONF=${priv}/containers.conf
+exec unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null; exec podman "$@"' podman "$@"
+`;
+  const app = await AppCluster.create({
+    prefix,
+    subnet,
+    template: 'podman',
+    privatePath: priv,
+    dataDirs: [`${priv}/db`],
+    privateFiles: () => ({
+      'podman.sh': wrapper,
+      'storage.conf': `[storage]\ndriver = "overlay"\ngraphroot = "${priv}/containers/storage"\nrunroot = "${priv}/containers/run"\n[storage.options]\nadditionalimagestores = ["${IMAGE_STORE}"]\n`,
+      'containers.conf': '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n',
+    }),
+    set: {
+      MODULE: 'pgc',
+      VIP: `${subnet}.100/24`,
+      DATA_DIR: `${priv}/db`,
+      RUN_DIR: `${priv}/run`,
+      IMAGE,
+      VOLUMES: 'pgdata:/data',
+      PODMAN: `sh ${priv}/podman.sh`,
+      RUN_OPTS: '--cgroups=disabled --ulimit nofile=1024:1024 --ulimit nproc=4096:4096',
+      CHECK_COMMAND: '/usr/local/bin/vigil-check',
+      STOP_SECONDS: '5',
+    },
+    module: { default_primary: 'node1' },
+  });
+  try {
+    await startPair(app);
+    const bin = '/usr/lib/postgresql/15/bin';
+    const psql = (q: string) => [`${bin}/psql`, '-X', '-q', '-h', app.vip, '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-tAc', q];
+    const env = { PGCONNECT_TIMEOUT: '2' };
+    await clientExec(app.c, psql('CREATE TABLE commits (n int PRIMARY KEY)'), env);
+    return {
+      app,
+      name: 'podman',
+      insert: psql('INSERT INTO commits (n) VALUES ({N})'),
+      env,
+      stored: async () => (await clientExec(app.c, psql('SELECT n FROM commits'), env)).split('\n').filter(Boolean).map(Number),
+      serverPid: async (node) => Number((await app.inside(node, ['sh', `${priv}/podman.sh`, 'inspect', '--format', '{{.State.Pid}}', 'pgc'])).trim()),
+    };
+  } catch (e) {
+    await app.destroy();
+    throw e;
+  }
+}
+
 export interface MirrorRun {
   /** kill -9 of node1's namespace (with its link) to the end of the first successful commit after it */
   readonly failoverMs: number;
@@ -176,7 +238,8 @@ export async function runMirrorStory(db: MirrorDb, opts: { swapBack: boolean; lo
     await client.stop();
     const logged = client.committed();
     const missing = missingCommits(logged, await db.stored());
-    const swapMs = longestPause(client.results.filter((r) => r.ok && r.e >= swapAt - 1000));
+    const lastBefore = Math.max(0, ...client.results.filter((r) => r.ok && r.e < swapAt).map((r) => r.e));
+    const swapMs = longestPause(client.results.filter((r) => r.ok && r.e >= lastBefore));
     log(`${db.name}: node1 back as SECOND, swapped back to PRIM: the client's longest pause between two commits ${swapMs} ms; ${logged.length} commits logged, ${logged.length - missing.length} found`);
     return { failoverMs, loggedAtFailover: loggedAtFailover.length, missingAtFailover, swapMs, logged: logged.length, missing };
   } finally {

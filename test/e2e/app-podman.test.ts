@@ -1,0 +1,7 @@
+// A container (PostgreSQL in an image made here with mmdebstrap + podman import) run by the podman
+// template under real Vigil daemons, each node in its own network and mount namespace, rootful podman
+// with the node's network; a client commits through the VIP.
+import { createPodman } from '../helpers/app-dbs.ts';
+import { mirrorTemplateSuite } from '../helpers/app-mirror-suite.ts';
+
+mirrorTemplateSuite('podman', () => createPodman('vgapm', '198.18.65'));
