@@ -172,6 +172,15 @@ describe('web console in a real browser', () => {
     for (const u of urls) for (const tok of Object.values(t)) expect(u).not.toContain(tok);
     for (const tok of Object.values(t)) expect(logOf(c, 'node1')).not.toContain(tok);
   });
+
+  it('says plainly when the node serving the console goes away, and greys what it last knew', async () => {
+    await c.kill('node1');
+    await page.waitForSelector('#stale-note:not([hidden])', { timeout: 5000 });
+    expect(await page.$eval('#stale-note', (e) => e.textContent)).toMatch(/^node1, which serves this console, does not answer \(since .*\): the states below are the last known/);
+    expect(await page.$eval('#live', (e) => e.className)).toBe('live off');
+    expect(await page.$eval('#app', (e) => e.className)).toBe('stale');
+    await shot(page, 'node1-gone');
+  });
 });
 
 describe('web console over HTTPS in a real browser', () => {

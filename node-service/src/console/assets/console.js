@@ -71,11 +71,17 @@
       view = JSON.parse(e.data);
       $('live').className = 'live on';
       $('live').textContent = `live ${new Date(view.time).toLocaleTimeString()}`;
+      $('app').classList.remove('stale');
+      $('stale-note').hidden = true;
       render();
     });
     events.onerror = async () => {
       $('live').className = 'live off';
       $('live').textContent = `no connection to ${location.host}: retrying`;
+      // what is on the page is no longer live: say so rather than show old states as current
+      $('app').classList.add('stale');
+      $('stale-note').hidden = false;
+      $('stale-note').textContent = `${view?.via ?? location.host}, which serves this console, does not answer (since ${new Date().toLocaleTimeString()}): the states below are the last known. Open the console on another node to see the cluster now.`;
       const r = await api('GET', '/api/session').catch(() => ({ status: 0 }));
       if (r.status === 401) showLogin('session expired: log in again');
     };
