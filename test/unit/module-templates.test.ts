@@ -25,10 +25,12 @@ describe('module templates', () => {
   });
 
   for (const t of listTemplates()) {
+    // the parameters without a default: the VIP, and for podman the image and its check command
+    const need = Object.fromEntries(Object.entries(t.params).filter(([, p]) => p.default === undefined).map(([k]) => [k, k === 'VIP' ? VIP : `/usr/local/bin/${k.toLowerCase()}`]));
     describe(t.name, () => {
       it('writes a module whose entry is valid in a cluster.yaml (with only the VIP given)', () => {
         // GIVEN the defaults WHEN the module is written THEN cluster.yaml with it loads without error
-        const m = newModule({ template: t.name, dir: join(tmp, 'm'), set: { VIP } });
+        const m = newModule({ template: t.name, dir: join(tmp, 'm'), set: need });
         const cluster = join(tmp, 'cluster.yaml');
         writeFileSync(join(tmp, 'k'), 'k'.repeat(32), { mode: 0o600 });
         const nodes = (t.mode === 'mirror' ? [1, 2] : [1, 2, 3]).map((i) => `  - { name: n${i}, addrs: [198.18.0.${i}] }`).join('\n');
@@ -43,7 +45,7 @@ describe('module templates', () => {
       });
 
       it('has executable, syntactically valid scripts that read params.env', () => {
-        const m = newModule({ template: t.name, dir: join(tmp, 'm'), set: { VIP } });
+        const m = newModule({ template: t.name, dir: join(tmp, 'm'), set: need });
         const scripts = m.files.filter((f) => f.startsWith('scripts/') && !f.endsWith('params.env'));
         expect(scripts.length).toBeGreaterThan(0);
         for (const f of scripts) {
@@ -60,7 +62,7 @@ describe('module templates', () => {
       });
 
       it('has a README saying what it replicates, what each transition does, what it checks and how long a failover takes', () => {
-        const m = newModule({ template: t.name, dir: join(tmp, 'm'), set: { VIP } });
+        const m = newModule({ template: t.name, dir: join(tmp, 'm'), set: need });
         const readme = readFileSync(join(m.dir, 'README.md'), 'utf8');
         expect(readme).not.toMatch(/\{\{[A-Z_]+\}\}/);
         for (const heading of [t.mode === 'mirror' ? /^## What is replicated/m : /^## What runs where/m, /^## What happens at each transition/m, /^## What is checked/m, /^## How long a failover takes/m]) {
@@ -69,7 +71,7 @@ describe('module templates', () => {
       });
 
       it('has a checker with a timeout, so a wedged application is detected', () => {
-        const m = newModule({ template: t.name, dir: join(tmp, 'm'), set: { VIP } });
+        const m = newModule({ template: t.name, dir: join(tmp, 'm'), set: need });
         const checkers = m.module.checkers as { type: string; timeout: number; interval: number }[];
         expect(checkers.length).toBeGreaterThan(0);
         for (const c of checkers) expect(c.timeout).toBeLessThanOrEqual(c.interval);
