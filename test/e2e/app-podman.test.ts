@@ -4,4 +4,5 @@
 import { createPodman } from '../helpers/app-dbs.ts';
 import { mirrorTemplateSuite } from '../helpers/app-mirror-suite.ts';
 
-mirrorTemplateSuite('podman', () => createPodman('vgapm', '198.18.65'));
+// the first run builds the image (mmdebstrap downloads and installs postgresql-15): minutes
+mirrorTemplateSuite('podman', () => createPodman('vgapm', '198.18.65'), { setupTimeoutMs: 900_000 });

@@ -6,12 +6,12 @@ import { type MirrorDb, runMirrorStory } from './app-dbs.ts';
  * The e2e of a mirror database template: the failover story through real daemons and the VIP, then
  * the template's checker against a wedged (SIGSTOP) server.
  */
-export function mirrorTemplateSuite(name: string, create: () => Promise<MirrorDb>): void {
+export function mirrorTemplateSuite(name: string, create: () => Promise<MirrorDb>, opts: { setupTimeoutMs?: number } = {}): void {
   describe(`template ${name}: a mirrored database through real daemons and the VIP`, () => {
     let db: MirrorDb | undefined;
     beforeAll(async () => {
       db = await create();
-    }, 180_000);
+    }, opts.setupTimeoutMs ?? 180_000);
     afterAll(() => db?.app.destroy(), 60_000);
 
     it("kill -9 of the primary's namespace: the survivor takes over, every logged commit is there, the node returns SECOND, a swap keeps them all", async () => {
