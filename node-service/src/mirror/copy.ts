@@ -32,7 +32,10 @@ export async function estimate(t: Tracking, backings: readonly string[]): Promis
   for (const [k, d] of t.entries) {
     if (!d.all) continue;
     const { dir, rel } = splitKey(k);
-    const st = await fsp.lstat(abs(backings[dir], rel)).catch(() => null);
+    const st = await fsp.lstat(abs(backings[dir], rel)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null; // removed since it was marked: nothing to copy
+      throw e;
+    });
     if (st?.isFile()) n += st.size;
   }
   return n;

@@ -57,7 +57,8 @@ export async function buildManifest(roots: readonly string[], zoneSize: number, 
       let names: string[];
       try {
         names = (await fsp.readdir(dirPath)).sort();
-      } catch {
+      } catch (e) {
+        vanished(e);
         continue;
       }
       if (rel === '') {
@@ -95,12 +96,23 @@ export async function buildManifest(roots: readonly string[], zoneSize: number, 
 
 let sinceYield = 0;
 
+/**
+ * An entry that disappeared while the tree was listed (the application goes on writing during a
+ * resync) is simply not listed: whatever removed it is replicated or tracked. Any other error (EIO,
+ * EACCES) is thrown: leaving the entry out would make the resync delete the peer's copy.
+ */
+function vanished(e: unknown): undefined {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+  throw e;
+}
+
 async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer): Promise<Entry | undefined> {
   let st;
   try {
     st = lstatSync(p);
-  } catch {
-    return undefined;
+  } catch (e) {
+    return vanished(e);
   }
   // small files (the common case in large trees): synchronous calls, no thread-pool round trips;
   // the event loop is handed back every 2 ms so FUSE requests and acknowledgements keep flowing
@@ -116,8 +128,8 @@ async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer): P
       } finally {
         closeSync(fd);
       }
-    } catch {
-      e = undefined;
+    } catch (err) {
+      e = vanished(err);
     }
     sinceYield += performance.now() - t0;
     if (sinceYield > 2) {
@@ -128,15 +140,15 @@ async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer): P
   }
   const base = { k, m: st.mode & 0o7777, u: st.uid, g: st.gid };
   if (st.isDirectory()) return withXattrs({ ...base, ty: 'd', s: 0 }, p);
-  if (st.isSymbolicLink()) return { ...base, ty: 'l', s: 0, tg: await fsp.readlink(p).catch(() => '') };
+  if (st.isSymbolicLink()) return { ...base, ty: 'l', s: 0, tg: await fsp.readlink(p).catch((e: unknown) => vanished(e) ?? '') };
   if (!st.isFile()) return undefined;
   const h: string[] = [];
   let size = 0;
   let fh;
   try {
     fh = await fsp.open(p, C.O_RDONLY | C.O_NOFOLLOW);
-  } catch {
-    return undefined;
+  } catch (e) {
+    return vanished(e);
   }
   try {
     for (;;) {

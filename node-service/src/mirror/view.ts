@@ -546,6 +546,7 @@ export class View {
     } catch (e) {
       // the peer may now hold bytes this node does not: it gets this node's version again
       if (m) this.sink.diverged(this.dir, m);
+      // the application gets the local error; the peer's copy is repaired by diverged() above
       replicated.catch(() => undefined);
       throw e;
     }
