@@ -37,7 +37,8 @@ function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: 
  * ends with it.
  */
 function inRoot(script: string, timeoutMs = 60_000): Promise<{ code: number; out: string }> {
-  const outer = `mount -t proc proc '${chroot}/proc' && mount --rbind /dev '${chroot}/dev' && ip link set lo up && exec chroot '${chroot}' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/sh -c "$0"`;
+  // the root bound on itself is a mount point (ip netns needs one); /sys and /run of its own for network namespaces
+  const outer = `mount --bind '${chroot}' '${chroot}' && mount -t proc proc '${chroot}/proc' && mount --rbind /dev '${chroot}/dev' && mount -t sysfs sysfs '${chroot}/sys' && mount -t tmpfs tmpfs '${chroot}/run' && ip link set lo up && exec chroot '${chroot}' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/sh -c "$0"`;
   return run('unshare', ['-m', '-n', '-p', '-f', '--propagation', 'private', 'sh', '-c', outer, script], timeoutMs);
 }
 
@@ -76,7 +77,7 @@ describe('Debian package', () => {
       [
         '--variant=apt', '--mode=root', '--quiet',
         `--customize-hook=copy-in ${nodejs} ${deb} /tmp`,
-        `--customize-hook=chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd /tmp/nodejs.deb /tmp/${deb.split('/').pop()}`,
+        `--customize-hook=chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd curl /tmp/nodejs.deb /tmp/${deb.split('/').pop()}`,
         SUITE, chroot, SOURCES,
       ],
       600_000,
@@ -104,7 +105,7 @@ describe('Debian package', () => {
     expect(r.code, r.out).toBe(0);
     const [status, depends] = r.out.split('\n')[0].split('|');
     expect(status).toBe('install ok installed');
-    for (const d of ['nodejs (>= 20.19)', 'iproute2', 'nftables', 'fuse3', 'iputils-arping']) expect(depends).toContain(d);
+    for (const d of ['nodejs (>= 20.19)', 'iproute2', 'nftables', 'fuse3', 'iputils-arping', 'iputils-ping']) expect(depends).toContain(d);
     expect(r.out).toContain('/usr/lib/vigil/bin/vigil.mjs');
     expect(r.out).toContain('750 /var/lib/vigil');
     expect(r.out).toContain('/etc/vigil/cluster.yaml.example');
@@ -149,6 +150,15 @@ describe('Debian package', () => {
     expect(r.out).toMatch(new RegExp(`vigil_build_info\\{version="${VERSION.replaceAll('.', '\\.')}",node="v24\\.\\d+\\.\\d+"\\} 1`));
     expect(r.out).toContain('daemon exit 0');
   }, 120_000);
+
+  it('vigil demo runs from the package: two nodes in namespaces, replication through the FUSE view, failover, swap', async () => {
+    // curl is among the package's Recommends for the demo (the test root installs without recommends)
+    const r = await inRoot('vigil demo --fast', 200_000);
+    expect(r.out).toMatch(/Demo complete/);
+    expect(r.out).toMatch(/missing on node\d: 0/);
+    expect(r.out).toMatch(/never on both nodes at once/);
+    expect(r.code, r.out.slice(-3000)).toBe(0);
+  }, 240_000);
 
   it('purge removes the package, its state and the configuration vigil init wrote', async () => {
     const r = await inRoot(`DEBIAN_FRONTEND=noninteractive apt-get purge -y -q vigil >/dev/null && for f in /usr/bin/vigil /usr/lib/vigil /var/lib/vigil /etc/vigil/cluster.yaml /etc/vigil/cluster.key /etc/vigil/cluster.yaml.example /etc/default/vigil; do [ -e $f ] && echo "left $f"; done; dpkg-query -W -f='\${Status}\\n' nodejs`);
