@@ -64,7 +64,8 @@ export interface PeerWatch {
 /**
  * Follows a peer's `GET /api/v1/watch` stream. The peer pings every second, so three seconds of
  * silence, a refused connection, a reset or a refusal of the token all report the peer down at once
- * (with the reason); the stream is reopened every second until it answers again.
+ * (with the reason); the stream is reopened every second until it answers again (every 10 s after
+ * a refusal of the token, which each try would log on the peer).
  */
 export function watchPeer(t: PeerTarget, token: string, onSnapshot: (s: NodeSnapshot) => void, onDown: (why: string) => void): PeerWatch {
   let stopped = false;
@@ -82,7 +83,8 @@ export function watchPeer(t: PeerTarget, token: string, onSnapshot: (s: NodeSnap
     if (stopped) return;
     onDown(why);
     clearTimeout(retry);
-    retry = setTimeout(connect, 1000);
+    // a refused token stays refused until someone edits the token files: ask again less often
+    retry = setTimeout(connect, why.startsWith('refused') ? 10_000 : 1000);
   };
   const armSilence = (of: number) => {
     clearTimeout(silence);

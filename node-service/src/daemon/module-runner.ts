@@ -263,7 +263,7 @@ export class ModuleRunner {
     this.updateMetrics();
     if (before !== this.core.state) {
       this.metrics.transitions.inc({ module: this.module.name, from: before, to: this.core.state });
-      this.metrics.stateChanged(this.module.name, this.core.state, monotonic());
+      this.metrics.stateChanged(this.module.name, before, this.core.state, monotonic());
       this.log.info({ from: before, to: this.core.state }, `state ${this.core.state}`);
       this.edge.notify?.({ module: this.module.name, from: before, to: this.core.state, reason: this.lastReason });
       this.syncFarm();

@@ -29,7 +29,7 @@ export class Metrics {
   readonly resyncRate = new Gauge({ name: 'vigil_resync_rate_bytes_per_second', help: 'mirror: current resync rate', labelNames: ['module'], registers: [this.registry], collect: () => this.sampleStatuses() });
   readonly resyncEta = new Gauge({ name: 'vigil_resync_eta_seconds', help: 'mirror: estimated time left in the running resync', labelNames: ['module'], registers: [this.registry], collect: () => this.sampleStatuses() });
   readonly farmBuckets = new Gauge({ name: 'vigil_farm_buckets', help: 'farm: hash buckets (of 256) each node owns, as this node sees it', labelNames: ['module', 'node'], registers: [this.registry], collect: () => this.sampleStatuses() });
-  readonly failoverSeconds = new Histogram({ name: 'vigil_failover_duration_seconds', help: 'from the peer declared lost (heartbeat timeout elapsed) to this node serving', labelNames: ['module'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [this.registry] });
+  readonly failoverSeconds = new Histogram({ name: 'vigil_failover_duration_seconds', help: 'mirror takeover: from the peer declared lost (heartbeat timeout elapsed) to this node serving ALONE', labelNames: ['module'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [this.registry] });
   readonly transitionSeconds = new Histogram({ name: 'vigil_transition_duration_seconds', help: 'a transition from its first step to its last (scripts, VIP, replication)', labelNames: ['module', 'from', 'to'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 120], registers: [this.registry] });
 
   private statuses: () => readonly StatusForMetrics[] = () => [];
@@ -53,11 +53,14 @@ export class Metrics {
     this.lostAt.set(module, nowMs);
   }
 
-  /** a published state change: ends a failover that a peer loss started */
-  stateChanged(module: string, to: string, nowMs: number): void {
+  /**
+   * A published state change. A failover is a node that was not serving (SECOND, or WAIT on the way)
+   * becoming ALONE after its peer was lost; a primary that merely loses its secondary is no failover.
+   */
+  stateChanged(module: string, from: string, to: string, nowMs: number): void {
     const lost = this.lostAt.get(module);
     if (lost === undefined) return;
-    if (to === 'ALONE' || to === 'UP') this.failoverSeconds.observe({ module }, (nowMs - lost) / 1000);
+    if (to === 'ALONE' && (from === 'SECOND' || from === 'WAIT')) this.failoverSeconds.observe({ module }, (nowMs - lost) / 1000);
     if (to !== 'SECOND' && to !== 'WAIT') this.lostAt.delete(module);
   }
 
