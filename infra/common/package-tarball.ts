@@ -8,7 +8,20 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/**
+ * The repository checkout the deployables are built from (the function's sources, the package to
+ * pack): the nearest directory above this file that holds functions/src/aws-lambda.ts, so the same
+ * code works from source (infra/common) and compiled (infra/dist/infra/common); VIGIL_REPO_ROOT
+ * overrides it.
+ */
+export const REPO_ROOT = process.env.VIGIL_REPO_ROOT ? resolve(process.env.VIGIL_REPO_ROOT) : findRepoRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findRepoRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'functions', 'src', 'aws-lambda.ts'))) return dir;
+    if (dirname(dir) === dir) return resolve(from, '..', '..');
+  }
+}
 
 let packed: string | undefined;
 
