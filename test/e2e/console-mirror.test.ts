@@ -70,8 +70,7 @@ describe('web console on a replicating mirror (namespaces, real browser)', () =>
   });
 
   it('shows the bytes tracked while ALONE, then the resync with bytes, rate and ETA, then in sync again', async () => {
-    // node2's daemon goes down (a stop/start of the module on a running daemon is refused by the
-    // replication engine today: "becomeSecondary before prepare")
+    // node2's daemon goes down (the page marks it UNREACHABLE) and comes back later
     await c.kill('node2', 'SIGTERM');
     await page.waitForSelector(`${cell('node1')} .state[data-state="ALONE"]`, { timeout: 10_000 });
     await page.waitForSelector(`#grid th.node.unreachable[data-node="node2"]`);
