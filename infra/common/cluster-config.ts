@@ -5,10 +5,11 @@
  */
 import { toYaml, validateConfig, type ClusterConfig } from '../../node-service/src/config/index.ts';
 import type { RawCluster } from '../../node-service/src/config/schema.ts';
+import { DEFAULT_API_PORT, type ModuleMode } from '../../node-service/src/contract/index.ts';
 
 export type RawModule = NonNullable<RawCluster['modules']>[number];
 export type RawChecker = NonNullable<RawModule['checkers']>[number];
-export type ModuleMode = 'mirror' | 'farm';
+export type { ModuleMode } from '../../node-service/src/contract/index.ts';
 
 /** Where the bootstrap scripts put the files cluster.yaml points to (contract default paths). */
 export const VIGIL_PATHS = {
@@ -20,7 +21,8 @@ export const VIGIL_PATHS = {
   stateDir: '/var/lib/vigil',
 } as const;
 
-export const DEFAULT_HEALTH_PORT = 9010;
+/** api.port by default (contract): the health URL and the admin API */
+export const DEFAULT_HEALTH_PORT = DEFAULT_API_PORT;
 
 /** The module part of a cluster, as a construct / template user describes it (cloud-neutral). */
 export interface VigilModuleOptions {

@@ -1,4 +1,5 @@
 import { describe, expect, it, beforeEach } from 'vitest';
+import type { ModuleMode } from '../../node-service/src/contract/index.ts';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   CreateTargetGroupCommand,
@@ -21,7 +22,7 @@ import { FakeElb } from '../helpers/cloud-fakes.ts';
 const ARN = 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/vigil-demo-mirror/0123456789abcdef';
 
 /** node1 observed primary (the function reads the nodes' ready.txt before it plans) */
-function desired(over: Partial<AwsResources> = {}, mode: 'mirror' | 'farm' = 'mirror', serving: readonly string[] | null = ['node1']): Desired<AwsResources> {
+function desired(over: Partial<AwsResources> = {}, mode: ModuleMode = 'mirror', serving: readonly string[] | null = ['node1']): Desired<AwsResources> {
   const d = demoDesired(
     [
       { name: 'node1', address: '10.0.1.10' },

@@ -1,4 +1,5 @@
 import { describe, expect, it, beforeEach } from 'vitest';
+import type { ModuleMode } from '../../node-service/src/contract/index.ts';
 import { NetworkManagementClient } from '@azure/arm-network';
 import { createHttpHeaders, type HttpClient, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
 import type { TokenCredential } from '@azure/core-auth';
@@ -16,7 +17,7 @@ const VNET = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Net
 
 const credential: TokenCredential = { getToken: async () => ({ token: 'fake-token', expiresOnTimestamp: Date.now() + 3_600_000 }) };
 
-function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<AzureResources> {
+function desired(mode: ModuleMode = 'mirror'): Desired<AzureResources> {
   return demoDesired(
     [
       { name: 'node1', address: '10.1.0.4' },

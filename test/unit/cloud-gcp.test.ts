@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ModuleMode } from '../../node-service/src/contract/index.ts';
 import {
   FirewallsClient,
   GlobalOperationsClient,
@@ -19,7 +20,7 @@ import { FakeCompute } from '../helpers/cloud-fakes.ts';
 const P = '/compute/v1/projects/proj';
 const SELF = 'https://www.googleapis.com/compute/v1/projects/proj';
 
-function desired(mode: 'mirror' | 'farm' = 'mirror'): Desired<GcpResources> {
+function desired(mode: ModuleMode = 'mirror'): Desired<GcpResources> {
   return demoDesired(
     [
       { name: 'node1', address: '10.2.0.2', instanceId: 'vm-1', zone: 'europe-west1-b' },

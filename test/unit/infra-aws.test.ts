@@ -3,6 +3,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { ModuleMode } from '../../node-service/src/contract/index.ts';
 import { parse } from 'yaml';
 import { awsTargetGroupAttributes, probeSettings } from '../../cloud-adapters/src/probe-settings.ts';
 import { parseFunctionsConfig } from '../../functions/src/config.ts';
@@ -17,7 +18,7 @@ process.env.CDK_DOCKER = '/bin/false';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, any> }>;
 
-function synth(kind: 'mirror' | 'farm', props: FarmClusterProps = {}): { stack: Stack; template: Template; cluster: MirrorCluster | FarmCluster } {
+function synth(kind: ModuleMode, props: FarmClusterProps = {}): { stack: Stack; template: Template; cluster: MirrorCluster | FarmCluster } {
   // built-in CloudFormation validation is exercised by the `npm run synth` test; skip it here for speed
   const app = new App({ builtinCloudFormationValidation: false });
   const stack = new Stack(app, `T${kind}`);
@@ -276,7 +277,7 @@ describe('FarmCluster', () => {
 });
 
 describe('impossible input throws at construction', () => {
-  const cases: [string, 'mirror' | 'farm', FarmClusterProps, RegExp][] = [
+  const cases: [string, ModuleMode, FarmClusterProps, RegExp][] = [
     ['mirror with 3 nodes', 'mirror', { nodeCount: 3 } as VigilClusterProps, /exactly 2 nodes/],
     ['farm with 1 node', 'farm', { nodeCount: 1 }, /nodeCount 1 not supported/],
     ['listener on the health port', 'mirror', { listenerPort: 9010 }, /must differ from healthPort/],

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ModuleMode } from '../../node-service/src/contract/index.ts';
 import { parse } from 'yaml';
 import { GCP_PROBE_RANGES, probeSettings } from '../../cloud-adapters/src/probe-settings.ts';
 import { modulePorts, validateConfig } from '../../node-service/src/config/index.ts';
@@ -23,7 +24,7 @@ function portIn(spec: string, port: number): boolean {
   return port >= a && port <= (b ?? a);
 }
 
-function clusterPorts(mode: 'mirror' | 'farm', id = 1): { port: number; proto: 'Tcp' | 'Udp' }[] {
+function clusterPorts(mode: ModuleMode, id = 1): { port: number; proto: 'Tcp' | 'Udp' }[] {
   const p = modulePorts(id);
   return [
     { port: p.heartbeat, proto: 'Udp' },
