@@ -35,7 +35,7 @@ describe('npm package', () => {
     console.log(`RESULT npm_pack_files=${files.length}`);
   });
 
-  it('the packed tarball installs with npm install -g and runs: vigil --version, init, config check', async () => {
+  it('the packed tarball installs with npm install -g, without infra or cloud SDKs, and runs: vigil --version, init, config check', async () => {
     const pack = await run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work]);
     expect(pack.code, pack.out).toBe(0);
     const tgz = join(work, pack.stdout.trim().split('\n').pop()!);
@@ -53,7 +53,9 @@ describe('npm package', () => {
     const installed = join(prefix, 'lib/node_modules/vigil');
     expect(existsSync(join(installed, 'node-service/systemd/vigil.service'))).toBe(true);
     expect(existsSync(join(installed, 'test'))).toBe(false);
-    const deps = readdirSync(join(installed, 'node_modules')).length;
-    console.log(`RESULT npm_install_top_level_packages=${deps} aws_cdk_lib=${existsSync(join(installed, 'node_modules/aws-cdk-lib'))}`);
+    // a node's install pulls neither the infra (aws-cdk-lib, constructs) nor the cloud SDKs
+    const deps = readdirSync(join(installed, 'node_modules'));
+    expect(deps.filter((d) => /^(aws-cdk-lib|constructs|@aws-sdk|@aws-cdk|@azure|@google-cloud)$/.test(d))).toEqual([]);
+    console.log(`RESULT npm_install_top_level_packages=${deps.length}`);
   }, 300_000);
 });
