@@ -11,8 +11,6 @@ import {
   ModifyTargetGroupAttributesCommand,
   ModifyTargetGroupCommand,
   RegisterTargetsCommand,
-  TargetGroupNotFoundException,
-  type TargetGroup,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { AwsTargetGroupAdapter, type AwsResources } from '../../cloud-adapters/src/aws/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';

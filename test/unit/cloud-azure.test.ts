@@ -1,7 +1,7 @@
 import { describe, expect, it, beforeEach } from 'vitest';
 import type { ModuleMode } from '../../node-service/src/contract/index.ts';
 import { NetworkManagementClient } from '@azure/arm-network';
-import { createHttpHeaders, type HttpClient, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
+import { createHttpHeaders } from '@azure/core-rest-pipeline';
 import type { TokenCredential } from '@azure/core-auth';
 import { AzureLoadBalancerAdapter, type AzureResources } from '../../cloud-adapters/src/azure/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';

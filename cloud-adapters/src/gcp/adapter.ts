@@ -17,7 +17,6 @@ import type { GcpResources } from '../resources.ts';
 export type { GcpResources } from '../resources.ts';
 import { CloudAdapterError, fieldDiff, type ApplyResult, type Change, type CloudAdapter, type Desired, type DesiredNode, type HealthState, type Observation, type Plan } from '../types.ts';
 
-type C = typeof protos.google.cloud.compute.v1;
 type IOperation = protos.google.cloud.compute.v1.IOperation;
 type IHealthCheck = protos.google.cloud.compute.v1.IHealthCheck;
 type IFirewall = protos.google.cloud.compute.v1.IFirewall;
@@ -25,7 +24,6 @@ type IBackendService = protos.google.cloud.compute.v1.IBackendService;
 type IInstanceGroup = protos.google.cloud.compute.v1.IInstanceGroup;
 type IInstanceWithNamedPorts = protos.google.cloud.compute.v1.IInstanceWithNamedPorts;
 type IBackendServiceGroupHealth = protos.google.cloud.compute.v1.IBackendServiceGroupHealth;
-type _Unused = C;
 
 /** The slice of the @google-cloud/compute clients the adapter uses (real clients in production and tests). */
 type Op = Promise<[{ latestResponse?: unknown }, ...unknown[]]>;
