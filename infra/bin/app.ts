@@ -8,6 +8,7 @@
  * Context: clientCidrs (comma-separated; default the VPC CIDR), internetFacing (true|false),
  * listenerPort (default 80), farmNodes (default 2), instanceType (default t3.small).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -64,7 +65,9 @@ export function clusterOutputs(stack: Stack, c: VigilCluster, prefix = ''): void
 
 const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain) {
-  const app = new App({ outdir: process.env.CDK_OUTDIR ?? join(REPO_ROOT, 'cdk.out') });
+  // infra/cdk.json's feature flags also when this file is the --app from the repository root
+  const { context } = JSON.parse(readFileSync(join(REPO_ROOT, 'infra', 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
+  const app = new App({ outdir: process.env.CDK_OUTDIR ?? join(REPO_ROOT, 'cdk.out'), context });
   buildApp(app);
   const assembly = app.synth();
   if (!process.env.CDK_OUTDIR) {
