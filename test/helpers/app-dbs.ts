@@ -193,6 +193,8 @@ export interface MirrorRun {
   readonly failoverMs: number;
   readonly loggedAtFailover: number;
   readonly missingAtFailover: number[];
+  /** the longest pause between two successful commits while the killed node returned and resynced (undefined without swap) */
+  readonly resyncMs?: number;
   /** the longest pause between two successful commits around the swap (undefined without swap) */
   readonly swapMs?: number;
   readonly logged: number;
@@ -226,8 +228,12 @@ export async function runMirrorStory(db: MirrorDb, opts: { swapBack: boolean; lo
     log(`${db.name}: node1 killed; first commit through the VIP ${failoverMs} ms after the kill; ${loggedAtFailover.length} commits logged, ${loggedAtFailover.length - missingAtFailover.length} found`);
     if (!opts.swapBack) return { failoverMs, loggedAtFailover: loggedAtFailover.length, missingAtFailover, logged: loggedAtFailover.length, missing: missingAtFailover };
 
+    const reviveAt = Date.now();
     await app.revive('node1');
     await app.c.waitFor({ node1: 'SECOND', node2: 'PRIM' }, 120_000);
+    // a few commits with both nodes in sync, so that the swap's pause is measured on its own
+    const synced = client.committed().length;
+    while (client.committed().length < synced + 3) await sleep(50);
     const swapAt = Date.now();
     const sw = await app.c.command('node2', 'swap');
     if (sw?.status !== 200) throw new Error(`${db.name}: swap refused: ${sw?.body}`);
@@ -238,10 +244,12 @@ export async function runMirrorStory(db: MirrorDb, opts: { swapBack: boolean; lo
     await client.stop();
     const logged = client.committed();
     const missing = missingCommits(logged, await db.stored());
-    const lastBefore = Math.max(0, ...client.results.filter((r) => r.ok && r.e < swapAt).map((r) => r.e));
-    const swapMs = longestPause(client.results.filter((r) => r.ok && r.e >= lastBefore));
-    log(`${db.name}: node1 back as SECOND, swapped back to PRIM: the client's longest pause between two commits ${swapMs} ms; ${logged.length} commits logged, ${logged.length - missing.length} found`);
-    return { failoverMs, loggedAtFailover: loggedAtFailover.length, missingAtFailover, swapMs, logged: logged.length, missing };
+    const oks = client.results.filter((r) => r.ok);
+    const lastBefore = (t: number) => Math.max(0, ...oks.filter((r) => r.e < t).map((r) => r.e));
+    const resyncMs = longestPause(oks.filter((r) => r.e >= lastBefore(reviveAt) && r.e <= swapAt));
+    const swapMs = longestPause(oks.filter((r) => r.e >= lastBefore(swapAt)));
+    log(`${db.name}: node1 back (resync, SECOND): the client's longest pause between two commits ${resyncMs} ms; swapped back to PRIM: longest pause ${swapMs} ms; ${logged.length} commits logged, ${logged.length - missing.length} found`);
+    return { failoverMs, loggedAtFailover: loggedAtFailover.length, missingAtFailover, resyncMs, swapMs, logged: logged.length, missing };
   } finally {
     await client.stop();
   }
