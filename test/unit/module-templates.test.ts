@@ -124,4 +124,25 @@ describe('module templates', () => {
     expect(again.stderr.trim().split('\n')).toHaveLength(1);
     expect(again.stderr).toMatch(/--force/);
   });
+
+  it('vigil module new --config adds the entry to cluster.yaml, which then passes vigil config check; a second add is refused and changes nothing', () => {
+    const cluster = join(tmp, 'cluster.yaml');
+    writeFileSync(join(tmp, 'k'), 'k'.repeat(32), { mode: 0o600 });
+    const original = `# ours\ncluster: c\nsecret_file: ${join(tmp, 'k')}\napi: { admin_token_file: ${join(tmp, 'k')} }\nnodes:\n  - { name: n1, addrs: [198.18.0.1] }\n  - { name: n2, addrs: [198.18.0.2] }\n`;
+    writeFileSync(cluster, original, { mode: 0o640 });
+    const args = [BIN, 'module', 'new', '--template', 'mariadb', '--dir', join(tmp, 'db'), '--set', `VIP=${VIP}`, '--config', cluster];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const merged = readFileSync(cluster, 'utf8');
+    expect(merged).toContain('# ours');
+    expect(statSync(cluster).mode & 0o777).toBe(0o640);
+    const check = spawnSync(process.execPath, [BIN, 'config', 'check', '--config', cluster], { encoding: 'utf8' });
+    expect(check.status, check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/mariadb\/mirror/);
+    const again = spawnSync(process.execPath, [...args.slice(0, 6), join(tmp, 'db2'), ...args.slice(7)], { encoding: 'utf8' });
+    expect(again.status).not.toBe(0);
+    expect(again.stderr).toMatch(/a module "mariadb" exists already/);
+    expect(readFileSync(cluster, 'utf8')).toBe(merged);
+    expect(existsSync(join(tmp, 'db2'))).toBe(false);
+  });
 });
