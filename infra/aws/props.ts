@@ -114,7 +114,9 @@ export interface VigilClusterProps {
    */
   readonly allowFailOpen?: boolean;
   /**
-   * Reserved concurrency of the function (a cap: its URL is open, events are signed).
+   * Reserved concurrency of the function (a cap: its URL is open, events are signed). Lambda keeps at
+   * least 100 unreserved executions per account and region: an account whose concurrency quota is
+   * still the new-account 10 must raise it first (Service Quotas) or this reservation fails.
    * @default 3
    */
   readonly functionConcurrency?: number;
