@@ -8,6 +8,9 @@
  * small ones to an empty secondary against the raw TCP throughput between the two namespaces; the
  * checksum comparison of trees of 25,000 / 50,000 / 100,000 small files.
  * Every I/O runs inside node a's network and mount namespace (nsenter), so all mounts die with it.
+ * The machine is shared and noisy: each round measures the baseline and the candidate back to back
+ * ((a), (b), (c) while the view is ALONE; (a) again and (d) once it is PRIM; pgbench plain then view),
+ * so a ratio compares runs made under the same load.
  * Last line: RESULT seq_d_over_a=R fsync_d_over_a=R fsync8_d_over_a=R read_c_over_a=R pgbench1_ratio=R
  *   pgbench4_ratio=R seq_c_over_b=R fsync_c_over_b=R resync_over_tcp=R compare_100k_s=N
  */
@@ -17,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { createPair, type Pair } from '../test/helpers/mirror-cluster.ts';
 import { buildManifest, diffManifests } from '../node-service/src/mirror/manifest.ts';
 import { Tracking } from '../node-service/src/mirror/tracking.ts';
-import { pgbench, stopPg } from './mirror-pgbench.ts';
+import { PgCluster } from './mirror-pgbench.ts';
 import { median } from './stats.ts';
 
 const ROOT = '/tmp/vgb-bench';
@@ -56,26 +59,33 @@ interface Measured {
   randOpsps: number;
 }
 
-/** ROUNDS runs of each measurement; the median is what counts (these machines are noisy) */
-async function measure(pid: number, label: string, dir: string): Promise<Measured> {
-  const r: Record<keyof Measured, number[]> = { mbps: [], opsps: [], ops8ps: [], readMbps: [], randOpsps: [] };
-  for (let i = 0; i < ROUNDS; i++) {
-    r.mbps.push((await io<{ mbps: number }>(pid, 'seq', dir, String(SEQ_MIB))).mbps);
-    r.opsps.push((await io<{ opsps: number }>(pid, 'fsync4k', dir, String(FSYNC_S))).opsps);
-    // 8 writers on 8 files, started together (tsx takes a while to start on a loaded machine)
-    const start = String(Date.now() + 6000);
-    const all = await Promise.all(Array.from({ length: WRITERS }, (_, w) => io<{ opsps: number }>(pid, 'fsync4k', dir, String(FSYNC_S), String(w), start)));
-    r.ops8ps.push(all.reduce((n, x) => n + x.opsps, 0));
-    const rd = await io<{ seqMbps: number; randOpsps: number }>(pid, 'read', dir, String(READ_MIB), String(Math.max(2, FSYNC_S / 2)));
-    r.readMbps.push(rd.seqMbps);
-    r.randOpsps.push(rd.randOpsps);
-  }
-  const m = Object.fromEntries(Object.entries(r).map(([k, xs]) => [k, median(xs)])) as unknown as Measured;
-  const runs = (xs: number[]) => xs.map((x) => x.toFixed(0)).join('/');
+/** one run of every I/O measurement in dir */
+async function sample(pid: number, dir: string): Promise<Measured> {
+  const mbps = (await io<{ mbps: number }>(pid, 'seq', dir, String(SEQ_MIB))).mbps;
+  const opsps = (await io<{ opsps: number }>(pid, 'fsync4k', dir, String(FSYNC_S))).opsps;
+  // 8 writers on 8 files, started together (tsx takes a while to start on a loaded machine)
+  const start = String(Date.now() + 6000);
+  const all = await Promise.all(Array.from({ length: WRITERS }, (_, w) => io<{ opsps: number }>(pid, 'fsync4k', dir, String(FSYNC_S), String(w), start)));
+  const rd = await io<{ seqMbps: number; randOpsps: number }>(pid, 'read', dir, String(READ_MIB), String(Math.max(2, FSYNC_S / 2)));
+  return { mbps, opsps, ops8ps: all.reduce((n, x) => n + x.opsps, 0), readMbps: rd.seqMbps, randOpsps: rd.randOpsps };
+}
+
+/** the median of each measurement over the rounds, printed with every run (these machines are noisy) */
+function summarize(label: string, xs: Measured[]): Measured {
+  const keys = ['mbps', 'opsps', 'ops8ps', 'readMbps', 'randOpsps'] as const;
+  const m = Object.fromEntries(keys.map((k) => [k, median(xs.map((x) => x[k]))])) as unknown as Measured;
+  const runs = (k: (typeof keys)[number]) => xs.map((x) => x[k].toFixed(0)).join('/');
   console.log(
-    `${label.padEnd(34)} seq ${m.mbps.toFixed(0).padStart(5)} MB/s (${runs(r.mbps)})  fsync'd 4K ${m.opsps.toFixed(0).padStart(6)}/s (${runs(r.opsps)})  ×8 ${m.ops8ps.toFixed(0).padStart(6)}/s (${runs(r.ops8ps)})  read ${m.readMbps.toFixed(0).padStart(5)} MB/s (${runs(r.readMbps)})  rand 4K ${m.randOpsps.toFixed(0).padStart(7)}/s (${runs(r.randOpsps)})`,
+    `${label.padEnd(34)} seq ${m.mbps.toFixed(0).padStart(5)} MB/s (${runs('mbps')})  fsync'd 4K ${m.opsps.toFixed(0).padStart(6)}/s (${runs('opsps')})  ×8 ${m.ops8ps.toFixed(0).padStart(6)}/s (${runs('ops8ps')})  read ${m.readMbps.toFixed(0).padStart(5)} MB/s (${runs('readMbps')})  rand 4K ${m.randOpsps.toFixed(0).padStart(7)}/s (${runs('randOpsps')})`,
   );
   return m;
+}
+
+/** ROUNDS rounds; in each, every target once, one after the other */
+async function rounds(pid: number, targets: { label: string; dir: string }[]): Promise<Measured[]> {
+  const got: Measured[][] = targets.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) for (const [i, t] of targets.entries()) got[i].push(await sample(pid, t.dir));
+  return targets.map((t, i) => summarize(t.label, got[i]));
 }
 
 function makeTree(root: string, from: number, to: number): void {
@@ -86,11 +96,21 @@ function makeTree(root: string, from: number, to: number): void {
   }
 }
 
-async function pgOn(pid: number, label: string, dir: string): Promise<{ c1: number; c4: number }> {
-  const res = await pgbench((cmd) => runIn(pid, cmd), { dir, sock: join(ROOT, `sock-${label.replace(/\W+/g, '-')}`), clients: [1, 4], seconds: PG_S, rounds: ROUNDS, scale: PG_SCALE });
-  const runs = (c: number) => (res.runs.get(c) ?? []).map((x) => x.toFixed(0)).join('/');
-  console.log(`pgbench on ${label.padEnd(24)} 1 client ${res.median(1).toFixed(0).padStart(6)} tps (${runs(1)})   4 clients ${res.median(4).toFixed(0).padStart(6)} tps (${runs(4)})`);
-  return { c1: res.median(1), c4: res.median(4) };
+/** pgbench on the plain directory and on the view, 1 and 4 clients, alternating within each round */
+async function pgRounds(plain: PgCluster, view: PgCluster): Promise<{ plain: { c1: number; c4: number }; view: { c1: number; c4: number } }> {
+  const tps = { plain: { 1: [] as number[], 4: [] as number[] }, view: { 1: [] as number[], 4: [] as number[] } };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of [1, 4] as const) {
+      tps.plain[c].push(await plain.bench(c, PG_S));
+      tps.view[c].push(await view.bench(c, PG_S));
+    }
+  }
+  const line = (label: string, t: { 1: number[]; 4: number[] }) => {
+    const runs = (xs: number[]) => xs.map((x) => x.toFixed(0)).join('/');
+    console.log(`pgbench on ${label.padEnd(24)} 1 client ${median(t[1]).toFixed(0).padStart(6)} tps (${runs(t[1])})   4 clients ${median(t[4]).toFixed(0).padStart(6)} tps (${runs(t[4])})`);
+    return { c1: median(t[1]), c4: median(t[4]) };
+  };
+  return { plain: line('the plain directory', tps.plain), view: line('the view in PRIM', tps.view) };
 }
 
 /** raw TCP from a to b (1 GiB) and the median one-byte round trip, in the same namespaces */
@@ -110,44 +130,56 @@ async function tcpBaseline(pair: Pair, pid: number): Promise<{ mbps: number; rtt
 }
 
 async function main(): Promise<void> {
-  const pair = await createPair({ root: ROOT, prefix: 'vgb', sendTimeoutMs: 5000 });
-  const pgDirs: string[] = [];
-  let pidA = 0;
+  // the replication engine as the issue's baselines measured it: the channel in clear (the cost of TLS,
+  // the default, is bench:secure's); MIRROR_BENCH_ENCRYPTION=tls measures with it
+  const encryption = process.env.MIRROR_BENCH_ENCRYPTION === 'tls' ? 'tls' : 'none';
+  const pair = await createPair({ root: ROOT, prefix: 'vgb', sendTimeoutMs: 5000, encryption });
+  const clusters: PgCluster[] = [];
   const cleanup = async () => {
-    for (const d of pgDirs) if (pidA) await stopPg((cmd) => runIn(pidA, cmd), d).catch(() => undefined);
+    for (const c of clusters.splice(0)) await c.destroy().catch((e: Error) => console.error(`cannot stop PostgreSQL: ${e.message}`));
     await pair.a.exit().catch(() => undefined);
     await pair.b.exit().catch(() => undefined);
     await pair.destroy();
   };
   try {
     const load = () => execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ');
-    console.log(`mirror bench: ${SEQ_MIB} MiB sequential, ${FSYNC_S} s fsync'd 4 KiB (1 and ${WRITERS} writers), ${READ_MIB} MiB reads, pgbench -s ${PG_SCALE} ${PG_S} s, median of ${ROUNDS} runs each; load average ${load()}`);
+    console.log(`mirror bench: ${SEQ_MIB} MiB sequential, ${FSYNC_S} s fsync'd 4 KiB (1 and ${WRITERS} writers), ${READ_MIB} MiB reads, pgbench -s ${PG_SCALE} ${PG_S} s, median of ${ROUNDS} runs each, replication.encryption: ${encryption}; load average ${load()}`);
     const { a, b } = pair;
     a.start();
     b.start();
     await Promise.all([a.call('prepare'), b.call('prepare')]);
     const pid = a.proc!.pid!;
-    pidA = pid;
     const plain = join(ROOT, 'plain');
     const bsrc = join(ROOT, 'bindfs-src');
     const bmnt = join(ROOT, 'bindfs-mnt');
     for (const d of [plain, bsrc, bmnt]) mkdirSync(d, { recursive: true });
     await runIn(pid, ['bindfs', bsrc, bmnt]);
 
-    const ra = await measure(pid, '(a) plain directory', plain);
-    const rb = await measure(pid, '(b) bindfs passthrough', bmnt);
-    await runIn(pid, ['umount', bmnt]).catch(() => undefined);
-    pgDirs.push(join(plain, 'pg'));
-    const pga = await pgOn(pid, 'plain', join(plain, 'pg'));
-    await a.call('primary');
     const view = join(ROOT, 'a', 'data');
-    const rc = await measure(pid, '(c) Vigil view, ALONE (no peer)', view);
+    await a.call('primary');
+    const [ra1, rb, rc] = await rounds(pid, [
+      { label: '(a) plain directory', dir: plain },
+      { label: '(b) bindfs passthrough', dir: bmnt },
+      { label: '(c) Vigil view, ALONE (no peer)', dir: view },
+    ]);
+    await runIn(pid, ['umount', bmnt]);
     const synced = a.waitEvent('synced', 120_000);
     await b.call('secondary');
     await synced;
-    const rd = await measure(pid, '(d) Vigil view, PRIM (ack: fsync)', view);
-    pgDirs.push(join(view, 'pg'));
-    const pgd = await pgOn(pid, 'the view in PRIM', join(view, 'pg'));
+    const [ra, rd] = await rounds(pid, [
+      { label: '(a) plain directory, again', dir: plain },
+      { label: '(d) Vigil view, PRIM (ack: fsync)', dir: view },
+    ]);
+    const run = (cmd: string[]) => runIn(pid, cmd);
+    const pgPlain = new PgCluster(run, join(plain, 'pg'), join(ROOT, 'sock-plain'));
+    const pgView = new PgCluster(run, join(view, 'pg'), join(ROOT, 'sock-view'));
+    clusters.push(pgPlain, pgView);
+    await pgPlain.init(PG_SCALE);
+    await pgView.init(PG_SCALE);
+    const pg = await pgRounds(pgPlain, pgView);
+    const pga = pg.plain;
+    const pgd = pg.view;
+    for (const c of clusters.splice(0)) await c.destroy();
     const st = (await a.call('status')) as { peer: string; windowWaits?: number };
     if (st.peer !== 'synced') throw new Error(`peer not synced after the PRIM runs: ${st.peer}`);
     console.log(`load average after the PRIM runs: ${load()}; writers that waited for room in the window: ${st.windowWaits ?? 0}`);
@@ -177,15 +209,15 @@ async function main(): Promise<void> {
     const r = (x: number, y: number) => (y > 0 ? x / y : 0);
     const us = (opsps: number) => 1e6 / opsps;
     console.log(
-      `ratios: seq d/a ${r(rd.mbps, ra.mbps).toFixed(2)} (target ≥ 0.8), fsync d/a ${r(rd.opsps, ra.opsps).toFixed(2)} (≥ 0.45), fsync×8 d/a ${r(rd.ops8ps, ra.ops8ps).toFixed(2)}, read c/a ${r(rc.readMbps, ra.readMbps).toFixed(2)} seq, ${r(rc.randOpsps, ra.randOpsps).toFixed(2)} random (≥ 0.9), read d/a ${r(rd.readMbps, ra.readMbps).toFixed(2)} / ${r(rd.randOpsps, ra.randOpsps).toFixed(2)}, pgbench 1 ${r(pgd.c1, pga.c1).toFixed(2)} (≥ 0.45), pgbench 4 ${r(pgd.c4, pga.c4).toFixed(2)} (≥ 0.5), seq c/b ${r(rc.mbps, rb.mbps).toFixed(2)} (≥ 1.0), fsync c/b ${r(rc.opsps, rb.opsps).toFixed(2)} (≥ 1.0), resync/TCP ${r(resyncMbps, tcp.mbps).toFixed(2)} (≥ 0.8)`,
+      `ratios: seq d/a ${r(rd.mbps, ra.mbps).toFixed(2)} (target ≥ 0.8), fsync d/a ${r(rd.opsps, ra.opsps).toFixed(2)} (≥ 0.45), fsync×8 d/a ${r(rd.ops8ps, ra.ops8ps).toFixed(2)}, read c/a ${r(rc.readMbps, ra1.readMbps).toFixed(2)} seq, ${r(rc.randOpsps, ra1.randOpsps).toFixed(2)} random (≥ 0.9), read d/a ${r(rd.readMbps, ra.readMbps).toFixed(2)} / ${r(rd.randOpsps, ra.randOpsps).toFixed(2)}, pgbench 1 ${r(pgd.c1, pga.c1).toFixed(2)} (≥ 0.45), pgbench 4 ${r(pgd.c4, pga.c4).toFixed(2)} (≥ 0.5), seq c/b ${r(rc.mbps, rb.mbps).toFixed(2)} (≥ 1.0), fsync c/b ${r(rc.opsps, rb.opsps).toFixed(2)} (≥ 1.0), resync/TCP ${r(resyncMbps, tcp.mbps).toFixed(2)} (≥ 0.8)`,
     );
     // where the time of one fsync'd 4 KiB write goes: the plain directory's (local I/O), what the view adds
     // (FUSE round trips, the daemon), what replication adds (network round trip, the peer's apply and sync
     // running alongside the local one)
     console.log(
-      `fsync'd 4 KiB, per operation: plain ${us(ra.opsps).toFixed(0)} µs (local I/O); view alone ${us(rc.opsps).toFixed(0)} µs (+${(us(rc.opsps) - us(ra.opsps)).toFixed(0)} FUSE and daemon); PRIM ${us(rd.opsps).toFixed(0)} µs (+${(us(rd.opsps) - us(rc.opsps)).toFixed(0)} replication: network round trip ${tcp.rttUs.toFixed(0)} µs, the rest the peer's apply and fsync beyond the local one)`,
+      `fsync'd 4 KiB, per operation: plain ${us(ra1.opsps).toFixed(0)} µs (local I/O); view alone ${us(rc.opsps).toFixed(0)} µs (+${(us(rc.opsps) - us(ra1.opsps)).toFixed(0)} FUSE and daemon); plain, PRIM phase ${us(ra.opsps).toFixed(0)} µs; PRIM ${us(rd.opsps).toFixed(0)} µs (+${(us(rd.opsps) - us(ra.opsps)).toFixed(0)} over plain: network round trip ${tcp.rttUs.toFixed(0)} µs, the rest the peer's apply and fsync beyond the local one)`,
     );
-    console.log(`sequential 1 MiB writes, per MiB: plain ${(1e6 / ra.mbps).toFixed(0)} µs; view alone ${(1e6 / rc.mbps).toFixed(0)} µs; PRIM ${(1e6 / rd.mbps).toFixed(0)} µs (raw TCP ${(1e6 / tcp.mbps).toFixed(0)} µs per MiB)`);
+    console.log(`sequential 1 MiB writes, per MiB: plain ${(1e6 / ra1.mbps).toFixed(0)} / ${(1e6 / ra.mbps).toFixed(0)} µs; view alone ${(1e6 / rc.mbps).toFixed(0)} µs; PRIM ${(1e6 / rd.mbps).toFixed(0)} µs (raw TCP ${(1e6 / tcp.mbps).toFixed(0)} µs per MiB)`);
 
     // checksum comparison of two identical trees (both sides' listing + per-zone digests, then the diff)
     const t1 = join(ROOT, 'tree1');
@@ -212,7 +244,7 @@ async function main(): Promise<void> {
     rmSync(ROOT, { recursive: true, force: true });
     console.log(`load average at the end: ${load()}`);
     console.log(
-      `RESULT seq_d_over_a=${r(rd.mbps, ra.mbps).toFixed(2)} fsync_d_over_a=${r(rd.opsps, ra.opsps).toFixed(2)} fsync8_d_over_a=${r(rd.ops8ps, ra.ops8ps).toFixed(2)} read_c_over_a=${Math.min(r(rc.readMbps, ra.readMbps), r(rc.randOpsps, ra.randOpsps)).toFixed(2)} pgbench1_ratio=${r(pgd.c1, pga.c1).toFixed(2)} pgbench4_ratio=${r(pgd.c4, pga.c4).toFixed(2)} seq_c_over_b=${r(rc.mbps, rb.mbps).toFixed(2)} fsync_c_over_b=${r(rc.opsps, rb.opsps).toFixed(2)} resync_over_tcp=${r(resyncMbps, tcp.mbps).toFixed(2)} compare_100k_s=${lastS.toFixed(1)}`,
+      `RESULT seq_d_over_a=${r(rd.mbps, ra.mbps).toFixed(2)} fsync_d_over_a=${r(rd.opsps, ra.opsps).toFixed(2)} fsync8_d_over_a=${r(rd.ops8ps, ra.ops8ps).toFixed(2)} read_c_over_a=${Math.min(r(rc.readMbps, ra1.readMbps), r(rc.randOpsps, ra1.randOpsps)).toFixed(2)} pgbench1_ratio=${r(pgd.c1, pga.c1).toFixed(2)} pgbench4_ratio=${r(pgd.c4, pga.c4).toFixed(2)} seq_c_over_b=${r(rc.mbps, rb.mbps).toFixed(2)} fsync_c_over_b=${r(rc.opsps, rb.opsps).toFixed(2)} resync_over_tcp=${r(resyncMbps, tcp.mbps).toFixed(2)} compare_100k_s=${lastS.toFixed(1)}`,
     );
   } catch (e) {
     await cleanup();

@@ -126,7 +126,7 @@ export interface Pair {
  * Two nodes a (198.18.3.1) and b (198.18.3.2) on a namespace LAN "vgm", each with its own data
  * directory under root (so a test can compare the two backing trees from outside).
  */
-export async function createPair(opts: { root: string; sendTimeoutMs?: number; zoneSize?: number; secretB?: string; prefix?: string; ack?: 'fsync' | 'write'; window?: number }): Promise<Pair> {
+export async function createPair(opts: { root: string; sendTimeoutMs?: number; zoneSize?: number; secretB?: string; prefix?: string; ack?: 'fsync' | 'write'; window?: number; encryption?: 'tls' | 'none' }): Promise<Pair> {
   rmSync(opts.root, { recursive: true, force: true });
   mkdirSync(opts.root, { recursive: true });
   const lan = await createLan(opts.prefix ?? 'vgm', [
@@ -147,6 +147,7 @@ export async function createPair(opts: { root: string; sendTimeoutMs?: number; z
       zoneSize: opts.zoneSize,
       ack: opts.ack,
       window: opts.window,
+      encryption: opts.encryption,
     });
   const a = mk('a', 'b', '198.18.3.1', '198.18.3.2', secret);
   const b = mk('b', 'a', '198.18.3.2', '198.18.3.1', opts.secretB ?? secret);

@@ -23,6 +23,7 @@ interface HarnessConfig {
   id?: number;
   ack?: 'fsync' | 'write';
   window?: number;
+  encryption?: 'tls' | 'none';
 }
 
 const cfg = JSON.parse(process.argv[2]) as HarnessConfig;
@@ -31,7 +32,7 @@ const module = {
   mode: 'mirror',
   id: cfg.id ?? 1,
   ports: modulePorts(cfg.id ?? 1),
-  replication: { dirs: cfg.dirs, send_timeout: cfg.sendTimeoutMs ?? 2000, zone_size: cfg.zoneSize ?? 1 << 20, ack: cfg.ack ?? 'fsync', window: cfg.window ?? 16 << 20 },
+  replication: { dirs: cfg.dirs, send_timeout: cfg.sendTimeoutMs ?? 2000, zone_size: cfg.zoneSize ?? 1 << 20, ack: cfg.ack ?? 'fsync', window: cfg.window ?? 16 << 20, encryption: cfg.encryption ?? 'tls' },
   nodes: [cfg.name, cfg.peer],
 } as unknown as ModuleConfig;
 const log = createLogger({ node: cfg.name, level: process.env.VIGIL_LOG_LEVEL ?? 'warn', destination: process.stderr });
