@@ -6,6 +6,7 @@
  *   FakeCompute  a local Compute REST endpoint (operations RUNNING until waited on)
  */
 import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { mockClient } from 'aws-sdk-client-mock';
 import {
   CreateTargetGroupCommand,
@@ -19,6 +20,17 @@ import {
   TargetGroupNotFoundException,
   type TargetGroup,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  FirewallsClient,
+  GlobalOperationsClient,
+  InstanceGroupsClient,
+  RegionBackendServicesClient,
+  RegionHealthChecksClient,
+  RegionOperationsClient,
+  ZoneOperationsClient,
+} from '@google-cloud/compute';
+import { OAuth2Client } from 'google-auth-library';
+import type { GcpClients } from '../../cloud-adapters/src/gcp/adapter.ts';
 import { createHttpHeaders, type HttpClient, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
 
 /** A stateful stand-in for ELBv2 behind aws-sdk-client-mock: what was written is what is read back. */
@@ -206,3 +218,30 @@ export class FakeCompute {
   }
 }
 
+
+/**
+ * Starts `fake` on a loopback port and returns the real @google-cloud/compute clients (REST transport)
+ * pointed at it; `close()` closes the clients and the endpoint.
+ */
+export async function startFakeCompute(fake: FakeCompute): Promise<GcpClients & { close(): Promise<void> }> {
+  await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', r));
+  const auth = new OAuth2Client();
+  auth.setCredentials({ access_token: 'fake-token', expiry_date: Date.now() + 3_600_000 });
+  const opts = { apiEndpoint: '127.0.0.1', port: (fake.server.address() as AddressInfo).port, protocol: 'http', fallback: true, authClient: auth } as never;
+  const c = {
+    regionHealthChecks: new RegionHealthChecksClient(opts),
+    firewalls: new FirewallsClient(opts),
+    regionBackendServices: new RegionBackendServicesClient(opts),
+    instanceGroups: new InstanceGroupsClient(opts),
+    regionOperations: new RegionOperationsClient(opts),
+    globalOperations: new GlobalOperationsClient(opts),
+    zoneOperations: new ZoneOperationsClient(opts),
+  };
+  return {
+    ...(c as unknown as GcpClients),
+    close: async () => {
+      await Promise.all(Object.values(c).map((x) => x.close()));
+      await new Promise((r) => fake.server.close(r));
+    },
+  };
+}

@@ -4,23 +4,12 @@
  * reconcile right after the deploy plans nothing. A reconcile changes nothing the template set, and
  * re-applying the template undoes no reconcile. Real SDK clients throughout.
  */
-import type { AddressInfo } from 'node:net';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { NetworkManagementClient } from '@azure/arm-network';
 import type { TokenCredential } from '@azure/core-auth';
-import {
-  FirewallsClient,
-  GlobalOperationsClient,
-  InstanceGroupsClient,
-  RegionBackendServicesClient,
-  RegionHealthChecksClient,
-  RegionOperationsClient,
-  ZoneOperationsClient,
-} from '@google-cloud/compute';
-import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsTargetGroupAdapter } from '../../cloud-adapters/src/aws/adapter.ts';
 import { AzureLoadBalancerAdapter } from '../../cloud-adapters/src/azure/adapter.ts';
@@ -32,7 +21,7 @@ import { desiredFor } from '../../functions/src/controller.ts';
 import { azureClusterTemplate } from '../../infra/azure/arm-template.ts';
 import { buildApp } from '../../infra/bin/app.ts';
 import { gcpClusterTerraform, gcpFunctionsConfig } from '../../infra/gcp/terraform.ts';
-import { FakeArm, FakeCompute, FakeElb } from '../helpers/cloud-fakes.ts';
+import { FakeArm, FakeCompute, FakeElb, startFakeCompute } from '../helpers/cloud-fakes.ts';
 
 process.env.CDK_DOCKER = '/bin/false';
 
@@ -285,25 +274,9 @@ describe('GCP: the reconcile right after terraform apply plans nothing', () => {
   const fake = new FakeCompute();
   let clients: GcpClients & { close(): Promise<void> };
   beforeAll(async () => {
-    await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', r));
-    const auth = new OAuth2Client();
-    auth.setCredentials({ access_token: 'fake-token', expiry_date: Date.now() + 3_600_000 });
-    const opts = { apiEndpoint: '127.0.0.1', port: (fake.server.address() as AddressInfo).port, protocol: 'http', fallback: true, authClient: auth } as never;
-    const c = {
-      regionHealthChecks: new RegionHealthChecksClient(opts),
-      firewalls: new FirewallsClient(opts),
-      regionBackendServices: new RegionBackendServicesClient(opts),
-      instanceGroups: new InstanceGroupsClient(opts),
-      regionOperations: new RegionOperationsClient(opts),
-      globalOperations: new GlobalOperationsClient(opts),
-      zoneOperations: new ZoneOperationsClient(opts),
-    };
-    clients = { ...(c as unknown as GcpClients), close: async () => void (await Promise.all(Object.values(c).map((x) => x.close()))) };
+    clients = await startFakeCompute(fake);
   });
-  afterAll(async () => {
-    await clients.close();
-    await new Promise((r) => fake.server.close(r));
-  });
+  afterAll(() => clients.close());
 
   for (const mode of ['mirror', 'farm'] as const) {
     it(`${mode}: empty plan after apply; a reconcile and a template re-apply do not undo each other`, async () => {

@@ -1,20 +1,9 @@
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ModuleMode } from '../../node-service/src/contract/index.ts';
-import {
-  FirewallsClient,
-  GlobalOperationsClient,
-  InstanceGroupsClient,
-  RegionBackendServicesClient,
-  RegionHealthChecksClient,
-  RegionOperationsClient,
-  ZoneOperationsClient,
-} from '@google-cloud/compute';
-import { OAuth2Client } from 'google-auth-library';
 import { GcpLoadBalancerAdapter, type GcpClients, type GcpResources } from '../../cloud-adapters/src/gcp/adapter.ts';
 import { formatPlan, type Desired } from '../../cloud-adapters/src/types.ts';
 import { demoDesired } from '../helpers/cloud-desired.ts';
-import { FakeCompute } from '../helpers/cloud-fakes.ts';
+import { FakeCompute, startFakeCompute } from '../helpers/cloud-fakes.ts';
 
 const P = '/compute/v1/projects/proj';
 const SELF = 'https://www.googleapis.com/compute/v1/projects/proj';
@@ -45,25 +34,9 @@ describe('GCP adapter (real @google-cloud/compute clients, REST transport to a l
   let adapter: GcpLoadBalancerAdapter;
 
   beforeAll(async () => {
-    await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', r));
-    const auth = new OAuth2Client();
-    auth.setCredentials({ access_token: 'fake-token', expiry_date: Date.now() + 3_600_000 });
-    const opts = { apiEndpoint: '127.0.0.1', port: (fake.server.address() as AddressInfo).port, protocol: 'http', fallback: true, authClient: auth } as never;
-    const c = {
-      regionHealthChecks: new RegionHealthChecksClient(opts),
-      firewalls: new FirewallsClient(opts),
-      regionBackendServices: new RegionBackendServicesClient(opts),
-      instanceGroups: new InstanceGroupsClient(opts),
-      regionOperations: new RegionOperationsClient(opts),
-      globalOperations: new GlobalOperationsClient(opts),
-      zoneOperations: new ZoneOperationsClient(opts),
-    };
-    clients = { ...(c as unknown as GcpClients), close: async () => void (await Promise.all(Object.values(c).map((x) => x.close()))) };
+    clients = await startFakeCompute(fake);
   });
-  afterAll(async () => {
-    await clients.close();
-    await new Promise((r) => fake.server.close(r));
-  });
+  afterAll(() => clients.close());
   beforeEach(() => {
     fake.requests = [];
     fake.res.clear();
