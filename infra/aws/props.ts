@@ -149,7 +149,7 @@ export interface VigilClusterProps {
   readonly bootstrapTimeout?: Duration;
   /**
    * Node.js version installed on the nodes (official build, checksum-verified).
-   * @default DEFAULT_NODE_VERSION (20.x)
+   * @default DEFAULT_NODE_VERSION (24.x, the active LTS line)
    */
   readonly nodeVersion?: string;
 }

@@ -2,7 +2,7 @@
  * The boot script (user data / cloud-init / startup script) that turns a fresh Linux VM into a Vigil
  * node. Cloud-neutral: each cloud passes how to fetch the package tarball and each secret.
  *
- * Order: Node.js 20 (official binary, checksum-verified) → `npm install -g` of the project's packed
+ * Order: Node.js 24, the active LTS line (official binary, checksum-verified) → `npm install -g` of the project's packed
  * tarball (gives the `vigil` command) → secrets (mode 0600) → cluster.yaml → module scripts →
  * `vigil config check` → the package's own systemd unit, enabled and started. `set -euo pipefail`:
  * any failure stops the script before the service is enabled, and the log stays in
@@ -11,7 +11,7 @@
 import { VIGIL_PATHS } from './cluster-config.ts';
 
 /** Node.js used on the nodes (official linux-x64 / linux-arm64 build from nodejs.org). */
-export const DEFAULT_NODE_VERSION = '20.20.2';
+export const DEFAULT_NODE_VERSION = '24.22.3';
 
 export const CLUSTER_YAML_MARKER = 'VIGIL_CLUSTER_YAML';
 /** written when the bootstrap completed: a re-run (GCP runs startup scripts at every boot) does nothing */
