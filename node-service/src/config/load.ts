@@ -6,7 +6,7 @@ import { DEFAULT_PULSE_MS, DEFAULT_TIMEOUT_MS, MIN_SECRET_BYTES } from './defaul
 import { formatDuration } from './duration.ts';
 import { isIpv4NetworkOrBroadcast, parseCidr } from './net.ts';
 import { modulePorts } from './ports.ts';
-import { clusterSchema, type ParsedCluster } from './schema.ts';
+import { clusterSchema, dirPath, type ParsedCluster } from './schema.ts';
 import type { ClusterConfig, ModuleConfig } from './types.ts';
 
 export interface LoadOptions {
@@ -167,7 +167,7 @@ function crossCheck(c: ClusterConfig, opts: LoadOptions): ConfigIssue[] {
       vipOwner.set(cidr.addr, m.name);
     });
 
-    const dirs = m.replication?.dirs ?? [];
+    const dirs = (m.replication?.dirs ?? []).map(dirPath);
     dirs.forEach((d, j) => {
       dirs.forEach((o, k) => {
         if (k !== j && (d === o || d.startsWith(o.endsWith('/') ? o : `${o}/`))) {

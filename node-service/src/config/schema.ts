@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { bandwidth, SIZE_UNITS } from './bandwidth.ts';
 import { duration } from './duration.ts';
 import { parseCidr } from './net.ts';
 
@@ -22,14 +23,39 @@ const hostPort = z.string().refine(
 /** a size in bytes: a number, or "16MiB" / "64MB" / "512KiB" */
 const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const m = typeof v === 'number' ? [String(v), String(v), ''] : /^([0-9]+)\s*(|B|KB|KiB|MB|MiB|GB|GiB)$/.exec(v.trim());
-  const unit: Record<string, number> = { '': 1, B: 1, KB: 1e3, KiB: 1024, MB: 1e6, MiB: 1 << 20, GB: 1e9, GiB: 1 << 30 };
-  const n = m ? Number(m[1]) * unit[m[2]] : NaN;
+  const n = m ? Number(m[1]) * SIZE_UNITS[m[2]] : NaN;
   if (!Number.isSafeInteger(n) || n < 65536 || n > 1 << 30) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${v}" must be a size between 64KiB and 1GiB, e.g. 16MiB` });
     return z.NEVER;
   }
   return n;
 });
+
+/** a pattern relative to a replicated directory (picomatch syntax); without "/" it matches a name at any depth */
+const dirPattern = z
+  .string()
+  .min(1)
+  .refine((s) => !s.startsWith('/') && !s.split('/').includes('..'), (s) => ({ message: `"${s}" must be relative to the replicated directory, without "..": e.g. "*.tmp" or "cache/**"` }));
+
+/** a replicated directory: its path, or its path with the parts left out of replication */
+export const replicatedDir = z.union([
+  absPath,
+  z
+    .object({
+      path: absPath,
+      /** never replicated: live changes, resyncs, verify and diff all skip these (and what is under them) */
+      exclude: z.array(dirPattern).default([]),
+      /** when given, only these (and the directories leading to them) are replicated */
+      include: z.array(dirPattern).min(1).optional(),
+    })
+    .strict(),
+]);
+export type ReplicatedDir = z.output<typeof replicatedDir>;
+
+/** where a replicated directory is, whichever form it was written in */
+export function dirPath(d: ReplicatedDir): string {
+  return typeof d === 'string' ? d : d.path;
+}
 
 const onFailure = z.enum(['restart', 'stopstart', 'wait', 'failover']);
 
@@ -91,7 +117,7 @@ export const moduleSchema = z
     vip: z.array(vipSchema).default([]),
     replication: z
       .object({
-        dirs: z.array(absPath).min(1),
+        dirs: z.array(replicatedDir).min(1),
         send_timeout: duration.default('2s'),
         zone_size: z.number().int().min(4096).default(1 << 20),
         /** fsync: a change returns once made locally and queued; fsync/O_SYNC wait for the peer's sync. write: every change waits for the peer */
@@ -100,6 +126,8 @@ export const moduleSchema = z
         window: byteSize.default('16MiB'),
         /** tls: the channel runs in TLS 1.3 keyed from the cluster secret; none: in clear (authenticated only), for a link already encrypted (IPsec, WireGuard) and for measuring the cost */
         encryption: z.enum(['tls', 'none'], { errorMap: () => ({ message: 'must be "tls" or "none"' }) }).default('tls'),
+        /** resync copies at most this many bytes per second ("50MB/s"; null: unlimited); live changes are never throttled. `vigil resync-bandwidth` changes it live */
+        resync_bandwidth: bandwidth.nullable().default(null),
       })
       .strict()
       .optional(),

@@ -1,9 +1,10 @@
-import { constants as C } from 'node:fs';
+import { constants as C, lstatSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import type { Excludes } from './excludes.ts';
 import { allXattrs } from './fuse/libc.ts';
 import type { Op } from './ops.ts';
 import { abs } from './paths.ts';
-import { key, splitKey, type Dirt, type Tracking } from './tracking.ts';
+import { key, splitKey, type Dirt, type Key, type Tracking } from './tracking.ts';
 
 const CHUNK = 1 << 20;
 
@@ -19,26 +20,33 @@ export interface CopyContext {
   room(): Promise<void>;
   /** false once the session is gone */
   alive(): boolean;
+  /** resolves when n more file bytes may go out (replication.resync_bandwidth) */
+  pace(n: number): Promise<void>;
+  /** what the module leaves out of replication: never copied, never removed on the secondary */
+  excludes: Excludes;
   /** the entry's last operation was acknowledged (or nothing needed sending) */
   finished(): void;
   k: string;
   d: Dirt;
 }
 
-/** bytes still to copy: tracked zones, plus whole files marked entirely (a bound for progress) */
-export async function estimate(t: Tracking, backings: readonly string[]): Promise<number> {
-  let n = t.zoneBytes();
-  if (t.entries.size > 200_000) return n;
-  for (const [k, d] of t.entries) {
-    if (!d.all) continue;
+/** the size of a tracked file on the primary (null: gone, or not a file) */
+export function fileSize(backings: readonly string[]): (k: Key) => number | null {
+  return (k) => {
     const { dir, rel } = splitKey(k);
-    const st = await fsp.lstat(abs(backings[dir], rel)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return null; // removed since it was marked: nothing to copy
+    try {
+      const st = lstatSync(abs(backings[dir], rel));
+      return st.isFile() ? st.size : null;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null; // removed since it was marked: nothing to copy
       throw e;
-    });
-    if (st?.isFile()) n += st.size;
-  }
-  return n;
+    }
+  };
+}
+
+/** bytes still to copy (progress and ETA); past 200 000 entries, whole entries count one zone each rather than a stat each */
+export function estimate(t: Tracking, backings: readonly string[]): number {
+  return t.bytesToCopy(t.entries.size > 200_000 ? (k) => (t.entries.get(k)?.all ? t.zoneSize : fileSize(backings)(k)) : fileSize(backings));
 }
 
 /**
@@ -74,13 +82,14 @@ async function copy(c: CopyContext): Promise<void> {
     st = await fsp.lstat(p, { bigint: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    if (rel !== '') out({ t: 'remove', d, p: rel });
+    if (rel !== '' && !c.excludes.skips(d, rel, () => false)) out({ t: 'remove', d, p: rel });
     return end();
   }
   const size = Number(st.size);
   const ty = st.isFile() ? 'f' : st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : null;
-  // devices, FIFOs, sockets: never created through the view, and meaningless on the peer
-  if (!ty) return end();
+  // devices, FIFOs, sockets: never created through the view, and meaningless on the peer; left-out
+  // entries are neither sent nor removed (the secondary's own are its business)
+  if (!ty || c.excludes.skips(d, rel, () => ty === 'd')) return end();
   if (c.d.tree && rel !== '') out({ t: 'remove', d, p: rel });
   const tg = ty === 'l' ? await fsp.readlink(p) : undefined;
   out({ t: 'ensure', d, p: rel, ty, m: Number(st.mode) & 0o7777, u: Number(st.uid), g: Number(st.gid), s: ty === 'f' ? size : 0, ...(tg !== undefined ? { tg } : {}) });
@@ -100,6 +109,7 @@ async function copy(c: CopyContext): Promise<void> {
         for (const z of zones) {
           for (let off = z * zs; off < Math.min((z + 1) * zs, size); off += CHUNK) {
             const len = Math.min(CHUNK, (z + 1) * zs - off);
+            await c.pace(len);
             const buf = Buffer.allocUnsafe(len);
             const { bytesRead } = await fh.read(buf, 0, len, off);
             if (bytesRead === 0) break;
@@ -115,7 +125,10 @@ async function copy(c: CopyContext): Promise<void> {
     }
   }
   if (ty === 'd' && c.d.tree) {
-    for (const n of await fsp.readdir(p)) c.tracking.markTree(key(d, rel === '' ? n : `${rel}/${n}`));
+    for (const n of await fsp.readdir(p)) {
+      const r = rel === '' ? n : `${rel}/${n}`;
+      if (!c.excludes.skips(d, r)) c.tracking.markTree(key(d, r));
+    }
   }
   const x = ty === 'l' ? undefined : Object.fromEntries(Object.entries(allXattrs(p)).map(([n, v]) => [n, v.toString('base64')]));
   out({ t: 'meta', d, p: rel, a: String(st.atimeNs), mt: String(st.mtimeNs), ...(x ? { x } : {}) });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants as C, lstatSync, openSync, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Excludes } from './excludes.ts';
 import { allXattrs } from './fuse/libc.ts';
 import { key, type Tracking } from './tracking.ts';
 
@@ -40,9 +41,10 @@ const SMALL = 64 * 1024;
 
 /**
  * Lists every entry of the given roots with per-zone digests of file contents, parents before their
- * children. Entries that are neither files, directories nor symlinks (sockets, fifos) are skipped.
+ * children. Entries that are neither files, directories nor symlinks (sockets, fifos) are skipped, and
+ * so is what the module leaves out of replication (`excludes`), with everything under it.
  */
-export async function buildManifest(roots: readonly string[], zoneSize: number, onEntry?: (e: Entry) => void): Promise<Entry[]> {
+export async function buildManifest(roots: readonly string[], zoneSize: number, onEntry?: (e: Entry) => void, excludes?: Excludes): Promise<Entry[]> {
   const out: Entry[] = [];
   const buf = Buffer.allocUnsafe(zoneSize * PARALLEL);
   let slot = 0;
@@ -76,7 +78,7 @@ export async function buildManifest(roots: readonly string[], zoneSize: number, 
           const i = next++;
           if (i >= names.length) break;
           const r = rel === '' ? names[i] : `${rel}/${names[i]}`;
-          entries[i] = await describe(join(roots[d], r), key(d, r), zoneSize, zbuf);
+          entries[i] = excludes?.skips(d, r) ? undefined : await describe(join(roots[d], r), key(d, r), zoneSize, zbuf);
         }
         freeSlots.push(s);
       };

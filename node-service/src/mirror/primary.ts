@@ -3,9 +3,11 @@ import type { Logger } from '../log/logger.ts';
 import { connectToSecondary, type Channel, type SecondaryReport } from './channel.ts';
 import { isPlain } from './secure-socket.ts';
 import { copyEntry, estimate } from './copy.ts';
+import type { Excludes } from './excludes.ts';
+import type { Throttle } from './throttle.ts';
 import { buildManifest, diffManifests, type Entry } from './manifest.ts';
 import { decodeToPrimary, encodeManifestReq, encodeOp, type FsyncOp, type Op, type PathOp } from './ops.ts';
-import { key, type Tracking } from './tracking.ts';
+import { key, type Key, type Tracking } from './tracking.ts';
 import type { LastResync, MirrorDir, MirrorEvent, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
 
 /** What the primary role needs from the engine that owns it. */
@@ -19,6 +21,10 @@ export interface PrimaryContext {
   readonly ack: 'fsync' | 'write';
   /** unacknowledged bytes on the wire before writers wait */
   readonly window: number;
+  /** paces the resync copy (replication.resync_bandwidth, changeable live) */
+  readonly throttle: Throttle;
+  /** what the module leaves out of replication */
+  readonly excludes: Excludes;
   /** false once the engine moved on (another role, stop): loops end, late connections are closed */
   current(): boolean;
   persist(force: boolean): Promise<void>;
@@ -161,6 +167,11 @@ export class PrimaryRole {
     this.remoteSyncs++;
     const remote = new Promise<void>((resolve) => this.post(s, op, { mark: this.marker(op), done: () => resolve() }));
     await Promise.all([local, remote]);
+  }
+
+  /** the secondary must get entry k (and what is under it) by copy, as a resync sends it: it never had its contents */
+  copyAgain(k: Key): void {
+    this.recopy(this.session, () => this.ctx.tracking.markTree(k));
   }
 
   /** a change already sent failed locally: the secondary's copy of that entry is made again */
@@ -345,7 +356,7 @@ export class PrimaryRole {
         s.resync.manifestDone = resolve;
       });
       s.ch.send(encodeManifestReq());
-      const [local] = await Promise.all([buildManifest(backings, t.zoneSize), done]);
+      const [local] = await Promise.all([buildManifest(backings, t.zoneSize, undefined, this.ctx.excludes), done]);
       if (this.session !== s) return;
       s.resync.remoteManifest = undefined;
       // from here the tracking describes every difference with the secondary's tree
@@ -404,6 +415,8 @@ export class PrimaryRole {
         sent: (bytes) => (s.resync.bytesDone += bytes),
         room: () => this.copyRoom(s),
         alive: () => this.session === s,
+        pace: (n) => this.ctx.throttle.take(n),
+        excludes: this.ctx.excludes,
         finished: () => {
           if (this.session === s) t.done(k, d);
           for (const w of s.drained.splice(0)) w();

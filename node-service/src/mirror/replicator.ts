@@ -2,13 +2,17 @@ import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log/logger.ts';
 import { writeFileAtomic } from '../persist/atomic-file.ts';
+import { dirPath } from '../config/schema.ts';
 import { Applier } from './apply.ts';
+import { estimate } from './copy.ts';
+import { Excludes } from './excludes.ts';
 import { unmountStale } from './fuse/device.ts';
 import type { FsyncOp, Op, PathOp } from './ops.ts';
 import { PrimaryRole } from './primary.ts';
 import { SecondaryRole } from './secondary.ts';
-import { Tracking, type TrackingSnapshot } from './tracking.ts';
-import type { LastResync, MirrorDir, MirrorEvent, MirrorReplicator, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
+import { Throttle } from './throttle.ts';
+import { key, Tracking, type TrackingSnapshot } from './tracking.ts';
+import type { LastResync, MirrorDir, MirrorEvent, MirrorInspection, MirrorReplicator, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
 import { View, type ViewSink } from './view.ts';
 
 /** `<stateDir>/mirror-state.json`: what a restart needs to know (see README.md in this folder) */
@@ -21,6 +25,7 @@ interface Persisted extends TrackingSnapshot {
 }
 
 const PERSIST_MS = 1000;
+const RESOLVED = Promise.resolve();
 
 /**
  * The replication engine of one mirror module: the FUSE views, the tracking and its persistence, and
@@ -32,6 +37,10 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private readonly views: View[];
   private readonly applier: Applier;
   private readonly tracking: Tracking;
+  private readonly excludes: Excludes;
+  private readonly throttle: Throttle;
+  /** status() is polled: the tracked bytes (a stat per tracked file) are counted at most once a second */
+  private trackedBytes = { at: 0, n: 0 };
   private readonly log: Logger;
   private readonly sendTimeout: number;
   private role: MirrorStatus['role'] = 'stopped';
@@ -51,7 +60,9 @@ export class Replicator implements MirrorReplicator, ViewSink {
     if (!rep) throw new Error(`module ${opts.module.name} has no replication section`);
     this.log = opts.log.child({ module: opts.module.name, component: 'mirror' });
     this.sendTimeout = rep.send_timeout;
-    this.dirs = rep.dirs.map((mount) => ({ mount, backing: join(dirname(mount), `.${basename(mount)}.vigil-data`) }));
+    this.dirs = rep.dirs.map(dirPath).map((mount) => ({ mount, backing: join(dirname(mount), `.${basename(mount)}.vigil-data`) }));
+    this.excludes = new Excludes(this.dirs.map((d, i) => ({ backing: d.backing, spec: rep.dirs[i] })));
+    this.throttle = new Throttle(rep.resync_bandwidth ?? null);
     this.views = this.dirs.map((d, i) => new View(i, d.mount, d.backing, this));
     this.applier = new Applier(this.dirs.map((d) => d.backing));
     this.tracking = new Tracking(rep.zone_size);
@@ -157,6 +168,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
       sendTimeout: this.sendTimeout,
       ack: rep.ack,
       window: rep.window,
+      throttle: this.throttle,
+      excludes: this.excludes,
       current: () => gen === this.generation && this.role === 'primary',
       persist: (force) => this.persist(force),
       emit: (e) => this.emit(e),
@@ -183,6 +196,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
         tracking: this.tracking,
         applier: this.applier,
         backings: this.dirs.map((d) => d.backing),
+        excludes: this.excludes,
         sendTimeout: this.sendTimeout,
         current: () => gen === this.generation && this.role === 'secondary',
         persist: (force) => this.persist(force),
@@ -213,12 +227,22 @@ export class Replicator implements MirrorReplicator, ViewSink {
   }
 
   status(): MirrorStatus {
-    const trackedBytes = this.tracking.zoneBytes() + [...this.tracking.entries.values()].filter((d) => d.all).length * this.tracking.zoneSize;
+    if (Date.now() - this.trackedBytes.at >= 1000) this.trackedBytes = { at: Date.now(), n: estimate(this.tracking, this.dirs.map((d) => d.backing)) };
     const passthroughOpens = this.views.reduce((n, v) => n + v.passthroughOpens, 0);
-    const base = { role: this.role, trackedBytes, largestWrite: this.largestWrite, passthroughOpens, ...(this.lastResync ? { lastResync: this.lastResync } : {}) };
+    const base = { role: this.role, trackedBytes: this.trackedBytes.n, resyncBandwidth: this.throttle.rate, largestWrite: this.largestWrite, passthroughOpens, ...(this.lastResync ? { lastResync: this.lastResync } : {}) };
     if (this.role === 'primary' && this.primary) return { ...base, ...this.primary.status() };
     if (this.role === 'secondary') return { ...base, peer: this.secondary?.peer ?? 'disconnected' };
     return { ...base, peer: 'disconnected' };
+  }
+
+  /** replication.resync_bandwidth, changed live: the resync running now (and every later one) goes at this pace */
+  setResyncBandwidth(bps: number | null): void {
+    this.throttle.set(bps);
+    this.log.info({ bps }, bps === null ? 'resync bandwidth: unlimited' : 'resync bandwidth changed');
+  }
+
+  inspect(): MirrorInspection {
+    return { tracking: this.tracking, dirs: this.dirs, excludes: this.excludes, status: this.status() };
   }
 
   // ---------------------------------------------------------------- persistence
@@ -299,11 +323,15 @@ export class Replicator implements MirrorReplicator, ViewSink {
   replicate(_dir: number, op: PathOp): Promise<void> {
     if (this.role !== 'primary' || !this.primary) return Promise.reject(Object.assign(new Error('read-only'), { errno: -30 }));
     if (op.t === 'write' && op.data.length > this.largestWrite) this.largestWrite = op.data.length;
-    return this.primary.replicate(op);
+    // what the module leaves out never reaches the secondary; a rename across the boundary is turned into what it needs
+    const change = this.excludes.live(op);
+    const sent = change.op ? this.primary.replicate(change.op) : RESOLVED;
+    if (change.copy !== undefined) this.primary.copyAgain(key(op.d, change.copy));
+    return sent;
   }
 
   replicateFsync(_dir: number, op: FsyncOp, local: Promise<void>): Promise<void> {
-    if (this.role !== 'primary' || !this.primary) return local;
+    if (this.role !== 'primary' || !this.primary || this.excludes.skips(op.d, op.p)) return local;
     return this.primary.replicateFsync(op, local);
   }
 

@@ -2,6 +2,7 @@ import type { Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log/logger.ts';
 import type { Applier } from './apply.ts';
+import type { Excludes } from './excludes.ts';
 import { acceptPrimary, Channel } from './channel.ts';
 import { channelKey, isPlain, plainServer, replicationRing, secureServer } from './secure-socket.ts';
 import { buildManifest, type Entry } from './manifest.ts';
@@ -22,6 +23,8 @@ export interface SecondaryContext {
   readonly tracking: Tracking;
   readonly applier: Applier;
   readonly backings: string[];
+  /** what the module leaves out of replication: not listed for the primary, so never removed here */
+  readonly excludes: Excludes;
   readonly sendTimeout: number;
   /** false once the engine moved on (another role, stop): loops end, late connections are refused */
   current(): boolean;
@@ -179,7 +182,7 @@ export class SecondaryRole {
         bytes = 0;
       }
       this.lastInbound = Date.now();
-    });
+    }, this.ctx.excludes);
     ch.send(encodeToPrimary({ t: 'manifest', e: batch, end: true }));
   }
 

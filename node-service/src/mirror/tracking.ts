@@ -110,10 +110,28 @@ export class Tracking {
     this.changed = true;
   }
 
-  /** bytes still to copy, as an upper bound (zones × zone size; whole files counted by the caller) */
-  zoneBytes(): number {
+  /**
+   * File bytes a resync would copy: whole entries at their size, marked zones (within the file's size),
+   * and everything from a truncation point on. `sizeOf` gives an entry's size on the primary (null:
+   * gone, or not a file). A file created while ALONE is marked whole at its create and later writes add
+   * no zones to it (markZones returns early), so a count of zones alone said 1 MiB after a 160 MiB write.
+   */
+  bytesToCopy(sizeOf: (k: Key) => number | null): number {
     let n = 0;
-    for (const d of this.entries.values()) n += (d.zones?.size ?? 0) * this.zoneSize;
+    for (const m of [this.entries, this.inflight]) for (const [k, d] of m) n += this.entryBytes(k, d, sizeOf);
+    return n;
+  }
+
+  entryBytes(k: Key, d: Dirt, sizeOf: (k: Key) => number | null): number {
+    if (!d.all && !d.tree && !d.zones?.size && d.from === undefined) return 0; // metadata only
+    const size = sizeOf(k);
+    if (size === null) return 0;
+    if (d.all || d.tree) return size;
+    const zs = this.zoneSize;
+    const zones = new Set(d.zones);
+    if (d.from !== undefined) for (let z = Math.floor(d.from / zs); z * zs < size; z++) zones.add(z);
+    let n = 0;
+    for (const z of zones) n += Math.max(0, Math.min(zs, size - z * zs));
     return n;
   }
 

@@ -2,6 +2,8 @@ import type { ModuleConfig } from '../config/index.ts';
 import type { Secret } from '../config/secret.ts';
 import type { KeyRing } from '../secure/keyring.ts';
 import type { Logger } from '../log/logger.ts';
+import type { Excludes } from './excludes.ts';
+import type { Tracking } from './tracking.ts';
 
 /** What the engine tells the daemon: the pair is in sync, the peer is lost, a resync progressed. */
 export type MirrorEvent = { type: 'synced' } | { type: 'lost'; reason: string } | { type: 'progress' };
@@ -25,7 +27,10 @@ export interface MirrorStatus {
   role: 'primary' | 'secondary' | 'stopped';
   peer: 'connected' | 'disconnected' | 'resyncing' | 'synced';
   resync?: ResyncStatus;
+  /** file bytes the next resync would copy for what is tracked (whole files at their size, marked zones) */
   trackedBytes: number;
+  /** replication.resync_bandwidth now in force, bytes per second (null: unlimited) */
+  resyncBandwidth?: number | null;
   /** the last completed resync (primary side): how it was done and how many file bytes it sent */
   lastResync?: LastResync;
   /** the largest single write the view received (1 MiB when max_pages works) */
@@ -48,6 +53,17 @@ export interface MirrorReplicator {
   stop(): Promise<void>;
   status(): MirrorStatus;
   onEvent(cb: (e: MirrorEvent) => void): void;
+  /** replication.resync_bandwidth changed while the module runs (bytes per second, null: unlimited) */
+  setResyncBandwidth(bps: number | null): void;
+  /** what verify and diff read: the tracking, the directories and what they leave out (read-only use) */
+  inspect(): MirrorInspection;
+}
+
+export interface MirrorInspection {
+  readonly tracking: Tracking;
+  readonly dirs: readonly MirrorDir[];
+  readonly excludes: Excludes;
+  readonly status: MirrorStatus;
 }
 
 export interface MirrorReplicatorOptions {
