@@ -5,6 +5,8 @@ import type { Command } from '../core/types.ts';
 import type { ModuleRunner } from '../daemon/module-runner.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { bearerAuth, requireRole } from './auth.ts';
+import { registerMirrorRoutes } from './mirror-routes.ts';
+import type { MirrorReplicator } from '../mirror/index.ts';
 import type { KeyStatus } from '../secure/keyring.ts';
 import { buildInfo } from '../version.ts';
 import type { TokenSet } from './tokens.ts';
@@ -13,6 +15,8 @@ import { type ConsoleSetup, consoleApp, registerNodeRoutes } from '../console/in
 
 export interface ApiDeps {
   readonly runners: ReadonlyMap<string, ModuleRunner>;
+  /** the replication engine of each mirror module (resync bandwidth, verify and diff) */
+  readonly mirrors?: ReadonlyMap<string, MirrorReplicator>;
   /** the API tokens and their roles */
   readonly tokens: TokenSet;
   /** logs every API request with its role */
@@ -91,6 +95,8 @@ export function createApi(d: ApiDeps): Hono {
     if (!Number.isInteger(n) || n < 1 || n > 500) return c.json({ error: 'n must be an integer from 1 to 500' }, 400);
     return c.json(r.events.recent(n));
   });
+  // before the verbs: POST /modules/M/resync-bandwidth is not a state-machine command
+  registerMirrorRoutes(api, d.runners, d.mirrors ?? new Map());
   api.post('/modules/:m/:verb', async (c) => {
     const r = d.runners.get(c.req.param('m'));
     if (!r) return c.json({ error: `unknown module "${c.req.param('m')}"` }, 404);

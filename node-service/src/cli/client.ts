@@ -13,7 +13,15 @@ export interface ClientOptions {
   readonly tokenFile?: string;
 }
 
-export class CliError extends Error {}
+export class CliError extends Error {
+  /** the process's exit code (vigil verify keeps 1 for "the copies differ" and exits 2 on errors) */
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
 
 /** Talks to a node's admin API: this node's (from the config) or the one given with --api. */
 export class ApiClient {
@@ -51,15 +59,16 @@ export class ApiClient {
     return new ApiClient(base!.replace(/\/+$/, ''), token!, ca);
   }
 
-  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> {
-    if (this.base.startsWith('https:')) return this.requestTls<T>(method, path, body);
+  /** timeoutMs: listing a large replicated tree (vigil verify) takes longer than a command */
+  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: T }> {
+    if (this.base.startsWith('https:')) return this.requestTls<T>(method, path, body, timeoutMs);
     let res: Response;
     try {
       res = await fetch(`${this.base}/api/v1${path}`, {
         method,
         headers: { authorization: `Bearer ${this.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
         body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(10_000),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
       throw new CliError(`cannot reach the vigil daemon at ${this.base} (${(e as Error).cause ?? (e as Error).message}): is it running?`);
@@ -75,10 +84,10 @@ export class ApiClient {
     return { status: res.status, body: parsed as T };
   }
 
-  private async requestTls<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  private async requestTls<T>(method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<{ status: number; body: T }> {
     let r: { status: number; text: string };
     try {
-      r = await requestApi(`${this.base}/api/v1${path}`, { method, token: this.token, body, ca: this.ca });
+      r = await requestApi(`${this.base}/api/v1${path}`, { method, token: this.token, body, ca: this.ca, timeoutMs });
     } catch (e) {
       throw new CliError(`cannot reach the vigil daemon at ${this.base} (${(e as Error).message}): is it running${this.ca ? '' : ', and is api.tls in the --config given'}?`);
     }

@@ -14,6 +14,7 @@ import { watchState } from './watch.ts';
 import { installAllNodes } from './all-nodes.ts';
 import { registerOperatorVerbs } from './operator-verbs.ts';
 import { registerSecretVerbs } from './secret-verbs.ts';
+import { registerMirrorVerbs, VERIFY_ERROR_EXIT } from './mirror-verbs.ts';
 
 const program = new Command();
 program.name('vigil').description('Vigil high-availability cluster: node service and CLI').showHelpAfterError().exitOverride();
@@ -165,6 +166,7 @@ program
 
 registerOperatorVerbs(program, clientOptions);
 registerSecretVerbs(program, clientOptions);
+registerMirrorVerbs(program, clientOptions);
 
 async function main(): Promise<void> {
   try {
@@ -174,13 +176,14 @@ async function main(): Promise<void> {
     const err = e as Error & { code?: string; exitCode?: number };
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
     // a child process error carries a numeric code: only commander's codes are strings starting so
-    if (typeof err.code === 'string' && err.code.startsWith('commander.')) process.exit(err.exitCode ?? 2);
+    // vigil verify keeps exit 1 for "the copies differ": its usage errors exit 2 like its other errors
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) process.exit(process.argv[2] === 'verify' ? VERIFY_ERROR_EXIT : (err.exitCode ?? 2));
     if (err instanceof ConfigError) {
       console.error(err.message);
       process.exit(1);
     }
     console.error(`vigil: ${err.message}`);
-    process.exit(1);
+    process.exit(err instanceof CliError ? err.exitCode : 1);
   }
 }
 

@@ -10,6 +10,7 @@ import { nextCounterBase } from '../heartbeat/counter.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { createEdge } from './edge-factory.ts';
+import type { MirrorReplicator } from '../mirror/index.ts';
 import { ModuleRunner } from './module-runner.ts';
 
 export interface RunningDaemon {
@@ -41,14 +42,16 @@ export async function startDaemon(opts: { configFile: string; nodeName?: string 
   const counterBase = nextCounterBase(join(config.state_dir, `node-${self.name}`));
 
   const runners = new Map<string, ModuleRunner>();
+  const mirrors = new Map<string, MirrorReplicator>();
   const edges: ReturnType<typeof createEdge>[] = [];
   for (const module of config.modules.filter((m) => m.nodes.includes(self.name))) {
     const edge = createEdge({ cluster: config, module, self, keys, counterBase, log: log.child({ module: module.name }), metrics });
     edges.push(edge);
+    if (edge.mirror) mirrors.set(module.name, edge.mirror);
     runners.set(module.name, new ModuleRunner(config, module, self, edge, log.child({ module: module.name }), metrics));
   }
 
-  const app = createApi({ runners, tokens, log: log.child({ part: 'api' }), metrics, node: self.name, cluster: config.cluster, console: consoleSetup(config, self, runners), secrets: { status: () => keys.status(), reload: () => reloadKeys(opts.configFile, keys, log) } });
+  const app = createApi({ runners, mirrors, tokens, log: log.child({ part: 'api' }), metrics, node: self.name, cluster: config.cluster, console: consoleSetup(config, self, runners), secrets: { status: () => keys.status(), reload: () => reloadKeys(opts.configFile, keys, log) } });
   const servers = await listen(app, config.api.listen ?? self.addrs, config.api.port, config.api.tls);
   for (const r of runners.values()) await r.start();
   log.info({ cluster: config.cluster, modules: [...runners.keys()], api: `${(config.api.listen ?? self.addrs)[0]}:${config.api.port}` }, 'vigil daemon started');

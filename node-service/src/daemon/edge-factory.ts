@@ -7,7 +7,7 @@ import { FarmEdge } from '../farm/index.ts';
 import { HeartbeatMonitor } from '../heartbeat/monitor.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { createMirrorReplicator } from '../mirror/index.ts';
+import { createMirrorReplicator, type MirrorReplicator } from '../mirror/index.ts';
 import { MirrorReplication } from './mirror-replication.ts';
 import type { Edge } from './module-runner.ts';
 import { NoReplication, nullFarm, nullVip, type ReplicationPort } from './ports.ts';
@@ -24,7 +24,7 @@ export interface EdgeContext {
 }
 
 /** Picks, for one module, the adapter of each capability it configures (a null one otherwise). */
-export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void> } {
+export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void>; mirror?: MirrorReplicator } {
   const { cluster, module, self, log } = ctx;
   const peers = module.nodes.filter((n) => n !== self.name).map((n) => cluster.nodes.find((x) => x.name === n)!);
   const monitor = new HeartbeatMonitor({
@@ -45,10 +45,10 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void> } 
   const health = createModuleHealth(module, self.name, log);
 
   let replication: ReplicationPort = new NoReplication();
+  let mirror: MirrorReplicator | undefined;
   if (module.mode === 'mirror' && module.replication) {
-    replication = new MirrorReplication(
-      createMirrorReplicator({ module, self, peer: peers[0], secret: ctx.keys.sending.secret, keys: ctx.keys, stateDir: join(cluster.state_dir, module.name, 'mirror'), log: log.child({ part: 'mirror' }) }),
-    );
+    mirror = createMirrorReplicator({ module, self, peer: peers[0], secret: ctx.keys.sending.secret, keys: ctx.keys, stateDir: join(cluster.state_dir, module.name, 'mirror'), log: log.child({ part: 'mirror' }) });
+    replication = new MirrorReplication(mirror);
   }
 
   const poster = module.cloud_events
@@ -63,6 +63,7 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void> } 
     startCheckers: (report) => health.startCheckers(report),
     witness: health.witness,
     notify: poster ? (e) => poster.publish(e) : undefined,
+    ...(mirror ? { mirror } : {}),
     close: async () => {
       await poster?.close();
     },
