@@ -1,4 +1,5 @@
 import { initMirror, isolated, type MirrorCore, type MirrorInit, stepMirror } from '../../node-service/src/core/mirror-step.ts';
+import { FakeLeaseStore } from './core-arbiter.ts';
 import type { Action, Command, CoreEvent, PeerView, Persisted, Step, Transition, UntimedEvent } from '../../node-service/src/core/types.ts';
 
 /**
@@ -39,13 +40,18 @@ export class MirrorSim {
   now = 0;
   link = true;
   replicationUp = true;
+  /** with `arbiter`: the lease store both nodes claim from */
+  readonly store?: FakeLeaseStore;
+  /** store answers on their way back to the nodes */
+  private answers: { node: string; at: number; ev: UntimedEvent }[] = [];
 
-  constructor(private readonly opts: { defaultPrimary?: string; witness?: boolean; init?: Partial<Pick<MirrorInit, 'failover' | 'swapBack' | 'maxFailovers'>> } = {}) {
+  constructor(private readonly opts: { defaultPrimary?: string; witness?: boolean; arbiter?: { ttlMs: number }; init?: Partial<Pick<MirrorInit, 'failover' | 'swapBack' | 'maxFailovers'>> } = {}) {
+    if (opts.arbiter) this.store = new FakeLeaseStore(opts.arbiter.ttlMs);
     for (const [self, peer] of [['node1', 'node2'], ['node2', 'node1']] as const) this.add(self, peer);
   }
 
   private add(self: string, peerName: string, persisted?: Persisted): void {
-    const init: MirrorInit = { ...this.opts.init, self, peerName, defaultPrimary: this.opts.defaultPrimary, witnessConfigured: this.opts.witness, persisted };
+    const init: MirrorInit = { ...this.opts.init, self, peerName, defaultPrimary: this.opts.defaultPrimary, witnessConfigured: this.opts.witness, persisted, arbiterTtlMs: this.opts.arbiter?.ttlMs };
     const core = initMirror(init);
     this.nodes.set(self, { core, pending: [], done: [], persisted: core.p, logs: [], replies: [], witnessPolling: false, failing: new Set(), crashed: true });
   }
@@ -74,6 +80,28 @@ export class MirrorSim {
       else if (a.type === 'log') node.logs.push(a.msg);
       else if (a.type === 'witness') node.witnessPolling = a.poll;
       else if (a.type === 'abort') node.pending = [];
+      else if (a.type === 'lease' && this.store) {
+        if (a.op === 'release') this.store.release(node.core.self, this.now);
+        else {
+          const r = this.store.claim(node.core.self, a.gen, a.force, this.now);
+          this.answers.push({ node: node.core.self, at: r.at, ev: { type: 'lease', ...r.answer } });
+        }
+      }
+    }
+  }
+
+  /** delivers the store answers due by now (a crashed node never gets its own) */
+  private deliverAnswers(): void {
+    const due = this.answers.filter((a) => a.at <= this.now);
+    this.answers = this.answers.filter((a) => a.at > this.now);
+    for (const a of due) this.feed(a.node, a.ev);
+  }
+
+  /** lets `ms` of simulated time pass in rounds of 100 ms, whatever changes (ticks, heartbeats, store) */
+  run(ms: number, each?: () => void): void {
+    for (let t = 0; t < ms; t += 100) {
+      this.round();
+      each?.();
     }
   }
 
@@ -90,6 +118,7 @@ export class MirrorSim {
     const node = this.node(n);
     node.crashed = true;
     node.pending = [];
+    this.answers = this.answers.filter((a) => a.node !== n);
   }
 
   command(n: string, command: Command): { ok: boolean; message: string } {
@@ -152,16 +181,21 @@ export class MirrorSim {
   settle(rounds = 20): void {
     for (let i = 0; i < rounds; i++) {
       const before = this.snapshot();
-      for (const n of this.nodes.keys()) this.runTransitions(n);
-      this.exchange();
-      this.replicate();
-      this.now += 100;
-      for (const n of this.nodes.keys()) this.feed(n, { type: 'tick' });
+      this.round();
       if (this.snapshot() === before) return;
     }
   }
 
+  private round(): void {
+    for (const n of this.nodes.keys()) this.runTransitions(n);
+    this.exchange();
+    this.replicate();
+    this.deliverAnswers();
+    this.now += 100;
+    for (const n of this.nodes.keys()) this.feed(n, { type: 'tick' });
+  }
+
   private snapshot(): string {
-    return JSON.stringify([...this.nodes.values()].map((n) => [n.crashed, n.core.state, n.core.target, n.core.busy, n.pending.length, n.core.synced, n.core.p, n.core.handover, n.core.peerAlive]));
+    return JSON.stringify([...this.nodes.values()].map((n) => [n.crashed, n.core.state, n.core.target, n.core.busy, n.pending.length, n.core.synced, n.core.p, n.core.handover, n.core.peerAlive, n.core.lease.view, n.core.leaseWant]).concat([this.answers.length]));
   }
 }

@@ -33,6 +33,7 @@ export function stepFarm(core: FarmCore, ev: CoreEvent): R {
     case 'peerLost':
     case 'replication':
     case 'witness':
+    case 'lease':
       return settle(c, []);
     case 'transitionDone': {
       if (isDropped(c, ev.id)) return { state: c, actions: [] };

@@ -17,7 +17,9 @@ import {
   initBase,
   restartInPlaceSteps,
   stepDownIsolatedSteps,
+  leaseLostSteps,
 } from './transitions.ts';
+import { claimDue, claimSent, leaseAnswered, leaseDropped, leaseHeld, type LeaseAnswer, type LeaseState, type LeaseTiming, leaseTiming, leaseWaitReason, NO_LEASE } from './lease.ts';
 import { type Action, type CoreEvent, FRESH, isPrimary, type ModuleState, type OnFailure, type Persisted, type PeerView, type StepResult } from './types.ts';
 
 /**
@@ -65,6 +67,13 @@ export interface MirrorCore extends Base {
   readonly swapBack: boolean;
   /** we became primary because the peer failed or stopped (not by an operator or a handover): swap_back applies */
   readonly tookOver: boolean;
+  /** config `arbiter`: serve only while holding the lease (core/lease.ts) */
+  readonly arbiter?: LeaseTiming;
+  readonly lease: LeaseState;
+  /** why this node wants the lease now (it would become primary); recomputed on every decision */
+  readonly leaseWant?: string;
+  /** an operator's `prim` that waits for the lease: it is carried out once the lease is held */
+  readonly operatorPrim?: { readonly reason: string; readonly tookOver: boolean; readonly force: boolean };
 }
 
 export interface MirrorInit {
@@ -81,6 +90,8 @@ export interface MirrorInit {
   readonly swapBack?: boolean;
   /** @default 3 within 24 h */
   readonly maxFailovers?: FailoverLimit;
+  /** the `arbiter:` lease time to live, when one is configured */
+  readonly arbiterTtlMs?: number;
 }
 
 export function initMirror(i: MirrorInit): MirrorCore {
@@ -103,6 +114,8 @@ export function initMirror(i: MirrorInit): MirrorCore {
     failoverConfig: i.failover ?? true,
     swapBack: i.swapBack ?? false,
     tookOver: false,
+    arbiter: i.arbiterTtlMs === undefined ? undefined : leaseTiming(i.arbiterTtlMs),
+    lease: NO_LEASE,
   };
 }
 
@@ -145,7 +158,22 @@ export function stepMirror(core: MirrorCore, ev: CoreEvent): R {
       );
     case 'command':
       return onCommand(c, ev.command);
+    case 'lease':
+      return onLease(c, ev);
   }
+}
+
+/** The arbiter answered a claim. A lease held while nothing wants it is given back by settle. */
+function onLease(c: MirrorCore, a: LeaseAnswer): R {
+  if (!c.arbiter) return { state: c, actions: [] };
+  const lease = leaseAnswered(c.lease, a, c.arbiter, c.now);
+  const actions: Action[] = [];
+  if (a.outcome !== c.lease.view) {
+    if (a.outcome === 'held') actions.push({ type: 'log', level: 'info', msg: 'arbiter: lease held' });
+    else if (isPrimary(c.target)) actions.push({ type: 'log', level: 'warn', msg: `arbiter: ${leaseWaitReason(lease, c.arbiter, c.p.gen)}; stepping down ${Math.max(0, Math.round(lease.serveUntil - c.now))} ms before the lease can expire` });
+  }
+  if (a.outcome === 'held' && c.operatorPrim?.force) return settle({ ...c, lease, operatorPrim: { ...c.operatorPrim, force: false } }, actions);
+  return settle({ ...c, lease }, [...actions, ...(a.outcome !== c.lease.view ? [{ type: 'publish' } as const] : [])]);
 }
 
 function onPeer(c: MirrorCore, peer: PeerView): R {
@@ -230,7 +258,9 @@ function onChecker(c: MirrorCore, ev: Extract<CoreEvent, { type: 'checker' }>): 
   return { state: r.state, actions: [log, ...r.actions, { type: 'publish' }] };
 }
 
-function onCommand(c: MirrorCore, cmd: Extract<CoreEvent, { type: 'command' }>['command']): R {
+function onCommand(core: MirrorCore, cmd: Extract<CoreEvent, { type: 'command' }>['command']): R {
+  // these end an operator prim that waits for the arbiter lease
+  const c = ['stop', 'shutdown', 'second', 'forcestop', 'stopstart'].includes(cmd.type) ? { ...core, operatorPrim: undefined } : core;
   const refuse = (message: string): R => ({ state: c, actions: [], reply: { ok: false, message } });
   const accept = (r: { state: MirrorCore; actions: readonly Action[] }, message: string): R => ({ ...r, reply: { ok: true, message } });
   switch (cmd.type) {
@@ -273,7 +303,10 @@ function onCommand(c: MirrorCore, cmd: Extract<CoreEvent, { type: 'command' }>['
       }
       const why = cmd.force ? 'operator forced prim' : fresh ? 'operator prim on first start' : 'operator prim';
       // prim on a node whose peer is gone is a manual failover: swap_back applies to it as to an automatic one
-      return accept(promote({ ...c, hold: false, fullSyncNext: cmd.fullSync ?? false }, why, !c.peerAlive), 'becoming primary');
+      const operatorPrim = c.arbiter ? { reason: why, tookOver: !c.peerAlive, force: cmd.force } : undefined;
+      const r = promote({ ...c, hold: false, fullSyncNext: cmd.fullSync ?? false, operatorPrim }, why, !c.peerAlive);
+      if (isPrimary(r.state.target)) return accept(r, 'becoming primary');
+      return accept(withClaims(r), `becoming primary once this node holds the arbiter lease (now: ${leaseWaitReason(c.lease, c.arbiter!, c.p.gen)})`);
     }
     case 'second': {
       if (isPrimary(c.target)) {
@@ -323,6 +356,8 @@ function failOver(c: MirrorCore, reason: string): R {
     const why = `${reason}, but failover is off: waiting for an operator (vigil prim to take over here, or vigil failover on)`;
     return c.target === 'WAIT' ? waiting(c, why) : toWait(c, why);
   }
+  // waiting for the lease is not a failover yet: count it only once it can happen
+  if (!mayServe(c)) return awaitLease(c, reason);
   const n = countFailover(c, c.now, 'taking over');
   if (!n.ok) return maxLoopStop(c, n.reason);
   return promote(n.next, reason, true);
@@ -343,9 +378,10 @@ function handOver(c: MirrorCore, reason: string, pre: Action[]): R {
 
 /** `tookOver`: the peer failed or stopped (swap_back may later hand the role back to default_primary). */
 function promote(c: MirrorCore, reason: string, tookOver = false): R {
+  if (!mayServe(c)) return awaitLease(c, reason);
   const gen = Math.max(c.p.gen, c.peer?.gen ?? 0) + 1;
   const p: Persisted = { ...c.p, gen, primaryEpoch: gen, lastState: 'ALONE', inSync: false, stopped: false };
-  const r = queue({ ...c, p, synced: false, swapRequest: false, handover: false, waitingReason: '', tookOver }, 'ALONE', reason, enterPrimarySteps(c.target, { fullSync: c.fullSyncNext }), [persist(p)]);
+  const r = queue({ ...c, p, synced: false, swapRequest: false, handover: false, waitingReason: '', tookOver, operatorPrim: undefined }, 'ALONE', reason, enterPrimarySteps(c.target, { fullSync: c.fullSyncNext }), [persist(p)]);
   return { state: { ...r.state, fullSyncNext: false }, actions: [...r.actions, { type: 'publish' }] };
 }
 
@@ -408,11 +444,55 @@ function witnessAllows(c: MirrorCore): 'yes' | 'no' | 'unknown' {
   return c.now - since >= c.witnessGraceMs ? 'yes' : 'unknown';
 }
 
+/** Without an arbiter a node may always serve; with one, only while it holds the lease. */
+const mayServe = (c: MirrorCore): boolean => !c.arbiter || leaseHeld(c.lease, c.now);
+
+/** We would become primary, but hold no lease: ask for it (withClaims) and say why we wait. */
+function awaitLease(c: MirrorCore, reason: string): R {
+  return waiting({ ...c, leaseWant: reason }, `${reason}; ${leaseWaitReason(c.lease, c.arbiter!, c.p.gen)}`);
+}
+
+/**
+ * The lease could not be renewed in time (or the store says another node holds it): stop serving
+ * now, the margin before it can expire at the store. Whatever transition runs is abandoned (its
+ * script killed): a start script that hangs must not keep the address past the deadline.
+ */
+function leaseLost(c: MirrorCore): R {
+  const unanswered = c.lease.view === 'held';
+  const lease: LeaseState = { ...leaseDropped(c.lease), view: unanswered ? 'unreachable' : c.lease.view, reason: unanswered ? 'no renewal answered in time' : c.lease.reason };
+  const reason = `arbiter lease not renewed (${leaseWaitReason(lease, c.arbiter!, c.p.gen)}): stepping down ${c.arbiter!.marginMs} ms before it can expire at the store`;
+  const pre: Action[] = c.busy > 0 ? [{ type: 'abort' }] : [];
+  const cleared: MirrorCore = c.busy > 0 ? { ...c, busy: 0, liveFrom: c.nextId, target: c.state } : c;
+  const r = queue({ ...cleared, waitingReason: reason, lease, tookOver: false }, 'WAIT', reason, leaseLostSteps(), [...pre, { type: 'log', level: 'warn', msg: reason }]);
+  return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
+}
+
+/** Renewals while primary, claims while wanting to be, and the lease given back once nothing wants it. */
+function withClaims(r: R): R {
+  const s = r.state;
+  if (!s.arbiter) return r;
+  const want = isPrimary(s.target) || s.leaseWant !== undefined || s.operatorPrim !== undefined;
+  if (want && claimDue(s.lease, s.arbiter, s.now)) {
+    const claim: Action = { type: 'lease', op: 'claim', gen: s.p.gen, force: s.operatorPrim?.force ?? false };
+    return { ...r, state: { ...s, lease: claimSent(s.lease, s.now) }, actions: [...r.actions, claim] };
+  }
+  // Only once the step-down ran (idle, not primary): the peer may be granted it the moment we let go.
+  if (!want && s.busy === 0 && !isPrimary(s.state) && leaseHeld(s.lease, s.now)) {
+    return { ...r, state: { ...s, lease: leaseDropped(s.lease) }, actions: [...r.actions, { type: 'lease', op: 'release' }] };
+  }
+  return r;
+}
+
 /** Level-triggered decisions: given everything we know now, where should this node be? */
 function settle(c: MirrorCore, pre: Action[]): R {
-  if (c.busy > 0 || c.target === 'STOP') return { state: c, actions: pre };
-  const r = decide(c);
-  return { state: r.state, actions: [...pre, ...r.actions], reply: r.reply };
+  if (c.arbiter && isPrimary(c.target) && !leaseHeld(c.lease, c.now)) {
+    const r = leaseLost(c);
+    return withClaims({ state: r.state, actions: [...pre, ...r.actions] });
+  }
+  const fresh: MirrorCore = c.leaseWant === undefined ? c : { ...c, leaseWant: undefined };
+  if (fresh.busy > 0 || fresh.target === 'STOP') return withClaims({ state: fresh, actions: pre });
+  const r = decide(fresh);
+  return withClaims({ state: r.state, actions: [...pre, ...r.actions], reply: r.reply });
 }
 
 function waiting(c: MirrorCore, reason: string): R {
@@ -420,8 +500,13 @@ function waiting(c: MirrorCore, reason: string): R {
   return { state: { ...c, waitingReason: reason }, actions: [{ type: 'log', level: 'info', msg: `${c.target}: ${reason}` }] };
 }
 
-function decide(c: MirrorCore): R {
-  const peer = c.peerAlive ? c.peer : undefined;
+function decide(core: MirrorCore): R {
+  const peer = core.peerAlive ? core.peer : undefined;
+  let c = core;
+  if (c.operatorPrim && !isPrimary(c.target)) {
+    if (!peerIsPrimary(peer)) return promote(c, c.operatorPrim.reason, c.operatorPrim.tookOver);
+    c = { ...c, operatorPrim: undefined };
+  }
   switch (c.target) {
     case 'ALONE':
     case 'PRIM': {

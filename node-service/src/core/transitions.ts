@@ -27,6 +27,13 @@ export function stepDownIsolatedSteps(): Step[] {
   return [{ type: 'vip', op: 'remove' }, { type: 'script', script: 'stop_prim', stop: true }, { type: 'replication', op: 'idle' }];
 }
 
+/** A primary whose arbiter lease runs out stops serving in the order that fences it soonest: the
+ *  address first (clients stop arriving), then the view turns read-only (a write still in flight
+ *  fails instead of diverging), then the application stops. All must be done within the margin. */
+export function leaseLostSteps(): Step[] {
+  return [{ type: 'vip', op: 'remove' }, { type: 'replication', op: 'idle' }, { type: 'script', script: 'stop_prim', stop: true }];
+}
+
 export function enterSecondarySteps(from: ModuleState, opts: { fullSync?: boolean; divergent?: boolean }): Step[] {
   const steps: Step[] = from === 'ALONE' || from === 'PRIM' ? leavePrimarySteps() : [];
   if (from === 'SECOND') steps.push({ type: 'script', script: 'stop_second', stop: true });

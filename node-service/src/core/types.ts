@@ -1,5 +1,6 @@
 /** Module states and modes are contract: declared once in contract/states.ts. */
 import type { ModuleState } from '../contract/states.ts';
+import type { LeaseAnswer } from './lease.ts';
 export { type ModuleState, type ModuleMode, PRIMARY_STATES, isPrimary, isReady } from '../contract/states.ts';
 
 export type ScriptName =
@@ -77,7 +78,9 @@ export type CoreEvent =
   | { readonly type: 'replication'; readonly status: 'synced' | 'lost'; readonly reason: string; readonly now: number }
   | { readonly type: 'transitionDone'; readonly id: number; readonly ok: boolean; readonly detail: string; readonly now: number }
   | { readonly type: 'checker'; readonly checker: string; readonly up: boolean; readonly reason: string; readonly onFailure: OnFailure; readonly maxRestarts?: number; readonly restartWindow?: number; readonly now: number }
-  | { readonly type: 'witness'; readonly reachable: boolean; readonly now: number };
+  | { readonly type: 'witness'; readonly reachable: boolean; readonly now: number }
+  /** the arbiter store's answer to a lease claim (core/lease.ts) */
+  | ({ readonly type: 'lease'; readonly now: number } & LeaseAnswer);
 
 /** One effect of a transition, executed in order by the daemon. */
 export type Step =
@@ -106,6 +109,11 @@ export type Action =
   | { readonly type: 'publish' }
   /** start polling the split-brain witnesses (peer silent) or stop */
   | { readonly type: 'witness'; readonly poll: boolean }
+  /** ask the arbiter store for the lease (acquire, or renew the one we hold) carrying our data
+   *  generation as the fencing token (`force`: the operator overrides the fence), or give it up;
+   *  a claim is answered by a `lease` event */
+  | { readonly type: 'lease'; readonly op: 'claim'; readonly gen: number; readonly force: boolean }
+  | { readonly type: 'lease'; readonly op: 'release' }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string };
 
 export interface StepResult<S> {
