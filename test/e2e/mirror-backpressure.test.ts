@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backing, closePair, drained, startPair, type Pair } from '../helpers/mirror-cluster.ts';
 import { compareTrees } from '../helpers/mirror-compare.ts';
-import { inside } from '../helpers/mirror-db.ts';
 
 const ROOT = `/tmp/vgk-e2e-backpressure-${process.pid}`;
 const MiB = 1 << 20;
@@ -52,7 +51,7 @@ describe('mirror: a writer faster than the secondary is slowed down; memory stay
     })();
     // WHEN a writer streams 192 MiB through the primary's view (about 8 times what the link carries in a second)
     const t0 = Date.now();
-    await inside(a, ['dd', 'if=/dev/zero', `of=${join(ROOT, 'a', 'data', 'stream.bin')}`, 'bs=1M', 'count=192', 'status=none']);
+    await a.inside(['dd', 'if=/dev/zero', `of=${join(ROOT, 'a', 'data', 'stream.bin')}`, 'bs=1M', 'count=192', 'status=none']);
     const writeS = (Date.now() - t0) / 1000;
     await drained(a, 120_000);
     sampling = false;
@@ -75,7 +74,7 @@ describe('mirror: a writer faster than the secondary is slowed down; memory stay
     b.proc!.kill('SIGSTOP');
     try {
       // WHEN the primary keeps writing
-      const writer = inside(a, ['dd', 'if=/dev/zero', `of=${join(ROOT, 'a', 'data', 'alone.bin')}`, 'bs=1M', 'count=64', 'conv=fsync', 'status=none']);
+      const writer = a.inside(['dd', 'if=/dev/zero', `of=${join(ROOT, 'a', 'data', 'alone.bin')}`, 'bs=1M', 'count=64', 'conv=fsync', 'status=none']);
       // THEN it goes ALONE and the writer completes
       await lost;
       await writer;

@@ -45,7 +45,10 @@ export class AppCluster {
   static async create(o: AppClusterOptions): Promise<AppCluster> {
     const moduleDir = mkdtempSync(join(tmpdir(), `vigil-${o.prefix}-module-`));
     const mod = newModule({ template: o.template, dir: moduleDir, force: true, set: o.set });
-    const entry = { ...(parse(mod.snippet) as Record<string, unknown>), ...o.module } as { name: string };
+    const snippet = parse(mod.snippet) as Record<string, unknown>;
+    // replication keys (e.g. ack) are merged into the template's block, not put in its place
+    const replication = o.module?.replication ? { replication: { ...(snippet.replication as object), ...(o.module.replication as object) } } : {};
+    const entry = { ...snippet, ...o.module, ...replication } as { name: string };
     const c = await NsCluster.create({ prefix: o.prefix, subnet: o.subnet, nodes: o.nodes, extraHosts: ['client'], privatePath: o.privatePath, module: entry });
     for (const n of c.nodes) {
       for (const d of o.dataDirs ?? []) mkdirSync(join(n.root, 'private', d.slice(o.privatePath.length)), { recursive: true });

@@ -22,7 +22,10 @@ async function startPair(app: AppCluster): Promise<void> {
   await app.c.waitFor({ node1: 'PRIM', node2: 'SECOND' }, 120_000);
 }
 
-export async function createPostgres(prefix: string, subnet: string): Promise<MirrorDb> {
+/** replication keys merged into the template's (e.g. `{ ack: 'write' }`) */
+type Replication = Readonly<Record<string, unknown>>;
+
+export async function createPostgres(prefix: string, subnet: string, replication?: Replication): Promise<MirrorDb> {
   const priv = `/srv/${prefix}`;
   const bin = '/usr/lib/postgresql/15/bin';
   const app = await AppCluster.create({
@@ -32,7 +35,7 @@ export async function createPostgres(prefix: string, subnet: string): Promise<Mi
     privatePath: priv,
     dataDirs: [`${priv}/db`],
     set: { MODULE: 'pg', VIP: `${subnet}.100/24`, DATA_DIR: `${priv}/db`, PG_SOCKET_DIR: `${priv}/run`, LOG_FILE: `${priv}/log/postgresql.log`, HBA_ALLOW: `${subnet}.0/24`, DISTRO_SERVICE: '', STOP_FAST_SECONDS: '5' },
-    module: { default_primary: 'node1' },
+    module: { default_primary: 'node1', ...(replication ? { replication } : {}) },
   });
   try {
     await startPair(app);
@@ -55,7 +58,7 @@ export async function createPostgres(prefix: string, subnet: string): Promise<Mi
   }
 }
 
-export async function createMariadb(prefix: string, subnet: string): Promise<MirrorDb> {
+export async function createMariadb(prefix: string, subnet: string, replication?: Replication): Promise<MirrorDb> {
   const priv = `/srv/${prefix}`;
   const app = await AppCluster.create({
     prefix,
@@ -65,7 +68,7 @@ export async function createMariadb(prefix: string, subnet: string): Promise<Mir
     dataDirs: [`${priv}/db`],
     privateFiles: () => ({ 'my.cnf': '[mysqld]\n' }),
     set: { VIP: `${subnet}.100/24`, DATA_DIR: `${priv}/db`, RUN_DIR: `${priv}/run`, LOG_FILE: `${priv}/log/error.log`, MY_CNF: `${priv}/my.cnf`, DISTRO_SERVICE: '', STOP_SECONDS: '10' },
-    module: { default_primary: 'node1' },
+    module: { default_primary: 'node1', ...(replication ? { replication } : {}) },
   });
   try {
     await startPair(app);

@@ -95,6 +95,23 @@ export class MirrorNode {
     return spawn('nsenter', ['-t', String(pid), '-m', '-n', `--wd=${ROOT}`, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
+  /** runs cmd inside this node's namespaces; resolves with stdout, rejects with the output on failure */
+  inside(cmd: string[], timeoutMs = 180_000): Promise<string> {
+    return new Promise((res, rej) => {
+      const p = this.spawnInside(cmd);
+      let out = '';
+      let err = '';
+      const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+      p.stdout!.on('data', (d) => (out += d));
+      p.stderr!.on('data', (d) => (err += d));
+      p.on('exit', (c) => {
+        clearTimeout(t);
+        if (c === 0) res(out);
+        else rej(new Error(`${cmd.join(' ')} (on ${this.name}): exit ${c}\n${err}${out}`));
+      });
+    });
+  }
+
   kill9(): void {
     this.proc?.kill('SIGKILL');
     this.proc = null;
