@@ -1,6 +1,6 @@
 const RESOLVED = Promise.resolve();
 /** the most a pause may be made up for at once: an idle moment does not turn into a burst */
-const BURST_S = 0.05;
+const BURST_S = 0.2;
 /** a waiter looks at the rate at least this often, so a live change applies within it */
 const RECHECK_MS = 100;
 
