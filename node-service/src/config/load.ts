@@ -7,6 +7,7 @@ import { formatDuration } from './duration.ts';
 import { isIpv4NetworkOrBroadcast, parseCidr } from './net.ts';
 import { modulePorts } from './ports.ts';
 import { clusterSchema, dirPath, type ParsedCluster } from './schema.ts';
+import type { ArbiterConfig } from './arbiter.ts';
 import type { ClusterConfig, ModuleConfig } from './types.ts';
 
 export interface LoadOptions {
@@ -82,10 +83,17 @@ function resolveConfig(p: ParsedCluster, file: string): ClusterConfig {
         heartbeat: { pulse, timeout: m.heartbeat.timeout ?? Math.max(DEFAULT_TIMEOUT_MS, pulse * 3) },
         ports: modulePorts(m.id),
         scripts_dir: m.scripts_dir === undefined ? undefined : abs(m.scripts_dir),
+        arbiter: m.arbiter?.type === 'etcd' ? resolveEtcdFiles(m.arbiter, abs) : m.arbiter,
         nodes: m.nodes ?? allNodes,
       };
     }),
   };
+}
+
+/** etcd's TLS and password files are paths like the others: relative ones resolve against the config's folder. */
+function resolveEtcdFiles(a: Extract<ArbiterConfig, { type: 'etcd' }>, abs: (x: string) => string): ArbiterConfig {
+  const opt = (x: string | undefined) => (x === undefined ? undefined : abs(x));
+  return { ...a, password_file: opt(a.password_file), tls: a.tls && { ca: opt(a.tls.ca), cert: opt(a.tls.cert), key: opt(a.tls.key) } };
 }
 
 function crossCheck(c: ClusterConfig, opts: LoadOptions): ConfigIssue[] {
@@ -146,9 +154,20 @@ function crossCheck(c: ClusterConfig, opts: LoadOptions): ConfigIssue[] {
     if (m.default_primary !== undefined && !m.nodes.includes(m.default_primary)) {
       add(`${at}.default_primary`, `unknown node "${m.default_primary}" (must be one of ${m.nodes.join(', ')})`);
     }
+    if (m.arbiter?.type === 'etcd') {
+      const { tls, password_file } = m.arbiter;
+      if ((tls?.cert === undefined) !== (tls?.key === undefined)) add(`${at}.arbiter.tls`, 'cert and key go together: give both for client certificate authentication, or neither');
+      if ((m.arbiter.username === undefined) !== (password_file === undefined)) add(`${at}.arbiter`, 'username and password_file go together: give both, or neither');
+      if (!opts.skipFileChecks) {
+        for (const [k, f] of [['tls.ca', tls?.ca], ['tls.cert', tls?.cert], ['tls.key', tls?.key], ['password_file', password_file]] as const) {
+          if (f !== undefined && !isFile(f)) add(`${at}.arbiter.${k}`, `${f} is not a readable file`);
+        }
+      }
+    }
     if (m.swap_back && m.default_primary === undefined) add(`${at}.swap_back`, 'swap_back needs default_primary: name the node the roles swap back to');
     if (m.mode === 'farm') {
       if (m.replication) add(`${at}.replication`, 'only a mirror module replicates directories; remove it or set mode: mirror');
+      if (m.arbiter) add(`${at}.arbiter`, 'only a mirror module has a primary to arbitrate; remove it or set mode: mirror');
       if (m.default_primary) add(`${at}.default_primary`, 'a farm module has no primary; remove it');
       for (const n of Object.keys(m.farm?.power ?? {})) {
         if (!m.nodes.includes(n)) add(`${at}.farm.power.${n}`, `unknown node "${n}" (must be one of ${m.nodes.join(', ')})`);

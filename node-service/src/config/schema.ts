@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { bandwidth, SIZE_UNITS } from './bandwidth.ts';
+import { arbiterSchema } from './arbiter.ts';
 import { duration } from './duration.ts';
 import { parseCidr } from './net.ts';
 
@@ -161,6 +162,8 @@ export const moduleSchema = z
       })
       .strict()
       .optional(),
+    /** a lease on an external consensus store: serve as primary only while holding it (mirror only) */
+    arbiter: arbiterSchema.optional(),
     arp: z
       .object({ count: z.number().int().min(0).max(100).default(5), interval: duration.default('200ms'), refresh: duration.optional() })
       .strict()

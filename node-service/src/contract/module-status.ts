@@ -24,6 +24,21 @@ export interface ModuleStatus {
   readonly buckets?: Record<string, number[]>;
   /** mirror: automatic failover allowed on this node (`failover` in the config, `vigil failover on|off`) */
   readonly failover?: 'on' | 'off';
+  /** mirror with an `arbiter:`: the lease as this node knows it (docs/ARCHITECTURE.md "Arbiter") */
+  readonly arbiter?: ArbiterStatus;
+}
+
+export interface ArbiterStatus {
+  readonly type: string;
+  /** held: this node may serve; taken: the peer holds it; fenced: our data is older than the last
+   *  holder's; unreachable: the store did not answer (both nodes unreachable: nobody serves); none: not asked */
+  readonly lease: 'held' | 'taken' | 'fenced' | 'unreachable' | 'none';
+  readonly holder?: string;
+  readonly holderGen?: number;
+  readonly reason?: string;
+  /** held: how long this node may still serve without a renewal */
+  readonly servesForMs?: number;
+  readonly unreachableForMs?: number;
 }
 
 /** The contract part, checked strictly; other fields pass through. */

@@ -9,7 +9,8 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { createMirrorReplicator, type MirrorReplicator } from '../mirror/index.ts';
 import { MirrorReplication } from './mirror-replication.ts';
-import type { Edge } from './module-runner.ts';
+import { createArbiter } from '../arbiter/index.ts';
+import { type Edge, monotonic } from './module-runner.ts';
 import { NoReplication, nullFarm, nullVip, type ReplicationPort } from './ports.ts';
 
 export interface EdgeContext {
@@ -55,8 +56,11 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void>; m
     ? createCloudEventPoster({ url: module.cloud_events.url, secret: readCloudEventSecret(module.cloud_events.secret_file), cluster: cluster.cluster, node: self.name, log: log.child({ part: 'cloud-events' }) })
     : undefined;
 
+  const arbiter = module.arbiter ? createArbiter(module.arbiter, { cluster: cluster.cluster, module: module.name, node: self.name, log: log.child({ part: 'arbiter' }), now: monotonic }) : undefined;
+
   return {
     monitor,
+    arbiter,
     vip: health.vip ?? nullVip,
     replication,
     farm: module.mode === 'farm' ? new FarmEdge({ module, self: self.name, log }) : nullFarm,
@@ -66,6 +70,7 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void>; m
     ...(mirror ? { mirror } : {}),
     close: async () => {
       await poster?.close();
+      await arbiter?.close();
     },
   };
 }

@@ -5,6 +5,8 @@ import { failoverEnabled, initMirror, isolated } from '../core/mirror-step.ts';
 import { type ModuleCore, step } from '../core/step.ts';
 import type { ModuleStatus } from '../contract/module-status.ts';
 import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Step, type Transition } from '../core/types.ts';
+import type { LeaseStore } from '../arbiter/index.ts';
+import { leaseHeld, type LeaseState } from '../core/lease.ts';
 import type { HeartbeatMonitor } from '../heartbeat/monitor.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -21,6 +23,8 @@ export interface Edge {
   /** checker adapters: started after boot, report into the core */
   readonly startCheckers: (report: (e: { checker: string; up: boolean; reason: string }) => void) => () => void;
   readonly witness?: { reachable(): Promise<boolean> };
+  /** the `arbiter:` lease store (arbiter/), when the module has one */
+  readonly arbiter?: LeaseStore;
   /** state-change notifications outside the node (cloud functions) */
   readonly notify?: (e: { module: string; from: ModuleState; to: ModuleState; reason: string }) => void;
 }
@@ -28,7 +32,8 @@ export interface Edge {
 /** the `vigil state --json` object (contract/module-status.ts) */
 export type { ModuleStatus } from '../contract/module-status.ts';
 
-const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
+/** the core's clock: monotonic milliseconds (adapters that report times, like the arbiter, read the same) */
+export const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
 
 /**
  * The thin shell around one module's pure core: turns sockets, timers and script exits into events,
@@ -76,6 +81,7 @@ export class ModuleRunner {
         failover: module.failover,
         swapBack: module.swap_back,
         maxFailovers: { count: module.max_failovers.count, windowMs: module.max_failovers.window },
+        arbiterTtlMs: module.arbiter?.ttl,
       });
     } else {
       this.core = initFarm({ self: self.name, onStartFailure: module.on_start_failure, persisted, maxFailovers: { count: module.max_failovers.count, windowMs: module.max_failovers.window } });
@@ -197,6 +203,20 @@ export class ModuleRunner {
       checkers: { ...this.checkerUp },
       ...(this.module.mode === 'farm' ? { buckets: this.edge.farm.status()?.buckets ?? {} } : {}),
       ...(c.mode === 'mirror' ? { failover: failoverEnabled(c) ? ('on' as const) : ('off' as const) } : {}),
+      ...(c.mode === 'mirror' && c.arbiter && this.module.arbiter ? { arbiter: this.arbiterStatus(c.lease, this.module.arbiter.type) } : {}),
+    };
+  }
+
+  private arbiterStatus(l: LeaseState, type: string): NonNullable<ModuleStatus['arbiter']> {
+    const now = monotonic();
+    return {
+      type,
+      lease: leaseHeld(l, now) ? 'held' : l.view === 'held' ? 'none' : l.view,
+      ...(l.holder ? { holder: l.holder } : {}),
+      ...(l.holderGen !== undefined ? { holderGen: l.holderGen } : {}),
+      ...(l.reason ? { reason: l.reason } : {}),
+      ...(leaseHeld(l, now) ? { servesForMs: Math.round(l.serveUntil - now) } : {}),
+      ...(l.unreachableSince !== undefined ? { unreachableForMs: Math.round(now - l.unreachableSince) } : {}),
     };
   }
 
@@ -205,6 +225,7 @@ export class ModuleRunner {
     this.core = r.state;
     for (const a of r.actions) this.perform(a);
     if (this.core.state !== this.published) this.publish();
+    this.updateArbiterMetrics();
     return r.reply;
   }
 
@@ -223,6 +244,9 @@ export class ModuleRunner {
         return;
       case 'witness':
         this.pollWitness(a.poll);
+        return;
+      case 'lease':
+        this.lease(a);
         return;
       case 'abort':
         this.queue.length = 0;
@@ -277,11 +301,34 @@ export class ModuleRunner {
     this.metrics.ready.set({ module: this.module.name }, this.ready ? 1 : 0);
   }
 
+  /** the lease changes with time as well as with events: refreshed after every event (ticks included) */
+  private updateArbiterMetrics(): void {
+    const c = this.core;
+    if (c.mode !== 'mirror' || !c.arbiter) return;
+    this.metrics.arbiterLeaseHeld.set({ module: this.module.name }, leaseHeld(c.lease, monotonic()) ? 1 : 0);
+    this.metrics.arbiterReachable.set({ module: this.module.name }, c.lease.view === 'unreachable' ? 0 : 1);
+  }
+
   private syncFarm(): void {
     if (this.module.mode !== 'farm') return;
     const alive = this.edge.monitor.alive().filter((p: PeerView) => p.state === 'UP').map((p) => p.node);
     if (this.core.state === 'UP') alive.push(this.self.name);
     this.edge.farm.membership(alive.sort()).catch((e: Error) => this.log.error({ err: e.message }, 'farm rebalance failed'));
+  }
+
+  /** Claims go to the store and come back as lease events; a release is fire-and-forget. */
+  private lease(a: Extract<Action, { type: 'lease' }>): void {
+    const store = this.edge.arbiter;
+    if (!store) return;
+    if (a.op === 'release') {
+      void store.release();
+      return;
+    }
+    void store.claim(a.gen, a.force).then((answer) => {
+      this.metrics.arbiterClaims.inc({ module: this.module.name, outcome: answer.outcome });
+      if (answer.outcome === 'unreachable') this.log.debug({ reason: answer.reason }, 'arbiter claim unanswered');
+      if (this.started || this.core.state !== 'STOP') this.feed({ type: 'lease', ...answer, now: monotonic() });
+    });
   }
 
   private pollWitness(on: boolean): void {

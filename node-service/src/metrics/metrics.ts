@@ -32,6 +32,11 @@ export class Metrics {
   readonly failoverSeconds = new Histogram({ name: 'vigil_failover_duration_seconds', help: 'mirror takeover: from the peer declared lost (heartbeat timeout elapsed) to this node serving ALONE', labelNames: ['module'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [this.registry] });
   readonly transitionSeconds = new Histogram({ name: 'vigil_transition_duration_seconds', help: 'a transition from its first step to its last (scripts, VIP, replication)', labelNames: ['module', 'from', 'to'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 120], registers: [this.registry] });
 
+  // The arbiter lease (issue 16): alert on lease_held summed over both nodes being 0 (nobody serves) or on reachable 0.
+  readonly arbiterLeaseHeld = new Gauge({ name: 'vigil_arbiter_lease_held', help: 'mirror with an arbiter: 1 while this node holds the lease and may serve as primary', labelNames: ['module'], registers: [this.registry] });
+  readonly arbiterReachable = new Gauge({ name: 'vigil_arbiter_reachable', help: 'mirror with an arbiter: 0 when the last claim got no answer from the store (with both nodes at 0, nobody serves)', labelNames: ['module'], registers: [this.registry] });
+  readonly arbiterClaims = new Counter({ name: 'vigil_arbiter_claims_total', help: 'lease claims and renewals by outcome (held, taken, fenced, unreachable)', labelNames: ['module', 'outcome'], registers: [this.registry] });
+
   private statuses: () => readonly StatusForMetrics[] = () => [];
   private sampledAt = -Infinity;
   private readonly lostAt = new Map<string, number>();

@@ -1,0 +1,89 @@
+import type { ArbiterConfig } from '../config/arbiter.ts';
+import type { LeaseAnswer } from '../core/lease.ts';
+import type { Logger } from '../log/logger.ts';
+
+/**
+ * One lease per mirror module on an external store (issue 16). The core (core/lease.ts) decides when
+ * to claim and until when an answer lets the node serve; a store only answers, atomically:
+ *   - `held`: the lease is ours now (granted, or renewed), valid at the store for ttl from `sentAt`;
+ *   - `taken`: another node holds a lease that has not expired;
+ *   - `fenced`: the lease is free, but the last holder recorded a newer data generation than ours;
+ *   - `unreachable`: no answer within ttl/3 (or an error that says nothing about the lease).
+ * The record carries {node, gen}; the fence (the highest generation ever recorded) outlives the lease.
+ */
+export interface LeaseStore {
+  /** "etcd http://198.18.0.50:2379" (never credentials) */
+  readonly describe: string;
+  /** acquire (free or expired, fence not newer than gen unless force) or renew the lease we hold,
+   *  recording gen; never throws */
+  claim(gen: number, force: boolean): Promise<LeaseAnswer>;
+  /** gives the lease up at once so the peer need not wait for it to expire (best effort) */
+  release(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ArbiterContext {
+  readonly cluster: string;
+  readonly module: string;
+  readonly node: string;
+  readonly log: Logger;
+  /** the core's monotonic clock (ms): `sentAt` is read on it */
+  readonly now: () => number;
+}
+
+/** What a lease record says. */
+export interface LeaseRecord {
+  readonly node: string;
+  readonly gen: number;
+}
+
+/** Store answers are bounded: a claim gets ttl/3, so two failed renewals still end before the margin. */
+export const claimTimeoutMs = (ttlMs: number): number => Math.max(300, Math.round(ttlMs / 3));
+
+/** The lease's name at the store: one per cluster and module, under the configured prefix. */
+export function leaseName(ctx: Pick<ArbiterContext, 'cluster' | 'module'>): string {
+  return `${ctx.cluster}/${ctx.module}`;
+}
+
+export function parseRecord(text: string | undefined): LeaseRecord | undefined {
+  if (!text) return undefined;
+  try {
+    const r = JSON.parse(text) as Partial<LeaseRecord>;
+    return typeof r.node === 'string' && Number.isSafeInteger(r.gen) ? { node: r.node, gen: r.gen! } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves to `onTimeout()` when `p` has not settled within ms (p keeps running; its result is dropped). */
+export function within<T>(p: Promise<T>, ms: number, onTimeout: () => T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(onTimeout()), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The adapter for the configured store, usable at once: the store's client (and, for the cloud
+ * stores, its SDK) loads on first use, and a store that cannot load answers `unreachable` with why.
+ */
+export function createArbiter(cfg: ArbiterConfig, ctx: ArbiterContext): LeaseStore {
+  const store = load(cfg, ctx);
+  store.catch((e: Error) => ctx.log.error({ err: e.message }, `arbiter ${cfg.type} cannot start: ${e.message}`));
+  return {
+    describe: cfg.type,
+    claim: (gen, force) => store.then((s) => s.claim(gen, force)).catch((e: Error) => ({ outcome: 'unreachable' as const, sentAt: ctx.now(), reason: `${cfg.type} client: ${e.message}` })),
+    release: () => store.then((s) => s.release()).catch(() => undefined),
+    close: () => store.then((s) => s.close()).catch(() => undefined),
+  };
+}
+
+async function load(cfg: ArbiterConfig, ctx: ArbiterContext): Promise<LeaseStore> {
+  switch (cfg.type) {
+    case 'etcd':
+      return new (await import('./etcd.ts')).EtcdLeaseStore(cfg, ctx);
+    default:
+      throw new Error(`arbiter type ${cfg.type} is not available in this build: use type: etcd`);
+  }
+}
