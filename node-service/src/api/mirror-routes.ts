@@ -54,10 +54,14 @@ export function registerMirrorRoutes(api: Hono, runners: ReadonlyMap<string, Mod
     return c.json({ ok: true, ...s, bandwidth: bps, message: `resync bandwidth ${formatBandwidth(bps)} on ${s.node}: ${note} (until the daemon restarts: put replication.resync_bandwidth in cluster.yaml to keep it)` });
   });
 
-  api.get('/modules/:m/mirror/plan', (c) => {
+  api.get('/modules/:m/mirror/plan', async (c) => {
     const e = engine(c);
     if (e instanceof Response) return e;
-    return c.json({ ...about(e.r), ...trackedPlan(e.m.inspect()) });
+    try {
+      return c.json({ ...about(e.r), ...(await trackedPlan(e.m.inspect())) });
+    } catch (err) {
+      return c.json({ error: `cannot size the tracked entries: ${(err as Error).message}` }, 500);
+    }
   });
 
   api.get('/modules/:m/mirror/listing', async (c) => {

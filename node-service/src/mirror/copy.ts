@@ -1,4 +1,4 @@
-import { constants as C, lstatSync } from 'node:fs';
+import { constants as C } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { Excludes } from './excludes.ts';
 import { allXattrs } from './fuse/libc.ts';
@@ -30,23 +30,33 @@ export interface CopyContext {
   d: Dirt;
 }
 
-/** the size of a tracked file on the primary (null: gone, or not a file) */
-export function fileSize(backings: readonly string[]): (k: Key) => number | null {
-  return (k) => {
-    const { dir, rel } = splitKey(k);
-    try {
-      const st = lstatSync(abs(backings[dir], rel));
-      return st.isFile() ? st.size : null;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null; // removed since it was marked: nothing to copy
-      throw e;
-    }
-  };
+/**
+ * The sizes of tracked entries on the primary: a number for a file, null for another type, no entry
+ * when it is gone. Stat'ed a few hundred at a time off the event loop, so the view keeps being served
+ * while a large tracking is counted.
+ */
+export async function entrySizes(keys: readonly Key[], backings: readonly string[]): Promise<Map<Key, number | null>> {
+  const out = new Map<Key, number | null>();
+  for (let i = 0; i < keys.length; i += 256) {
+    await Promise.all(
+      keys.slice(i, i + 256).map(async (k) => {
+        const { dir, rel } = splitKey(k);
+        const st = await fsp.lstat(abs(backings[dir], rel)).catch((e: NodeJS.ErrnoException) => {
+          if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined; // removed since it was marked
+          throw e;
+        });
+        if (st) out.set(k, st.isFile() ? st.size : null);
+      }),
+    );
+  }
+  return out;
 }
 
-/** bytes still to copy (progress and ETA); past 200 000 entries, whole entries count one zone each rather than a stat each */
-export function estimate(t: Tracking, backings: readonly string[]): number {
-  return t.bytesToCopy(t.entries.size > 200_000 ? (k) => (t.entries.get(k)?.all ? t.zoneSize : fileSize(backings)(k)) : fileSize(backings));
+/** file bytes still to copy (progress, ETA, trackedBytes): whole files at their size, marked zones */
+export async function estimate(t: Tracking, backings: readonly string[]): Promise<number> {
+  const keys = [...t.entries, ...t.inflight].filter(([, d]) => d.all || d.tree || d.zones?.size || d.from !== undefined).map(([k]) => k);
+  const sizes = await entrySizes(keys, backings);
+  return t.bytesToCopy((k) => sizes.get(k) ?? null);
 }
 
 /**

@@ -39,8 +39,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private readonly tracking: Tracking;
   private readonly excludes: Excludes;
   private readonly throttle: Throttle;
-  /** status() is polled: the tracked bytes (a stat per tracked file) are counted at most once a second */
-  private trackedBytes = { at: 0, n: 0 };
+  /** status() is polled: the tracked bytes (a stat per tracked file) are counted in the background, at most once a second */
+  private trackedBytes = { at: 0, n: 0, counting: false };
   private readonly log: Logger;
   private readonly sendTimeout: number;
   private role: MirrorStatus['role'] = 'stopped';
@@ -227,12 +227,25 @@ export class Replicator implements MirrorReplicator, ViewSink {
   }
 
   status(): MirrorStatus {
-    if (Date.now() - this.trackedBytes.at >= 1000) this.trackedBytes = { at: Date.now(), n: estimate(this.tracking, this.dirs.map((d) => d.backing)) };
+    this.countTracked();
     const passthroughOpens = this.views.reduce((n, v) => n + v.passthroughOpens, 0);
     const base = { role: this.role, trackedBytes: this.trackedBytes.n, resyncBandwidth: this.throttle.rate, largestWrite: this.largestWrite, passthroughOpens, ...(this.lastResync ? { lastResync: this.lastResync } : {}) };
     if (this.role === 'primary' && this.primary) return { ...base, ...this.primary.status() };
     if (this.role === 'secondary') return { ...base, peer: this.secondary?.peer ?? 'disconnected' };
     return { ...base, peer: 'disconnected' };
+  }
+
+  private countTracked(): void {
+    const c = this.trackedBytes;
+    if (c.counting || Date.now() - c.at < 1000) return;
+    c.counting = true;
+    estimate(this.tracking, this.dirs.map((d) => d.backing)).then(
+      (n) => (this.trackedBytes = { at: Date.now(), n, counting: false }),
+      (err) => {
+        this.log.warn({ err }, 'cannot count the tracked bytes');
+        this.trackedBytes = { ...c, at: Date.now(), counting: false };
+      },
+    );
   }
 
   /** replication.resync_bandwidth, changed live: the resync running now (and every later one) goes at this pace */

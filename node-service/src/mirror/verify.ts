@@ -1,5 +1,4 @@
-import { lstatSync } from 'node:fs';
-import { fileSize } from './copy.ts';
+import { entrySizes } from './copy.ts';
 import { buildManifest, diffManifests, type Entry } from './manifest.ts';
 import { abs } from './paths.ts';
 import { mergeDirt, splitKey, Tracking, type Dirt, type Key } from './tracking.ts';
@@ -61,36 +60,33 @@ export function showPath(dirs: readonly string[], k: Key): string {
   return rel === '' ? dirs[dir] : `${dirs[dir]}/${rel}`;
 }
 
-function items(t: Tracking, dirs: readonly string[], sizeOf: (k: Key) => number | null, exists: (k: Key) => boolean, skip: (k: Key) => boolean): PlanItem[] {
-  const all = new Map<Key, Dirt>(t.entries);
-  for (const [k, d] of t.inflight) all.set(k, mergeDirt(all.get(k), d));
+/** what is tracked and not left out, with the primary's sizes (no size: the entry is gone) */
+function tracked(t: Tracking, skip: (k: Key) => boolean): Map<Key, Dirt> {
+  const all = new Map<Key, Dirt>();
+  for (const [k, d] of t.entries) if (!skip(k)) all.set(k, d);
+  for (const [k, d] of t.inflight) if (!skip(k)) all.set(k, mergeDirt(all.get(k), d));
+  return all;
+}
+
+function items(t: Tracking, all: ReadonlyMap<Key, Dirt>, dirs: readonly string[], sizes: ReadonlyMap<Key, number | null>): PlanItem[] {
   const out: PlanItem[] = [];
   for (const [k, d] of all) {
-    if (skip(k)) continue;
-    const what = !exists(k) ? 'remove' : d.all || d.tree ? 'whole' : d.zones?.size || d.from !== undefined ? 'zones' : 'meta';
-    out.push({ path: showPath(dirs, k), what, bytes: what === 'remove' ? 0 : t.entryBytes(k, d, sizeOf) });
+    const what = !sizes.has(k) ? 'remove' : d.all || d.tree ? 'whole' : d.zones?.size || d.from !== undefined ? 'zones' : 'meta';
+    out.push({ path: showPath(dirs, k), what, bytes: what === 'remove' ? 0 : t.entryBytes(k, d, (x) => sizes.get(x) ?? null) });
   }
   return out;
 }
 
 /** what this node's tracking would make a resync copy (a delta resync: exactly this) */
-export function trackedPlan(m: MirrorInspection): MirrorPlan {
+export async function trackedPlan(m: MirrorInspection): Promise<MirrorPlan> {
   const backings = m.dirs.map((d) => d.backing);
   const dirs = m.dirs.map((d) => d.mount);
   const t = m.tracking;
-  const exists = (k: Key) => {
-    const { dir, rel } = splitKey(k);
-    try {
-      lstatSync(abs(backings[dir], rel));
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const list = items(t, dirs, fileSize(backings), exists, (k) => {
+  const all = tracked(t, (k) => {
     const { dir, rel } = splitKey(k);
     return m.excludes.skips(dir, rel);
   });
+  const list = items(t, all, dirs, await entrySizes([...all.keys()], backings));
   return { dirs, zoneSize: t.zoneSize, baseline: t.baseline, intact: t.intact, clean: t.intact && t.isEmpty(), status: m.status, items: list, bytes: list.reduce((n, i) => n + i.bytes, 0) };
 }
 
@@ -99,16 +95,13 @@ export function checksumPlan(primary: MirrorListing, secondary: MirrorListing): 
   const t = new Tracking(primary.zoneSize);
   const byKey = new Map(primary.entries.map((e) => [e.k, e]));
   diffManifests(primary.entries, new Map(secondary.entries.map((e) => [e.k, e])), t);
-  const list = items(
-    t,
-    primary.dirs,
-    (k) => {
-      const e = byKey.get(k);
-      return e?.ty === 'f' ? e.s : null;
-    },
-    (k) => byKey.has(k),
-    () => false,
-  );
+  const all = tracked(t, () => false);
+  const sizes = new Map<Key, number | null>();
+  for (const k of all.keys()) {
+    const e = byKey.get(k);
+    if (e) sizes.set(k, e.ty === 'f' ? e.s : null);
+  }
+  const list = items(t, all, primary.dirs, sizes);
   return { items: list, bytes: list.reduce((n, i) => n + i.bytes, 0) };
 }
 
