@@ -1,0 +1,45 @@
+/**
+ * `npm run soak -- --minutes N [--seed S] [--from K] [--episodes M]`: the fault-injection soak;
+ * `npm run soak -- --scale`: 64 mirror modules on one pair and a 5-node farm. See soak/README.md.
+ */
+import { parseArgs } from 'node:util';
+import { soakReport, saveReport } from './report.ts';
+import { runSoak } from './run.ts';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string' },
+    seed: { type: 'string' },
+    from: { type: 'string' },
+    episodes: { type: 'string' },
+    scale: { type: 'boolean', default: false },
+    modules: { type: 'string' },
+  },
+});
+
+function int(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    console.error(`--${name} ${v}: must be a non-negative number (e.g. --${name} ${dflt})`);
+    process.exit(2);
+  }
+  return n;
+}
+
+if (values.scale) {
+  const { runScale } = await import('./scale.ts');
+  await runScale({ modules: int('modules', values.modules, 64) });
+} else {
+  const seed = int('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
+  const r = await runSoak({
+    minutes: int('minutes', values.minutes, 3),
+    seed,
+    from: int('from', values.from, 0),
+    episodes: values.episodes === undefined ? undefined : int('episodes', values.episodes, 1),
+  });
+  const text = soakReport(r);
+  const file = saveReport(r, text);
+  console.log(text.replace(/\nRESULT/, `\nreport: ${file}\nRESULT`));
+  process.exit(r.violations.length ? 1 : 0);
+}
