@@ -105,7 +105,7 @@ describe('scripts inside a replicated directory', () => {
     mkdirSync(mnt);
     writeFileSync(join(back, 'start_prim'), '#!/bin/sh\necho "ran in $(pwd) as $1"\n');
     chmodSync(join(back, 'start_prim'), 0o755);
-    const view = new View(0, mnt, back, { writable: () => true, replicate: () => Promise.resolve(), replicateFsync: (_d, _m, l) => l, diverged: () => undefined });
+    const view = new View(0, mnt, back, { writable: () => true, replicate: () => Promise.resolve(), replicateFsync: (_d, _m, l) => l(), diverged: () => undefined });
     await view.mount();
     try {
       // WHEN the runner starts it (exec and cwd both inside the view)

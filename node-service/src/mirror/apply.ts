@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants as C, fchmodSync, fchownSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants as C, fchmodSync, fchownSync, fdatasyncSync, fsyncSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -201,6 +201,14 @@ export class Applier {
     }
   }
 
+  /** the sync of a file being written, on the calling thread (throws its error); false: not open here, use apply() */
+  syncNow(op: FsyncOp): boolean {
+    const open = this.cached(op);
+    if (!open) return false;
+    (op.ds ? fdatasyncSync : fsyncSync)(open.fd);
+    return true;
+  }
+
   /** syncs p (file or directory); the descriptor of a file being written is reused */
   private async fsync(op: FsyncOp): Promise<void> {
     const open = this.cached(op);
@@ -264,13 +272,10 @@ export class Applier {
   private async mkdirs(d: number, dir: string): Promise<void> {
     const root = this.roots[d];
     if (dir === root || dir.length < root.length) return;
-    try {
-      const st = await fsp.lstat(dir);
-      if (st.isDirectory()) return;
-      throw new FrameError(`${dir} is not a directory`);
-    } catch (e) {
-      if (e instanceof FrameError) throw e;
-    }
+    // synchronous: the parent exists nearly always (a resync creates thousands of files in it)
+    const st = lstatSync(dir, { throwIfNoEntry: false });
+    if (st?.isDirectory()) return;
+    if (st) throw new FrameError(`${dir} is not a directory`);
     await this.mkdirs(d, dirname(dir));
     await fsp.mkdir(dir, 0o755).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'EEXIST') throw e;

@@ -1,4 +1,4 @@
-import { constants as C } from 'node:fs';
+import { closeSync, constants as C, lstatSync, openSync, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { Excludes } from './excludes.ts';
 import { allXattrs } from './fuse/libc.ts';
@@ -7,6 +7,19 @@ import { abs } from './paths.ts';
 import { key, splitKey, type Dirt, type Key, type Tracking } from './tracking.ts';
 
 const CHUNK = 1 << 20;
+/** files up to this size are read in one synchronous call */
+const SMALL = 64 * 1024;
+
+/** the first size bytes of a small file (fewer if it shrank meanwhile) */
+function readSmall(p: string, size: number): Buffer {
+  const fd = openSync(p, C.O_RDONLY | C.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    return buf.subarray(0, size === 0 ? 0 : readSync(fd, buf, 0, size, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** What copying one entry needs: the stream to the secondary, and the tracking it works from. */
 export interface CopyContext {
@@ -88,8 +101,10 @@ async function copy(c: CopyContext): Promise<void> {
   };
   let st;
   try {
-    // nanosecond times for the meta operation; sizes and ids fit a number
-    st = await fsp.lstat(p, { bigint: true });
+    // nanosecond times for the meta operation; sizes and ids fit a number. Synchronous, as the reads
+    // of small files below: a large tree is mostly small files, and a thread-pool round trip per call
+    // would cost more than the call
+    st = lstatSync(p, { bigint: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     if (rel !== '' && !c.excludes.skips(d, rel, () => false)) out({ t: 'remove', d, p: rel });
@@ -113,7 +128,14 @@ async function copy(c: CopyContext): Promise<void> {
       if (c.d.from !== undefined) for (let z = Math.floor(c.d.from / zs); z < nz; z++) set.add(z);
       zones = [...set].sort((a, b) => a - b);
     }
-    if (zones.length) {
+    if (zones.length && size <= SMALL) {
+      await c.pace(size);
+      const data = readSmall(p, size);
+      if (data.length > 0) out({ t: 'data', d, p: rel, o: 0, data });
+      c.sent(data.length);
+      await c.room();
+      if (!c.alive()) return;
+    } else if (zones.length) {
       const fh = await fsp.open(p, C.O_RDONLY | C.O_NOFOLLOW);
       try {
         for (const z of zones) {

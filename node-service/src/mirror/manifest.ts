@@ -42,9 +42,11 @@ const SMALL = 64 * 1024;
 /**
  * Lists every entry of the given roots with per-zone digests of file contents, parents before their
  * children. Entries that are neither files, directories nor symlinks (sockets, fifos) are skipped, and
- * so is what the module leaves out of replication (`excludes`), with everything under it.
+ * so is what the module leaves out of replication (`excludes`), with everything under it. A file for
+ * which `digests` says false is listed with its size only (the primary's resync: a file the secondary
+ * does not have is copied whole, reading it for digests first would double the work).
  */
-export async function buildManifest(roots: readonly string[], zoneSize: number, onEntry?: (e: Entry) => void, excludes?: Excludes): Promise<Entry[]> {
+export async function buildManifest(roots: readonly string[], zoneSize: number, onEntry?: (e: Entry) => void, excludes?: Excludes, digests?: (k: string) => boolean): Promise<Entry[]> {
   const out: Entry[] = [];
   const buf = Buffer.allocUnsafe(zoneSize * PARALLEL);
   let slot = 0;
@@ -78,7 +80,8 @@ export async function buildManifest(roots: readonly string[], zoneSize: number, 
           const i = next++;
           if (i >= names.length) break;
           const r = rel === '' ? names[i] : `${rel}/${names[i]}`;
-          entries[i] = excludes?.skips(d, r) ? undefined : await describe(join(roots[d], r), key(d, r), zoneSize, zbuf);
+          const k = key(d, r);
+          entries[i] = excludes?.skips(d, r) ? undefined : await describe(join(roots[d], r), k, zoneSize, zbuf, digests ? digests(k) : true);
         }
         freeSlots.push(s);
       };
@@ -109,13 +112,14 @@ function vanished(e: unknown): undefined {
   throw e;
 }
 
-async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer): Promise<Entry | undefined> {
+async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer, digests: boolean): Promise<Entry | undefined> {
   let st;
   try {
     st = lstatSync(p);
   } catch (e) {
     return vanished(e);
   }
+  if (st.isFile() && !digests) return withXattrs({ k, m: st.mode & 0o7777, u: st.uid, g: st.gid, ty: 'f', s: st.size }, p);
   // small files (the common case in large trees): synchronous calls, no thread-pool round trips;
   // the event loop is handed back every 2 ms so FUSE requests and acknowledgements keep flowing
   if (st.isFile() && st.size <= SMALL) {

@@ -160,13 +160,13 @@ export class PrimaryRole {
     return this.room(s);
   }
 
-  /** a durability point: the local sync and the secondary's (after everything before it) run together */
-  async replicateFsync(op: FsyncOp, local: Promise<void>): Promise<void> {
+  /** a durability point: the secondary's sync (after everything before it) is started, then the local one; both run together */
+  async replicateFsync(op: FsyncOp, local: () => Promise<void>): Promise<void> {
     const s = this.session;
-    if (!s || s.phase === 'comparing') return local;
+    if (!s || s.phase === 'comparing') return local();
     this.remoteSyncs++;
     const remote = new Promise<void>((resolve) => this.post(s, op, { mark: this.marker(op), done: () => resolve() }));
-    await Promise.all([local, remote]);
+    await Promise.all([local(), remote]);
   }
 
   /** the secondary must get entry k (and what is under it) by copy, as a resync sends it: it never had its contents */
@@ -237,6 +237,9 @@ export class PrimaryRole {
     mark();
     if (s?.phase === 'synced') {
       s.phase = 'copying';
+      // the secondary's copy differs until this resync ends: out of sync meanwhile, it cannot take over
+      // (a failover or swap to it would serve without the entry)
+      if (this.ctx.tracking.baseline !== null) this.post(s, { t: 'base', id: this.ctx.tracking.baseline });
       this.resync(s);
     }
   }
@@ -351,12 +354,16 @@ export class PrimaryRole {
     const backings = this.ctx.dirs.map((d) => d.backing);
     if (s.phase === 'comparing') {
       const remote = new Map<string, Entry>();
+      let listed = false;
       const done = new Promise<void>((resolve) => {
         s.resync.remoteManifest = remote;
-        s.resync.manifestDone = resolve;
+        s.resync.manifestDone = () => ((listed = true), resolve());
       });
       s.ch.send(encodeManifestReq());
-      const [local] = await Promise.all([buildManifest(backings, t.zoneSize, undefined, this.ctx.excludes), done]);
+      // both sides list (and digest) at the same time; once the secondary's listing is complete, a file
+      // it does not hold is not digested here: it is copied whole (a new or emptied secondary)
+      const digests = (k: string) => !listed || remote.get(k)?.ty === 'f';
+      const [local] = await Promise.all([buildManifest(backings, t.zoneSize, undefined, this.ctx.excludes, digests), done]);
       if (this.session !== s) return;
       s.resync.remoteManifest = undefined;
       // from here the tracking describes every difference with the secondary's tree
@@ -411,7 +418,8 @@ export class PrimaryRole {
       await copyEntry({
         tracking: t,
         backings,
-        send: (op, done) => this.post(s, op, { done }),
+        // a copy the secondary could not apply (its disk full, failing) is copied again, not taken as done
+        send: (op, done) => this.post(s, op, { done, mark: () => (d.tree ? t.markTree(k) : t.markAll(k)) }),
         sent: (bytes) => (s.resync.bytesDone += bytes),
         room: () => this.copyRoom(s),
         alive: () => this.session === s,

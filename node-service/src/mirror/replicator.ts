@@ -343,8 +343,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
     return sent;
   }
 
-  replicateFsync(_dir: number, op: FsyncOp, local: Promise<void>): Promise<void> {
-    if (this.role !== 'primary' || !this.primary || this.excludes.skips(op.d, op.p)) return local;
+  replicateFsync(_dir: number, op: FsyncOp, local: () => Promise<void>): Promise<void> {
+    if (this.role !== 'primary' || !this.primary || this.excludes.skips(op.d, op.p)) return local();
     return this.primary.replicateFsync(op, local);
   }
 

@@ -6,7 +6,7 @@ import type { Excludes } from './excludes.ts';
 import { acceptPrimary, Channel } from './channel.ts';
 import { channelKey, isPlain, plainServer, replicationRing, secureServer } from './secure-socket.ts';
 import { buildManifest, type Entry } from './manifest.ts';
-import { decodeToSecondary, encodeToPrimary, type Op } from './ops.ts';
+import { decodeToSecondary, encodeToPrimary, type FsyncOp, type Op } from './ops.ts';
 import type { Frame } from './protocol.ts';
 import type { Tracking } from './tracking.ts';
 import type { MirrorEvent, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
@@ -201,11 +201,18 @@ export class SecondaryRole {
         if (r.bad !== undefined) this.failed(r.q, r.bad);
         else if (r.op.t === 'fsync') {
           const q = r.q;
-          this.syncing.add(q);
-          this.ctx.applier.apply(r.op).then(
-            () => this.syncDone(ch, q),
-            (e) => (this.failed(q, e), this.syncDone(ch, q)),
-          );
+          // nothing behind it and no other sync running (one writer syncing): the sync runs right here,
+          // without a thread-pool round trip; otherwise in the background, so that the operations behind
+          // it are applied while the disk works and concurrent syncs overlap
+          if (this.applyQueue.length === 0 && this.syncing.size === 0 && this.syncHere(q, r.op)) {
+            // acknowledged below, with everything applied before it
+          } else {
+            this.syncing.add(q);
+            this.ctx.applier.apply(r.op).then(
+              () => this.syncDone(ch, q),
+              (e) => (this.failed(q, e), this.syncDone(ch, q)),
+            );
+          }
         } else {
           if (r.op.t === 'write' || r.op.t === 'data') bytesSinceAck += r.op.data.length;
           try {
@@ -231,6 +238,16 @@ export class SecondaryRole {
     const code = typeof e === 'string' ? e : ((e as NodeJS.ErrnoException).code ?? (e as Error).message);
     this.errs.push([q, code]);
     this.ctx.log.debug({ seq: q, code }, 'could not apply');
+  }
+
+  /** the sync of a file being written, on the event loop: false when it needs the asynchronous path */
+  private syncHere(q: number, op: FsyncOp): boolean {
+    try {
+      return this.ctx.applier.syncNow(op);
+    } catch (e) {
+      this.failed(q, e);
+      return true;
+    }
   }
 
   private syncDone(ch: Channel, q: number): void {

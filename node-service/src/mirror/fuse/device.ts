@@ -3,9 +3,10 @@ import * as fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { promisify } from 'node:util';
 import { FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, FUSE_KERNEL_MINOR, FUSE_KERNEL_VERSION, IN_HEADER, Init, Init2, initOut, Op, OUT_HEADER, PASSTHROUGH_MINOR, readHeader, type InHeader } from './abi.ts';
-import { ioctl, ReadableWaiter } from './libc.ts';
+import { ioctl, readInto, ReadableWaiter, sysError } from './libc.ts';
 
 const run = promisify(execFile);
+const E = osConstants.errno;
 
 /** Answers one request: 0 and the payload parts, or a negative errno. Later calls are ignored. */
 export type Reply = (err: number, ...parts: Buffer[]) => void;
@@ -107,19 +108,16 @@ export class FuseDevice {
     let idleSince = performance.now();
     try {
       for (;;) {
-        let n: number;
-        try {
-          n = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'EAGAIN') {
-            if (this.open === 0 && performance.now() - idleSince < spinMs) continue;
-            break;
-          }
-          // ENOENT: the request was interrupted before we read it; EINTR: try again
-          if (code === 'ENOENT' || code === 'EINTR') continue;
+        const n = readInto(this.fd, this.buf);
+        if (n === -E.EAGAIN) {
+          if (this.open === 0 && performance.now() - idleSince < spinMs) continue;
+          break;
+        }
+        // ENOENT: the request was interrupted before we read it; EINTR: try again
+        if (n === -E.ENOENT || n === -E.EINTR) continue;
+        if (n < 0) {
           // ENODEV: the connection ended (unmounted, or the last user of a lazy unmount left)
-          this.end(e as Error);
+          this.end(sysError(n, 'read /dev/fuse'));
           return;
         }
         if (n >= IN_HEADER) this.dispatch(n);
@@ -203,6 +201,11 @@ export class FuseDevice {
     this.initDone?.();
     this.initDone = null;
     this.initFailed = null;
+  }
+
+  /** requests read and not answered yet (the one being handled included) */
+  get pending(): number {
+    return this.open;
   }
 
   /**

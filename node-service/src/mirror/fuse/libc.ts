@@ -17,6 +17,8 @@ const llistxattr = libc.func('long llistxattr(const char *path, _Out_ uint8_t *l
 const lremovexattr = libc.func('int lremovexattr(const char *path, const char *name)');
 const fallocateFn = libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)');
 const ioctlFn = libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)');
+// the buffer is passed by reference (no _Out_ copy): the kernel writes straight into it
+const readFn = libc.func('long read(int fd, uint8_t *buf, size_t count)');
 
 function result(n: number | bigint): number {
   const v = Number(n);
@@ -60,6 +62,14 @@ export function fallocate(fd: number, mode: number, offset: number, length: numb
 /** ioctl with a struct argument: the result, or -errno */
 export function ioctl(fd: number, request: number, arg: Buffer): number {
   return result(ioctlFn(fd, request, arg));
+}
+
+/**
+ * read(2) into buf: bytes read or -errno. Unlike fs.readSync, "nothing there" (-EAGAIN on a
+ * non-blocking descriptor) is a number, not a thrown Error with a captured stack (~5 µs each).
+ */
+export function readInto(fd: number, buf: Buffer): number {
+  return result(readFn(fd, buf, buf.length));
 }
 
 /** every xattr of path as name → value (for resync); empty where the filesystem has none */
