@@ -54,23 +54,16 @@ export function registerMirrorRoutes(api: Hono, runners: ReadonlyMap<string, Mod
     return c.json({ ok: true, ...s, bandwidth: bps, message: `resync bandwidth ${formatBandwidth(bps)} on ${s.node}: ${note} (until the daemon restarts: put replication.resync_bandwidth in cluster.yaml to keep it)` });
   });
 
-  api.get('/modules/:m/mirror/plan', async (c) => {
+  /** a read that walks the replicated data: its failure (EIO, EACCES) is the answer, with what failed */
+  const read = async (c: Context, what: string, produce: (m: MirrorReplicator) => Promise<object>) => {
     const e = engine(c);
     if (e instanceof Response) return e;
     try {
-      return c.json({ ...about(e.r), ...(await trackedPlan(e.m.inspect())) });
+      return c.json({ ...about(e.r), ...(await produce(e.m)) });
     } catch (err) {
-      return c.json({ error: `cannot size the tracked entries: ${(err as Error).message}` }, 500);
+      return c.json({ error: `cannot ${what}: ${(err as Error).message}` }, 500);
     }
-  });
-
-  api.get('/modules/:m/mirror/listing', async (c) => {
-    const e = engine(c);
-    if (e instanceof Response) return e;
-    try {
-      return c.json({ ...about(e.r), ...(await listing(e.m.inspect())) });
-    } catch (err) {
-      return c.json({ error: `cannot list the replicated directories: ${(err as Error).message}` }, 500);
-    }
-  });
+  };
+  api.get('/modules/:m/mirror/plan', (c) => read(c, 'size the tracked entries', (m) => trackedPlan(m.inspect())));
+  api.get('/modules/:m/mirror/listing', (c) => read(c, 'list the replicated directories', (m) => listing(m.inspect())));
 }

@@ -8,13 +8,13 @@ import { CliError } from './client.ts';
 
 const VIGIL_BIN = resolve(import.meta.dirname, '../../../bin/vigil.mjs');
 
-/** The API address of every node that runs `module` (every node without one), from the config. */
-export function nodeApis(configFile: string, module?: string): { node: string; api: string }[] {
+/** The API address of every node that runs `module` (every node without one), from the config; `who` needs them (for the error). */
+export function nodeApis(configFile: string, module?: string, who = '--all-nodes'): { node: string; api: string }[] {
   let config;
   try {
     config = loadConfig(configFile, { skipFileChecks: true });
   } catch (e) {
-    throw new CliError(`--all-nodes needs the cluster config to find the nodes: ${(e as Error).message.split('\n')[0]}`);
+    throw new CliError(`${who} needs the cluster config to find the nodes: ${(e as Error).message.split('\n')[0]}`);
   }
   let nodes = config.nodes;
   if (module !== undefined) {
@@ -24,7 +24,7 @@ export function nodeApis(configFile: string, module?: string): { node: string; a
   }
   return nodes.map((n) => {
     const host = n.addrs[0];
-    return { node: n.name, api: `http://${isIPv6(host) ? `[${host}]` : host}:${config.api.port}` };
+    return { node: n.name, api: `${config.api.tls ? 'https' : 'http'}://${isIPv6(host) ? `[${host}]` : host}:${config.api.port}` };
   });
 }
 

@@ -43,8 +43,8 @@ class NodeApi {
   }
 }
 
-function moduleNodes(o: PairOpts): NodeApi[] {
-  return nodeApis(o.config, o.module).map((t) => new NodeApi(t.node, ApiClient.resolve({ config: o.config, api: t.api, tokenFile: o.tokenFile }), o.module));
+function moduleNodes(o: PairOpts, verb: string): NodeApi[] {
+  return nodeApis(o.config, o.module, `vigil ${verb}`).map((t) => new NodeApi(t.node, ApiClient.resolve({ config: o.config, api: t.api, tokenFile: o.tokenFile }), o.module));
 }
 
 // ------------------------------------------------------------------ verify
@@ -52,7 +52,7 @@ function moduleNodes(o: PairOpts): NodeApi[] {
 const key = (d: Difference) => `${d.kind}\0${d.path}`;
 
 async function verify(o: PairOpts): Promise<void> {
-  const nodes = moduleNodes(o);
+  const nodes = moduleNodes(o, 'verify');
   const about = await Promise.all(nodes.map((n) => n.get<ModuleStatus>('')));
   const states = about.map((a, i) => `${nodes[i].node} ${a.state}`).join(', ');
   const alone = about.findIndex((a) => a.state === 'ALONE');
@@ -104,7 +104,7 @@ interface DiffResult {
 }
 
 async function diff(o: PairOpts): Promise<void> {
-  const nodes = moduleNodes(o);
+  const nodes = moduleNodes(o, 'diff');
   const plans = await Promise.all(nodes.map((n) => n.get<MirrorPlan>('/mirror/plan').catch((e: Error) => e)));
   const p = plans.findIndex((x) => !(x instanceof Error) && x.status.role === 'primary');
   if (p < 0) {
