@@ -45,6 +45,9 @@ export interface MirrorCore extends Base {
   readonly peerLostAt?: number;
   /** primary: the secondary is a synchronous copy; secondary: our resync is complete */
   readonly synced: boolean;
+  /** secondary: the resync completed before the returning primary's heartbeats were believed (the
+   *  monitor waits a pulse for them): our generation is the one its next heartbeat advertises */
+  readonly syncAwaitsPeer?: boolean;
   /** we are releasing primary to the peer (advertised in heartbeats) */
   readonly handover: boolean;
   /** we ask the primary to swap (advertised) */
@@ -183,6 +186,11 @@ function onPeer(c: MirrorCore, peer: PeerView): R {
   if (wasGone && c.witnessConfigured) actions.push({ type: 'witness', poll: false });
   if (peerIsPrimary(peer)) next = { ...next, hold: false, handover: false };
   if (!isPrimary(peer.state) || peer.state !== 'PRIM') next = { ...next, swapRequest: next.swapRequest && isPrimary(peer.state) };
+  if (c.target === 'SECOND' && c.syncAwaitsPeer && peerIsPrimary(peer)) {
+    const p: Persisted = { ...next.p, inSync: true, gen: Math.max(next.p.gen, peer.gen), lastState: 'SECOND' };
+    next = { ...next, p, syncAwaitsPeer: false };
+    actions.push(persist(p), { type: 'publish' }, { type: 'log', level: 'info', msg: 'resync complete: in sync with the primary' });
+  }
   // A secondary whose primary moved on without it (ALONE, newer generation) no longer holds a copy.
   if (c.target === 'SECOND' && next.p.inSync && peer.gen > next.p.gen) {
     next = { ...next, synced: false, p: { ...next.p, inSync: false } };
@@ -194,6 +202,8 @@ function onPeer(c: MirrorCore, peer: PeerView): R {
 function onReplication(c: MirrorCore, status: 'synced' | 'lost', reason: string): R {
   if (status === 'synced') {
     if (c.target === 'SECOND') {
+      // c.peer is what the primary was before it went silent: its generation may since have moved on
+      if (!c.peerAlive) return settle({ ...c, synced: true, syncAwaitsPeer: true }, [{ type: 'log', level: 'info', msg: 'resync complete: in sync once the primary is heard again' }]);
       const p: Persisted = { ...c.p, inSync: true, gen: Math.max(c.p.gen, c.peer?.gen ?? 0), lastState: 'SECOND' };
       return settle({ ...c, synced: true, p }, [persist(p), { type: 'publish' }, { type: 'log', level: 'info', msg: 'resync complete: in sync with the primary' }]);
     }
@@ -201,7 +211,7 @@ function onReplication(c: MirrorCore, status: 'synced' | 'lost', reason: string)
   }
   // On a secondary, losing the stream changes nothing by itself: every acknowledged write is here.
   // We become stale only when the primary advertises a newer generation (see onPeer).
-  return settle({ ...c, synced: isPrimary(c.target) ? false : c.synced }, [{ type: 'log', level: 'warn', msg: `replication lost: ${reason}` }]);
+  return settle({ ...c, synced: isPrimary(c.target) ? false : c.synced, syncAwaitsPeer: false }, [{ type: 'log', level: 'warn', msg: `replication lost: ${reason}` }]);
 }
 
 function onTransitionDone(c: MirrorCore, ok: boolean, detail: string): R {
