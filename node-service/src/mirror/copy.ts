@@ -1,4 +1,4 @@
-import { closeSync, constants as C, lstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as C, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { Excludes } from './excludes.ts';
 import { allXattrs } from './fuse/libc.ts';
@@ -43,10 +43,18 @@ export interface CopyContext {
   d: Dirt;
 }
 
+/** an lstat's answer for a tracked entry: a file's size, null for another type, nothing when it is gone (removed since it was marked) */
+function record(out: Map<Key, number | null>, k: Key, st: Stats | undefined): void {
+  if (st) out.set(k, st.isFile() ? st.size : null);
+}
+function gone(e: NodeJS.ErrnoException): undefined {
+  if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined;
+  throw e;
+}
+
 /**
- * The sizes of tracked entries on the primary: a number for a file, null for another type, no entry
- * when it is gone. Stat'ed a few hundred at a time off the event loop, so the view keeps being served
- * while a large tracking is counted.
+ * The sizes of tracked entries on the primary (see `record`), stat'ed a few hundred at a time off the
+ * event loop, so the view keeps being served while a large tracking is counted.
  */
 export async function entrySizes(keys: readonly Key[], backings: readonly string[]): Promise<Map<Key, number | null>> {
   const out = new Map<Key, number | null>();
@@ -54,21 +62,48 @@ export async function entrySizes(keys: readonly Key[], backings: readonly string
     await Promise.all(
       keys.slice(i, i + 256).map(async (k) => {
         const { dir, rel } = splitKey(k);
-        const st = await fsp.lstat(abs(backings[dir], rel)).catch((e: NodeJS.ErrnoException) => {
-          if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined; // removed since it was marked
-          throw e;
-        });
-        if (st) out.set(k, st.isFile() ? st.size : null);
+        record(out, k, await fsp.lstat(abs(backings[dir], rel)).catch(gone));
       }),
     );
   }
   return out;
 }
 
+/** the same, on the event loop: for a handful of entries, where a thread-pool round trip each costs more */
+function entrySizesNow(keys: readonly Key[], backings: readonly string[]): Map<Key, number | null> {
+  const out = new Map<Key, number | null>();
+  for (const k of keys) {
+    const { dir, rel } = splitKey(k);
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(abs(backings[dir], rel));
+    } catch (e) {
+      st = gone(e as NodeJS.ErrnoException);
+    }
+    record(out, k, st);
+  }
+  return out;
+}
+
+/** tracked entries with contents to copy (whose size matters) */
+function withContents(t: Tracking): Key[] {
+  return [...t.entries, ...t.inflight].filter(([, d]) => d.all || d.tree || d.zones?.size || d.from !== undefined).map(([k]) => k);
+}
+
+/** up to this many, status() sizes the tracked entries at once; beyond, in the background */
+const SIZE_NOW = 1000;
+
 /** file bytes still to copy (progress, ETA, trackedBytes): whole files at their size, marked zones */
 export async function estimate(t: Tracking, backings: readonly string[]): Promise<number> {
-  const keys = [...t.entries, ...t.inflight].filter(([, d]) => d.all || d.tree || d.zones?.size || d.from !== undefined).map(([k]) => k);
-  const sizes = await entrySizes(keys, backings);
+  const sizes = await entrySizes(withContents(t), backings);
+  return t.bytesToCopy((k) => sizes.get(k) ?? null);
+}
+
+/** estimate() on the event loop, for a tracking of at most SIZE_NOW entries; undefined beyond */
+export function estimateNow(t: Tracking, backings: readonly string[]): number | undefined {
+  const keys = withContents(t);
+  if (keys.length > SIZE_NOW) return undefined;
+  const sizes = entrySizesNow(keys, backings);
   return t.bytesToCopy((k) => sizes.get(k) ?? null);
 }
 

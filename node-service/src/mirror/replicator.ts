@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.ts';
 import { writeFileAtomic } from '../persist/atomic-file.ts';
 import { dirPath } from '../config/schema.ts';
 import { Applier } from './apply.ts';
-import { estimate } from './copy.ts';
+import { estimate, estimateNow } from './copy.ts';
 import { Excludes } from './excludes.ts';
 import { unmountStale } from './fuse/device.ts';
 import type { FsyncOp, Op, PathOp } from './ops.ts';
@@ -39,7 +39,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private readonly tracking: Tracking;
   private readonly excludes: Excludes;
   private readonly throttle: Throttle;
-  /** status() is polled: the tracked bytes (a stat per tracked file) are counted in the background, at most once a second */
+  /** status() is polled: a large tracking's bytes (a stat per tracked file) are counted in the background, at most once a second */
   private trackedBytes = { at: 0, n: 0, counting: false };
   private readonly log: Logger;
   private readonly sendTimeout: number;
@@ -238,6 +238,11 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private countTracked(): void {
     const c = this.trackedBytes;
     if (c.counting || Date.now() - c.at < 1000) return;
+    const now = estimateNow(this.tracking, this.dirs.map((d) => d.backing));
+    if (now !== undefined) {
+      this.trackedBytes = { at: 0, n: now, counting: false }; // cheap: counted again at the next call
+      return;
+    }
     c.counting = true;
     estimate(this.tracking, this.dirs.map((d) => d.backing)).then(
       (n) => (this.trackedBytes = { at: Date.now(), n, counting: false }),
