@@ -98,9 +98,9 @@ export class Excludes {
    * never sent. A rename across the boundary becomes what the secondary needs: out of replication
    * (`data` → `data.tmp`), its copy is removed; into replication (`x.tmp` → `x`, the usual atomic
    * replace), the entry is copied as a resync copies it, since the secondary never had its contents.
+   * Callers skip it when `none`.
    */
   live(op: PathOp): LiveChange {
-    if (this.none) return { op };
     const f = this.dirs[op.d];
     const typeOf = (rel: string) => (DIR_OPS.has(op.t) ? true : FILE_OPS.has(op.t) ? false : f.isDir(rel));
     if (op.t === 'rename') {

@@ -341,6 +341,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
   replicate(_dir: number, op: PathOp): Promise<void> {
     if (this.role !== 'primary' || !this.primary) return Promise.reject(Object.assign(new Error('read-only'), { errno: -30 }));
     if (op.t === 'write' && op.data.length > this.largestWrite) this.largestWrite = op.data.length;
+    if (this.excludes.none) return this.primary.replicate(op);
     // what the module leaves out never reaches the secondary; a rename across the boundary is turned into what it needs
     const change = this.excludes.live(op);
     const sent = change.op ? this.primary.replicate(change.op) : RESOLVED;
