@@ -151,6 +151,12 @@ describe('mirror resync controls: bandwidth and include/exclude patterns', () =>
         const b = await m.resyncDone('node1');
         if (b !== undefined) s.push([Date.now(), b]);
       }
+      // what is left of the running resync, at its pace
+      const left = JSON.parse((await m.vigil('node1', ['diff', '-m', 'rc', '--json'])).stdout) as { mode: string; running: boolean; bytes: number; estimateS: number };
+      expect([left.mode, left.running]).toEqual(['delta', true]);
+      expect(left.bytes).toBeGreaterThan(64 * MiB);
+      expect(left.bytes).toBeLessThan(128 * MiB);
+      expect(left.estimateS).toBeCloseTo(left.bytes / 8e6, 3);
       const r = await m.c.lan.tryExec('node1', ['curl', '-s', '-m', '5', '-X', 'POST', '-H', `authorization: Bearer ${m.c.token}`, '-d', '{"bandwidth":"32MB/s"}', `http://${m.c.node('node1').addr}:9010/api/v1/modules/rc/resync-bandwidth`]);
       changedAt = Date.now();
       expect(r.stdout).toMatch(/"ok":true.*the running resync goes at it now/);

@@ -124,8 +124,11 @@ async function diff(o: PairOpts): Promise<void> {
   if (st.peer === 'synced') {
     [mode, items, bytes, basis] = ['in-sync', [], 0, `${sec.node} is in sync`];
   } else if (st.peer === 'resyncing' && st.resync) {
+    // what is left of the running one: the entries still tracked, and the bytes it has not sent yet (a
+    // file being copied is tracked whole until its last byte is acknowledged)
     mode = st.resync.mode;
-    basis = `resync running, ${formatBytes(st.resync.bytesDone)} sent so far`;
+    bytes = Math.max(0, st.resync.bytesTotal - st.resync.bytesDone);
+    basis = st.resync.bytesTotal === 0 && mode === 'checksum' ? 'comparing checksums first: the size is known when that ends' : `${formatBytes(st.resync.bytesDone)} sent so far`;
   } else if (prim.intact && (secPlan instanceof Error || (secPlan.baseline === prim.baseline && secPlan.clean))) {
     mode = 'delta';
     basis = secPlan instanceof Error ? `${sec.node} not reachable: assuming it returns with the data it had` : `${sec.node} holds sync ${String(prim.baseline).slice(0, 8)} unchanged`;
