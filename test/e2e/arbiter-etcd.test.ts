@@ -13,6 +13,7 @@ const SUBNET = '198.18.16';
 const VIP = `${SUBNET}.100`;
 const ETCD = ['e1', 'e2', 'e3'];
 const TTL_MS = 3000;
+const VIGIL = join(import.meta.dirname, '../../bin/vigil.mjs');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let c: NsCluster;
@@ -138,6 +139,7 @@ describe('arbiter: etcd lease, partition matrix (real etcd, real daemons)', () =
       const detail = (await roles()).detail;
       const statuses = await Promise.all(['node1', 'node2'].map((n) => c.status(n)));
       const metrics = await Promise.all(['node1', 'node2'].map(async (n) => (await c.get(n, `http://${addr(n)}:9010/metrics`))?.body ?? ''));
+      const cli = await c.lan.exec(p, [process.execPath, VIGIL, 'state', '--config', c.configFile, '--node', p]);
       await unblockAll();
       const healAt = Date.now();
       const newPrimary = await steady(45_000);
@@ -156,6 +158,7 @@ describe('arbiter: etcd lease, partition matrix (real etcd, real daemons)', () =
           expect(s?.reason, detail).toMatch(/arbiter unreachable .*nobody serves until it is back/);
         }
         for (const m of metrics) expect(m).toMatch(/vigil_arbiter_reachable\{module="db"\} 0/);
+        expect(cli).toMatch(new RegExp(`db on ${p}: arbiter etcd: UNREACHABLE for \\d+ s .*nobody serves`));
       } else {
         // the one serving holds the lease, the other does not
         expect(statuses.map((s) => (s?.arbiter?.lease === 'held' ? s.node : undefined)).filter(Boolean), detail).toEqual(want);

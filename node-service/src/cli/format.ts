@@ -27,7 +27,24 @@ export function stateTable(statuses: readonly ModuleStatus[]): string {
       resyncCell(s),
     ]);
   }
-  return table(rows);
+  const notes = statuses.filter((s) => s.arbiter).map((s) => `${s.module} on ${s.node}: ${arbiterNote(s.arbiter!)}`);
+  return [table(rows), ...notes].join('\n');
+}
+
+/** One line on the arbiter lease (issue 16): who may serve, and why a node may not. */
+function arbiterNote(a: NonNullable<ModuleStatus['arbiter']>): string {
+  switch (a.lease) {
+    case 'held':
+      return `arbiter ${a.type}: lease held (serves ${a.servesForMs ?? 0} ms more without a renewal)`;
+    case 'taken':
+      return `arbiter ${a.type}: lease held by ${a.holder ?? 'the peer'}`;
+    case 'fenced':
+      return `arbiter ${a.type}: FENCED: the lease was last held with data generation ${a.holderGen ?? '?'}, newer than ours; this node will not serve (vigil prim --force overrides)`;
+    case 'unreachable':
+      return `arbiter ${a.type}: UNREACHABLE for ${Math.round((a.unreachableForMs ?? 0) / 1000)} s (${a.reason ?? 'no answer'}): this node cannot serve; if the peer cannot reach it either, nobody serves`;
+    case 'none':
+      return `arbiter ${a.type}: no lease (not asked: this node is not becoming primary)`;
+  }
 }
 
 export function contractJson(s: ModuleStatus): string {
