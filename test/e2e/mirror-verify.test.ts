@@ -72,7 +72,7 @@ describe('vigil verify and vigil diff against real daemons', () => {
     expect((JSON.parse(repaired.stdout) as { same: boolean }).same).toBe(true);
   }, 120_000);
 
-  it('diff: nothing while in sync; while ALONE the delta it would copy, its size and time at the configured bandwidth (from either node)', async () => {
+  it('diff: nothing while in sync; while ALONE the delta it would copy, its size and time at the configured bandwidth (from either node); after --fullsync the checksum comparison's', async () => {
     const sync = await m.vigil('node2', ['diff', '-m', 'vf']);
     expect([sync.code, sync.stdout.trim()]).toEqual([0, 'vf: node1 (PRIM) and node2 are in sync: a resync would copy nothing']);
     const stop = await m.vigil('node2', ['stop', '-m', 'vf']);
@@ -87,6 +87,17 @@ describe('vigil verify and vigil diff against real daemons', () => {
     expect(j.bytes).toBe(17 * MiB);
     expect(j.estimateS).toBeCloseTo((17 * MiB) / 32e6, 3);
     expect(j.items.map((i) => [i.what, i.path, i.bytes]).sort()).toEqual([
+      ['meta', '/srv/vf/data/d/h.txt', 0],
+      ['whole', '/srv/vf/data/b.bin', 16 * MiB],
+      ['zones', '/srv/vf/data/a.bin', MiB],
+    ]);
+
+    // a full resync asked for: the next one compares checksums, and diff lists both copies to say what it copies
+    const full = await m.vigil('node1', ['prim', '-m', 'vf', '--fullsync']);
+    expect(full.code, full.stderr).toBe(0);
+    const c = JSON.parse((await m.vigil('node1', ['diff', '-m', 'vf', '--json'])).stdout) as typeof j & { basis: string };
+    expect([c.mode, c.bytes, c.basis]).toEqual(['checksum', 17 * MiB, "node1's tracking is not complete (crash, or edits while stopped)"]);
+    expect(c.items.map((i) => [i.what, i.path, i.bytes]).sort()).toEqual([
       ['meta', '/srv/vf/data/d/h.txt', 0],
       ['whole', '/srv/vf/data/b.bin', 16 * MiB],
       ['zones', '/srv/vf/data/a.bin', MiB],
