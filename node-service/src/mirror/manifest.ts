@@ -46,7 +46,13 @@ const SMALL = 64 * 1024;
  * which `digests` says false is listed with its size only (the primary's resync: a file the secondary
  * does not have is copied whole, reading it for digests first would double the work).
  */
-export async function buildManifest(roots: readonly string[], zoneSize: number, onEntry?: (e: Entry) => void, excludes?: Excludes, digests?: (k: string) => boolean): Promise<Entry[]> {
+export async function buildManifest(
+  roots: readonly string[],
+  zoneSize: number,
+  onEntry?: (e: Entry) => void,
+  excludes?: Excludes,
+  digests: (k: string, size: number) => boolean | Promise<boolean> = () => true,
+): Promise<Entry[]> {
   const out: Entry[] = [];
   const buf = Buffer.allocUnsafe(zoneSize * PARALLEL);
   let slot = 0;
@@ -81,7 +87,7 @@ export async function buildManifest(roots: readonly string[], zoneSize: number, 
           if (i >= names.length) break;
           const r = rel === '' ? names[i] : `${rel}/${names[i]}`;
           const k = key(d, r);
-          entries[i] = excludes?.skips(d, r) ? undefined : await describe(join(roots[d], r), k, zoneSize, zbuf, digests ? digests(k) : true);
+          entries[i] = excludes?.skips(d, r) ? undefined : await describe(join(roots[d], r), k, zoneSize, zbuf, digests);
         }
         freeSlots.push(s);
       };
@@ -112,14 +118,14 @@ function vanished(e: unknown): undefined {
   throw e;
 }
 
-async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer, digests: boolean): Promise<Entry | undefined> {
+async function describe(p: string, k: string, zoneSize: number, zbuf: Buffer, digests: (k: string, size: number) => boolean | Promise<boolean>): Promise<Entry | undefined> {
   let st;
   try {
     st = lstatSync(p);
   } catch (e) {
     return vanished(e);
   }
-  if (st.isFile() && !digests) return withXattrs({ k, m: st.mode & 0o7777, u: st.uid, g: st.gid, ty: 'f', s: st.size }, p);
+  if (st.isFile() && !(await digests(k, st.size))) return withXattrs({ k, m: st.mode & 0o7777, u: st.uid, g: st.gid, ty: 'f', s: st.size }, p);
   // small files (the common case in large trees): synchronous calls, no thread-pool round trips;
   // the event loop is handed back every 2 ms so FUSE requests and acknowledgements keep flowing
   if (st.isFile() && st.size <= SMALL) {

@@ -55,7 +55,7 @@ export interface Session {
   unacked: number;
   lastSend: number;
   lastProgress: number;
-  resync: { mode: 'delta' | 'checksum'; bytesDone: number; bytesTotal: number; entries: number; t0: number; remoteManifest?: Map<string, Entry>; manifestDone?: () => void };
+  resync: { mode: 'delta' | 'checksum'; bytesDone: number; bytesTotal: number; entries: number; t0: number; remoteManifest?: Map<string, Entry>; manifestBatch?: () => void; manifestDone?: () => void };
   /** writers waiting for room in the window */
   room: (() => void)[];
   /** the resync copier waiting for room (it leaves half the window to live changes) */
@@ -64,6 +64,8 @@ export interface Session {
 
 const RESOLVED = Promise.resolve();
 const LOST = 'lost';
+/** files up to this size are digested for the checksum comparison without waiting for the secondary's listing */
+const DIGEST_WITHOUT_ASKING = 1 << 20;
 /** resync entries copied at the same time */
 const COPIERS = 8;
 
@@ -306,6 +308,7 @@ export class PrimaryRole {
         else if (s.resync.remoteManifest) {
           for (const e of m.e) s.resync.remoteManifest.set(e.k, e);
           if (m.end) s.resync.manifestDone?.();
+          else s.resync.manifestBatch?.();
         }
       } catch (e) {
         s.ch.close((e as Error).message);
@@ -355,17 +358,37 @@ export class PrimaryRole {
     if (s.phase === 'comparing') {
       const remote = new Map<string, Entry>();
       let listed = false;
+      const waiting = new Set<() => void>();
+      const wake = () => {
+        for (const w of waiting) w();
+      };
       const done = new Promise<void>((resolve) => {
         s.resync.remoteManifest = remote;
-        s.resync.manifestDone = () => ((listed = true), resolve());
+        s.resync.manifestBatch = wake;
+        s.resync.manifestDone = () => ((listed = true), wake(), resolve());
       });
       s.ch.send(encodeManifestReq());
-      // both sides list (and digest) at the same time; once the secondary's listing is complete, a file
-      // it does not hold is not digested here: it is copied whole (a new or emptied secondary)
-      const digests = (k: string) => !listed || remote.get(k)?.ty === 'f';
+      // Both sides list (and digest) at the same time, in the same order. A file the secondary does not
+      // hold is copied whole: digesting it here first would read it twice (a new or emptied secondary:
+      // nothing is digested). Small files are digested without asking; a large one waits until the
+      // secondary's listing has it or is complete.
+      const has = (k: string) => remote.get(k)?.ty === 'f';
+      const digests = (k: string, size: number): boolean | Promise<boolean> => {
+        if (listed || remote.has(k)) return has(k);
+        if (size <= DIGEST_WITHOUT_ASKING) return true;
+        return new Promise((resolve) => {
+          const check = () => {
+            if (!listed && !remote.has(k)) return;
+            waiting.delete(check);
+            resolve(has(k));
+          };
+          waiting.add(check);
+        });
+      };
       const [local] = await Promise.all([buildManifest(backings, t.zoneSize, undefined, this.ctx.excludes, digests), done]);
       if (this.session !== s) return;
       s.resync.remoteManifest = undefined;
+      s.resync.manifestBatch = undefined;
       // from here the tracking describes every difference with the secondary's tree
       t.intact = true;
       s.resync.bytesTotal = diffManifests(local, remote, t);
