@@ -72,7 +72,7 @@ describe('vigil verify and vigil diff against real daemons', () => {
     expect((JSON.parse(repaired.stdout) as { same: boolean }).same).toBe(true);
   }, 120_000);
 
-  it('diff: nothing while in sync; while ALONE the delta it would copy, its size and time at the configured bandwidth (from either node); after --fullsync the checksum comparison's', async () => {
+  it('diff: nothing while in sync; while ALONE the delta it would copy, its size and time at the configured bandwidth (from either node); after --fullsync, what the checksum resync copies', async () => {
     const sync = await m.vigil('node2', ['diff', '-m', 'vf']);
     expect([sync.code, sync.stdout.trim()]).toEqual([0, 'vf: node1 (PRIM) and node2 are in sync: a resync would copy nothing']);
     const stop = await m.vigil('node2', ['stop', '-m', 'vf']);
