@@ -12,9 +12,13 @@ import { runSoak } from '../../soak/run.ts';
 const fault = (kind: Fault['kind'], role: Fault['role'], holdMs: number, offsetMs = 0, extra: Partial<Fault> = {}): Fault => ({ kind, role, offsetMs, holdMs, amount: 0, dir: 'both', ...extra });
 const episode = (index: number, faults: Fault[], gapMs = 3000): Episode => ({ index, faults, gapMs });
 
-async function replay(plan: Episode[]): Promise<void> {
+/** `tolerate`: violation kinds a case does not judge (a limitation documented in soak/README.md) */
+async function replay(plan: Episode[], tolerate: readonly string[] = []): Promise<void> {
   const r = await runSoak({ minutes: 10, seed: 0, plan, prefix: 'sl', subnet: '198.18.172', say: () => undefined });
-  const text = r.violations.map((v) => `${v.kind} in episode #${v.episode}: ${v.detail}`).join('\n');
+  const text = r.violations
+    .filter((v) => !tolerate.includes(v.kind))
+    .map((v) => `${v.kind} in episode #${v.episode}: ${v.detail}`)
+    .join('\n');
   expect(text, `violations (node logs in ${r.dir})`).toBe('');
   expect(r.acked).toBeGreaterThan(50);
 }
@@ -25,5 +29,16 @@ describe('soak regressions (each found by npm run soak, replayed at the moment f
   // done, so it was "in sync" without them, and the swap that followed served files with no content.
   it('secondary disk full, then a swap: the renamed files acknowledged meanwhile are on the new primary', async () => {
     await replay([episode(0, [fault('disk-full', 'S', 3025)], 3943), episode(1, [fault('swap', 'P', 0)])]);
+  }, 120_000);
+
+  // seed 1, episode #2: every packet from the primary to the secondary dropped for 3.1 s (5 s here, beyond doubt
+  // longer than the heartbeat timeout and the witness grace). The secondary
+  // took over (it reached the witness) while the primary, hearing it, stayed: both served for a moment,
+  // the split brain healed with the old primary staying, but the clients' ARP caches still pointed at
+  // the loser's interface: the service was unreachable through the VIP for 30 s and more. The winner now
+  // announces the address again. (The records the loser acknowledged during the split are moved aside:
+  // only an arbiter prevents that split, see soak/README.md, so durable_lost is not judged here.)
+  it('one-way loss into the secondary: after the split brain heals, the service answers through the VIP', async () => {
+    await replay([episode(2, [fault('oneway-loss', 'S', 5000, 0, { amount: 100, dir: 'in' })])], ['durable_lost']);
   }, 120_000);
 });

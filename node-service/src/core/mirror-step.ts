@@ -510,6 +510,16 @@ function waiting(c: MirrorCore, reason: string): R {
   return { state: { ...c, waitingReason: reason }, actions: [{ type: 'log', level: 'info', msg: `${c.target}: ${reason}` }] };
 }
 
+/**
+ * The split brain's winner: the peer announced the address during the split, so clients' ARP caches
+ * may point at it; the address is taken again (idempotent) with a new burst of gratuitous ARP, once.
+ */
+function stayPrimary(c: MirrorCore, reason: string): R {
+  if (c.waitingReason === reason) return { state: c, actions: [] };
+  const r = queue({ ...c, waitingReason: reason }, c.target, reason, [{ type: 'vip', op: 'add' }]);
+  return { state: r.state, actions: [{ type: 'log', level: 'info', msg: `${c.target}: ${reason}` }, ...r.actions] };
+}
+
 function decide(core: MirrorCore): R {
   const peer = core.peerAlive ? core.peer : undefined;
   let c = core;
@@ -522,7 +532,7 @@ function decide(core: MirrorCore): R {
     case 'PRIM': {
       if (peer && peerIsPrimary(peer)) {
         const mine = { node: c.self, gen: c.p.gen, primaryEpoch: c.p.primaryEpoch, isolated: isolated(c) };
-        if (keepsPrimary(mine, peer)) return waiting(c, `split brain healed: ${peer.node} is also primary; we stay (${peer.isolated ? `${peer.node} reached no witness; ` : ''}generation ${c.p.gen}/${peer.gen}, epoch ${c.p.primaryEpoch}/${peer.primaryEpoch})`);
+        if (keepsPrimary(mine, peer)) return stayPrimary(c, `split brain healed: ${peer.node} is also primary; we stay (${peer.isolated ? `${peer.node} reached no witness; ` : ''}generation ${c.p.gen}/${peer.gen}, epoch ${c.p.primaryEpoch}/${peer.primaryEpoch})`);
         return demote(c, `split brain healed: ${peer.node} stays primary (${mine.isolated ? 'we reached no witness during the split; ' : ''}generation ${peer.gen} vs ours ${c.p.gen}, epoch ${peer.primaryEpoch} vs ${c.p.primaryEpoch}); our divergent files are moved aside`, { divergent: true });
       }
       if (!peer && c.peerGone && c.witnessConfigured && c.witnessReachable === false) {
