@@ -110,7 +110,9 @@ export const moduleSchema = z
   .object({
     name,
     mode: z.enum(['mirror', 'farm'], { errorMap: () => ({ message: 'must be "mirror" or "farm"' }) }),
-    id: z.number().int().min(1).max(60),
+    // ids pick the ports (contract/health.ts): up to 100 the heartbeat (8888-8987), replication (5600-5999)
+    // and farm (4803-5102) ranges stay apart and below the API's 9010
+    id: z.number().int().min(1).max(100),
     heartbeat: z
       .object({ pulse: duration.optional(), timeout: duration.optional() })
       .strict()
