@@ -127,8 +127,8 @@ export function unhandledLines(text: string): string[] {
     if (!line.trim()) continue;
     if (line.startsWith('{')) {
       try {
-        const r = JSON.parse(line) as { level?: number; msg?: string; err?: unknown };
-        if ((r.level ?? 0) >= 60 || /unhandled|uncaught/i.test(r.msg ?? '')) out.push(line);
+        const r = JSON.parse(line) as { level?: number | string; msg?: string };
+        if (r.level === 'fatal' || (typeof r.level === 'number' && r.level >= 60) || /unhandled|uncaught/i.test(r.msg ?? '')) out.push(line);
       } catch {
         out.push(line);
       }
