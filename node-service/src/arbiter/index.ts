@@ -83,6 +83,8 @@ async function load(cfg: ArbiterConfig, ctx: ArbiterContext): Promise<LeaseStore
   switch (cfg.type) {
     case 'etcd':
       return new (await import('./etcd.ts')).EtcdLeaseStore(cfg, ctx);
+    case 'aws-dynamodb':
+      return new (await import('./aws-dynamodb.ts')).DynamoLeaseStore(cfg, ctx);
     default:
       throw new Error(`arbiter type ${cfg.type} is not available in this build: use type: etcd`);
   }
