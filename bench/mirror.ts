@@ -15,7 +15,7 @@
  *   pgbench4_ratio=R seq_c_over_b=R fsync_c_over_b=R resync_over_tcp=R compare_100k_s=N
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createPair, type Pair } from '../test/helpers/mirror-cluster.ts';
 import { buildManifest, diffManifests } from '../node-service/src/mirror/manifest.ts';
@@ -37,6 +37,9 @@ const PG_SCALE = Number(process.env.MIRROR_BENCH_PG_SCALE ?? 10);
 const RESYNC_MIB = Number(process.env.MIRROR_BENCH_RESYNC_MIB ?? 1024);
 const RESYNC_FILES = Number(process.env.MIRROR_BENCH_RESYNC_FILES ?? 10_000);
 const WRITERS = 8;
+/** clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux) */
+const CLK_TCK = 100;
+const WARM_MIB = Number(process.env.MIRROR_BENCH_WARM_MIB ?? 6144);
 
 function runIn(pid: number, cmd: string[]): Promise<string> {
   return new Promise((res, rej) => {
@@ -54,26 +57,38 @@ const io = async <T>(pid: number, ...args: string[]): Promise<T> => JSON.parse(a
 interface Measured {
   mbps: number;
   opsps: number;
+  /** CPU time of each daemon process (primary, secondary) per fsync'd 4 KiB write, in µs */
+  cpuUs: number[];
   ops8ps: number;
   readMbps: number;
   randOpsps: number;
 }
 
-/** one run of every I/O measurement in dir */
-async function sample(pid: number, dir: string): Promise<Measured> {
+/** user + system CPU time of a process (all its threads), in µs */
+function cpuUs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const [utime, stime] = f.slice(f.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
+  return ((utime + stime) * 1e6) / CLK_TCK;
+}
+
+/** one run of every I/O measurement in dir; daemons: the pids whose CPU time per fsync'd write is counted */
+async function sample(pid: number, dir: string, daemons: number[]): Promise<Measured> {
   const mbps = (await io<{ mbps: number }>(pid, 'seq', dir, String(SEQ_MIB))).mbps;
-  const opsps = (await io<{ opsps: number }>(pid, 'fsync4k', dir, String(FSYNC_S))).opsps;
+  const cpu0 = daemons.map(cpuUs);
+  const one = await io<{ opsps: number; ops: number }>(pid, 'fsync4k', dir, String(FSYNC_S));
+  const opsps = one.opsps;
+  const cpu = daemons.map((d, i) => (cpuUs(d) - cpu0[i]) / one.ops);
   // 8 writers on 8 files, started together (tsx takes a while to start on a loaded machine)
   const start = String(Date.now() + 6000);
   const all = await Promise.all(Array.from({ length: WRITERS }, (_, w) => io<{ opsps: number }>(pid, 'fsync4k', dir, String(FSYNC_S), String(w), start)));
   const rd = await io<{ seqMbps: number; randOpsps: number }>(pid, 'read', dir, String(READ_MIB), String(Math.max(2, FSYNC_S / 2)));
-  return { mbps, opsps, ops8ps: all.reduce((n, x) => n + x.opsps, 0), readMbps: rd.seqMbps, randOpsps: rd.randOpsps };
+  return { mbps, opsps, cpuUs: cpu, ops8ps: all.reduce((n, x) => n + x.opsps, 0), readMbps: rd.seqMbps, randOpsps: rd.randOpsps };
 }
 
 /** the median of each measurement over the rounds, printed with every run (these machines are noisy) */
 function summarize(label: string, xs: Measured[]): Measured {
   const keys = ['mbps', 'opsps', 'ops8ps', 'readMbps', 'randOpsps'] as const;
-  const m = Object.fromEntries(keys.map((k) => [k, median(xs.map((x) => x[k]))])) as unknown as Measured;
+  const m = { ...Object.fromEntries(keys.map((k) => [k, median(xs.map((x) => x[k]))])), cpuUs: xs[0].cpuUs.map((_, i) => median(xs.map((x) => x.cpuUs[i]))) } as unknown as Measured;
   const runs = (k: (typeof keys)[number]) => xs.map((x) => x[k].toFixed(0)).join('/');
   console.log(
     `${label.padEnd(34)} seq ${m.mbps.toFixed(0).padStart(5)} MB/s (${runs('mbps')})  fsync'd 4K ${m.opsps.toFixed(0).padStart(6)}/s (${runs('opsps')})  ×8 ${m.ops8ps.toFixed(0).padStart(6)}/s (${runs('ops8ps')})  read ${m.readMbps.toFixed(0).padStart(5)} MB/s (${runs('readMbps')})  rand 4K ${m.randOpsps.toFixed(0).padStart(7)}/s (${runs('randOpsps')})`,
@@ -82,9 +97,9 @@ function summarize(label: string, xs: Measured[]): Measured {
 }
 
 /** ROUNDS rounds; in each, every target once, one after the other */
-async function rounds(pid: number, targets: { label: string; dir: string }[]): Promise<Measured[]> {
+async function rounds(pid: number, targets: { label: string; dir: string }[], daemons: number[]): Promise<Measured[]> {
   const got: Measured[][] = targets.map(() => []);
-  for (let r = 0; r < ROUNDS; r++) for (const [i, t] of targets.entries()) got[i].push(await sample(pid, t.dir));
+  for (let r = 0; r < ROUNDS; r++) for (const [i, t] of targets.entries()) got[i].push(await sample(pid, t.dir, daemons));
   return targets.map((t, i) => summarize(t.label, got[i]));
 }
 
@@ -129,11 +144,28 @@ async function tcpBaseline(pair: Pair, pid: number): Promise<{ mbps: number; rtt
   }
 }
 
+/**
+ * Writes and deletes WARM_MIB once before measuring. A virtual machine pays the host's first-touch
+ * fault on every guest page it uses for the first time: page-cache writes into never-used memory ran
+ * at a third of their speed here, and the replicated runs (two copies) reach into more new memory
+ * than the plain ones. Afterwards the freed pages are reused by whichever run comes.
+ */
+function warmUp(): void {
+  const f = join(ROOT, 'warm-up.bin');
+  const buf = Buffer.alloc(1 << 20, 1);
+  const t0 = process.hrtime.bigint();
+  const fd = openSync(f, 'w');
+  for (let i = 0; i < WARM_MIB; i++) writeSync(fd, buf);
+  closeSync(fd);
+  rmSync(f);
+  console.log(`memory warm-up: ${WARM_MIB} MiB written and deleted in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
+}
+
 async function main(): Promise<void> {
   // the replication engine as the issue's baselines measured it: the channel in clear (the cost of TLS,
   // the default, is bench:secure's); MIRROR_BENCH_ENCRYPTION=tls measures with it
   const encryption = process.env.MIRROR_BENCH_ENCRYPTION === 'tls' ? 'tls' : 'none';
-  const pair = await createPair({ root: ROOT, prefix: 'vgb', sendTimeoutMs: 5000, encryption });
+  const pair = await createPair({ root: ROOT, prefix: 'mqb', sendTimeoutMs: 5000, encryption });
   const clusters: PgCluster[] = [];
   const cleanup = async () => {
     for (const c of clusters.splice(0)) await c.destroy().catch((e: Error) => console.error(`cannot stop PostgreSQL: ${e.message}`));
@@ -144,6 +176,7 @@ async function main(): Promise<void> {
   try {
     const load = () => execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ');
     console.log(`mirror bench: ${SEQ_MIB} MiB sequential, ${FSYNC_S} s fsync'd 4 KiB (1 and ${WRITERS} writers), ${READ_MIB} MiB reads, pgbench -s ${PG_SCALE} ${PG_S} s, median of ${ROUNDS} runs each, replication.encryption: ${encryption}; load average ${load()}`);
+    warmUp();
     const { a, b } = pair;
     a.start();
     b.start();
@@ -161,7 +194,7 @@ async function main(): Promise<void> {
       { label: '(a) plain directory', dir: plain },
       { label: '(b) bindfs passthrough', dir: bmnt },
       { label: '(c) Vigil view, ALONE (no peer)', dir: view },
-    ]);
+    ], [a.proc!.pid!]);
     await runIn(pid, ['umount', bmnt]);
     const synced = a.waitEvent('synced', 120_000);
     await b.call('secondary');
@@ -169,7 +202,7 @@ async function main(): Promise<void> {
     const [ra, rd] = await rounds(pid, [
       { label: '(a) plain directory, again', dir: plain },
       { label: '(d) Vigil view, PRIM (ack: fsync)', dir: view },
-    ]);
+    ], [a.proc!.pid!, b.proc!.pid!]);
     const run = (cmd: string[]) => runIn(pid, cmd);
     const pgPlain = new PgCluster(run, join(plain, 'pg'), join(ROOT, 'sock-plain'));
     const pgView = new PgCluster(run, join(view, 'pg'), join(ROOT, 'sock-view'));
@@ -217,6 +250,7 @@ async function main(): Promise<void> {
     console.log(
       `fsync'd 4 KiB, per operation: plain ${us(ra1.opsps).toFixed(0)} µs (local I/O); view alone ${us(rc.opsps).toFixed(0)} µs (+${(us(rc.opsps) - us(ra1.opsps)).toFixed(0)} FUSE and daemon); plain, PRIM phase ${us(ra.opsps).toFixed(0)} µs; PRIM ${us(rd.opsps).toFixed(0)} µs (+${(us(rd.opsps) - us(ra.opsps)).toFixed(0)} over plain: network round trip ${tcp.rttUs.toFixed(0)} µs, the rest the peer's apply and fsync beyond the local one)`,
     );
+    console.log(`CPU time per fsync'd 4 KiB write (both daemons' processes, all threads, kernel included): view alone ${rc.cpuUs[0].toFixed(0)} µs; PRIM: primary ${rd.cpuUs[0].toFixed(0)} µs, secondary ${rd.cpuUs[1].toFixed(0)} µs`);
     console.log(`sequential 1 MiB writes, per MiB: plain ${(1e6 / ra1.mbps).toFixed(0)} / ${(1e6 / ra.mbps).toFixed(0)} µs; view alone ${(1e6 / rc.mbps).toFixed(0)} µs; PRIM ${(1e6 / rd.mbps).toFixed(0)} µs (raw TCP ${(1e6 / tcp.mbps).toFixed(0)} µs per MiB)`);
 
     // checksum comparison of two identical trees (both sides' listing + per-zone digests, then the diff)

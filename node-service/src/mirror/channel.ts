@@ -49,9 +49,35 @@ export class Channel {
     socket.on('close', () => this.close('connection closed by the peer'));
   }
 
+  private corked = false;
+
+  /** sends buf now, together with what sendSoon() held back */
   send(buf: Buffer): boolean {
     if (this.closed) return false;
+    const ok = this.socket.write(buf);
+    this.flush();
+    return ok;
+  }
+
+  /**
+   * Sends buf at the end of this tick at the latest, with whatever follows it in the same tick: a
+   * change nobody waits for (ack: fsync) and the fsync the view handles right after it leave as one
+   * TLS record and one TCP segment, not two; the resync's small operations go out together.
+   */
+  sendSoon(buf: Buffer): boolean {
+    if (this.closed) return false;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => this.flush());
+    }
     return this.socket.write(buf);
+  }
+
+  private flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
   }
 
   sendFrame(h: object, data?: Buffer): boolean {

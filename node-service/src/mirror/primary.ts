@@ -158,7 +158,7 @@ export class PrimaryRole {
     }
     if (s.phase === 'copying' && this.concerns(op)) mark();
     if (this.ctx.ack === 'write') return new Promise((resolve) => this.post(s, op, { mark, done: () => resolve() }));
-    this.post(s, op, { mark });
+    this.post(s, op, { mark }, true);
     return this.room(s);
   }
 
@@ -184,8 +184,8 @@ export class PrimaryRole {
 
   // ---------------------------------------------------------------- the stream
 
-  /** sends one operation; done/mark as for Pending */
-  post(s: Session, op: Op, p: Omit<Pending, 'seq' | 't0' | 'bytes'> = {}): void {
+  /** sends one operation; done/mark as for Pending; soon: nobody waits for it, it may leave with what follows in this tick */
+  post(s: Session, op: Op, p: Omit<Pending, 'seq' | 't0' | 'bytes'> = {}, soon = false): void {
     const seq = ++s.seq;
     // encodeOp copies the bytes: the kernel's write buffer is reused as soon as the view answers
     const buf = encodeOp(seq, op);
@@ -193,7 +193,8 @@ export class PrimaryRole {
     s.pending.push({ seq, t0: now, bytes: buf.length, ...p });
     s.unacked += buf.length;
     s.lastSend = now;
-    s.ch.send(buf);
+    if (soon) s.ch.sendSoon(buf);
+    else s.ch.send(buf);
   }
 
   /** sends and resolves when acknowledged: the secondary's error, LOST when the session ended, or undefined */
@@ -442,7 +443,7 @@ export class PrimaryRole {
         tracking: t,
         backings,
         // a copy the secondary could not apply (its disk full, failing) is copied again, not taken as done
-        send: (op, done) => this.post(s, op, { done, mark: () => (d.tree ? t.markTree(k) : t.markAll(k)) }),
+        send: (op, done) => this.post(s, op, { done, mark: () => (d.tree ? t.markTree(k) : t.markAll(k)) }, true),
         sent: (bytes) => (s.resync.bytesDone += bytes),
         room: () => this.copyRoom(s),
         alive: () => this.session === s,
