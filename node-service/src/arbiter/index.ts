@@ -79,12 +79,19 @@ export function createArbiter(cfg: ArbiterConfig, ctx: ArbiterContext): LeaseSto
   };
 }
 
+/** Azure's default credential chain (managed identity on a VM, environment, CLI login) */
+async function managedIdentity() {
+  return new (await import('@azure/identity')).DefaultAzureCredential();
+}
+
 async function load(cfg: ArbiterConfig, ctx: ArbiterContext): Promise<LeaseStore> {
   switch (cfg.type) {
     case 'etcd':
       return new (await import('./etcd.ts')).EtcdLeaseStore(cfg, ctx);
     case 'aws-dynamodb':
       return new (await import('./aws-dynamodb.ts')).DynamoLeaseStore(cfg, ctx);
+    case 'azure-blob':
+      return new (await import('./azure-blob.ts')).AzureBlobLeaseStore(cfg, ctx, cfg.account_key_file ? undefined : await managedIdentity());
     default:
       throw new Error(`arbiter type ${cfg.type} is not available in this build: use type: etcd`);
   }

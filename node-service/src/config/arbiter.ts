@@ -41,6 +41,8 @@ export const arbiterSchema = z.discriminatedUnion('type', [
       type: z.literal('azure-blob'),
       account_url: z.string().url(),
       container: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be an Azure container name (3-63 lowercase letters, digits and single dashes)'),
+      /** the storage account key (a file holding it); without it the daemon uses managed identity */
+      account_key_file: file.optional(),
       ttl: ttl('15s', 15_000, 60_000, 'Azure blob leases last 15 to 60 seconds'),
     })
     .strict(),
