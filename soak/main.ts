@@ -1,9 +1,11 @@
 /**
- * `npm run soak -- --minutes N [--seed S] [--from K] [--episodes M]`: the fault-injection soak;
+ * `npm run soak -- --minutes N [--seed S] [--from K] [--episodes M] [--kinds a,b] [--no-split-brain]`:
+ * the fault-injection soak;
  * `npm run soak -- --scale`: 64 mirror modules on one pair and a 5-node farm. See soak/README.md.
  */
 import { parseArgs } from 'node:util';
 import { soakReport, saveReport } from './report.ts';
+import { KINDS, type Kind, SPLIT_BRAIN_KINDS } from './nemesis.ts';
 import { runSoak } from './run.ts';
 
 const { values } = parseArgs({
@@ -14,6 +16,8 @@ const { values } = parseArgs({
     episodes: { type: 'string' },
     scale: { type: 'boolean', default: false },
     modules: { type: 'string' },
+    kinds: { type: 'string' },
+    'no-split-brain': { type: 'boolean', default: false },
   },
 });
 
@@ -32,11 +36,23 @@ if (values.scale) {
   await runScale({ modules: int('modules', values.modules, 64) });
 } else {
   const seed = int('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
+  let kinds: readonly Kind[] | undefined;
+  if (values.kinds !== undefined) {
+    const asked = values.kinds.split(',').map((k) => k.trim());
+    const unknown = asked.filter((k) => !(KINDS as readonly string[]).includes(k));
+    if (unknown.length || asked.length === 0) {
+      console.error(`--kinds ${values.kinds}: unknown ${unknown.join(', ') || '(none given)'}; choose among ${KINDS.join(', ')}`);
+      process.exit(2);
+    }
+    kinds = asked as Kind[];
+  }
+  if (values['no-split-brain']) kinds = (kinds ?? KINDS).filter((k) => !SPLIT_BRAIN_KINDS.includes(k));
   const r = await runSoak({
     minutes: int('minutes', values.minutes, 3),
     seed,
     from: int('from', values.from, 0),
     episodes: values.episodes === undefined ? undefined : int('episodes', values.episodes, 1),
+    kinds,
   });
   const text = soakReport(r);
   const file = saveReport(r, text);

@@ -24,7 +24,8 @@ export function soakReport(r: SoakResult): string {
     `== violations: ${r.violations.length}`,
   );
   for (const v of r.violations) {
-    lines.push(`  ${v.kind} at ${at(v.t)} in episode #${v.episode} (replay: npm run soak -- --seed ${r.seed} --from ${Math.max(0, v.episode)} --episodes 1)`);
+    const kinds = r.kinds ? ` --kinds ${r.kinds.join(',')}` : '';
+    lines.push(`  ${v.kind} at ${at(v.t)} in episode #${v.episode} (replay: npm run soak -- --seed ${r.seed}${kinds} --from ${Math.max(0, v.episode)} --episodes 1)`);
     lines.push(`    ${v.detail.split('\n').join('\n    ')}`);
   }
   lines.push('', `node logs: ${r.dir}`);
