@@ -92,7 +92,7 @@ async function load(cfg: ArbiterConfig, ctx: ArbiterContext): Promise<LeaseStore
       return new (await import('./aws-dynamodb.ts')).DynamoLeaseStore(cfg, ctx);
     case 'azure-blob':
       return new (await import('./azure-blob.ts')).AzureBlobLeaseStore(cfg, ctx, cfg.account_key_file ? undefined : await managedIdentity());
-    default:
-      throw new Error(`arbiter type ${cfg.type} is not available in this build: use type: etcd`);
+    case 'gcs':
+      return new (await import('./gcs.ts')).GcsLeaseStore(cfg, ctx);
   }
 }

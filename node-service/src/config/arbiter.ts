@@ -50,7 +50,7 @@ export const arbiterSchema = z.discriminatedUnion('type', [
     .object({
       type: z.literal('gcs'),
       bucket: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'must be a Cloud Storage bucket name'),
-      ttl: ttl('10s', 3000, 300_000, 'a takeover needs ttl plus one renewal'),
+      ttl: ttl('10s', 6000, 300_000, 'renewals come every ttl/6 and Cloud Storage takes one write a second per object'),
     })
     .strict(),
 ]);
