@@ -11,6 +11,7 @@
  */
 import { Aws, Duration, Fn, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as elbv2targets from 'aws-cdk-lib/aws-elasticloadbalancingv2-targets';
@@ -275,8 +276,20 @@ export abstract class VigilCluster extends Construct {
       );
     }
 
+    // ---- the arbiter lease (issue 16): one item per module in a table of the stack ----------------
+    const leaseTable = mode === 'mirror' && props.module?.arbiter
+      ? new dynamodb.Table(this, 'LeaseTable', {
+          tableName: `${this.clusterName}-lease`,
+          partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+          // a renewal every ttl/6: a few writes a second at most, billed per request
+          billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+          removalPolicy: RemovalPolicy.DESTROY,
+        })
+      : undefined;
+
     // ---- cluster.yaml --------------------------------------------------------------------------
     this.clusterConfig = buildClusterConfig({
+      ...(leaseTable ? { arbiter: { type: 'aws-dynamodb' as const, table: `${this.clusterName}-lease`, region: Aws.REGION } } : {}),
       cluster: this.clusterName,
       mode,
       nodes: placements.map((p) => ({ name: p.name, addr: p.addr })),
@@ -310,6 +323,8 @@ export abstract class VigilCluster extends Construct {
       this.clusterSecret.grantRead(role);
       this.adminToken.grantRead(role);
       this.eventsSecret?.grantRead(role);
+      // the lease: strongly consistent reads and conditional puts of its items, nothing else
+      if (leaseTable) iam.Grant.addToPrincipal({ grantee: role, actions: ['dynamodb:GetItem', 'dynamodb:PutItem'], resourceArns: [leaseTable.tableArn] });
     };
 
     if (props.existingInstances) {

@@ -57,6 +57,13 @@ export interface VigilModuleOptions {
    */
   readonly defaultPrimary?: string;
   /**
+   * Mirror only: serve as primary only while holding a lease on the cloud's own store, created by
+   * the template (AWS: a DynamoDB table). Split brain is then impossible, at the price of a takeover
+   * of about the lease ttl (10 s) instead of the heartbeat timeout.
+   * @default false
+   */
+  readonly arbiter?: boolean;
+  /**
    * Module scripts (start_prim, stop_prim, start_both, stop_both, ...) by file name → content.
    * Written to /etc/vigil/scripts/<module>/ with mode 0755 and referenced as scripts_dir.
    * @default none (no scripts_dir)
@@ -85,6 +92,8 @@ export interface ClusterSpec {
   readonly apiListen?: readonly string[];
   /** URL the nodes POST state changes to (the cloud function's /events); secret in VIGIL_PATHS.eventsSecret */
   readonly eventsUrl?: string;
+  /** mirror: the `arbiter:` block for the lease store the template creates */
+  readonly arbiter?: RawModule['arbiter'];
 }
 
 const SCRIPT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -112,6 +121,7 @@ export function buildClusterConfig(spec: ClusterSpec): RawCluster {
     ...(spec.mode === 'mirror' ? { default_primary: m.defaultPrimary ?? spec.nodes[0]?.name } : {}),
     ...(spec.mode === 'farm' ? { farm: { rules: [], ...(m.farmPower ? { power: { ...m.farmPower } } : {}) } } : {}),
     ...(spec.eventsUrl !== undefined ? { cloud_events: { url: spec.eventsUrl, secret_file: VIGIL_PATHS.eventsSecret } } : {}),
+    ...(spec.mode === 'mirror' && spec.arbiter ? { arbiter: spec.arbiter } : {}),
   };
   return {
     cluster: spec.cluster,
