@@ -56,6 +56,12 @@ const EVENTS_URL = '__VIGIL_EVENTS_URL__';
 /** built-in role "Key Vault Secrets User" */
 const KV_SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';
 const KV_HOST = '__VIGIL_KV_HOST__';
+/** the arbiter lease (module.arbiter): a container of the template's storage account, written by the
+ *  VMs' identities ("Storage Blob Data Contributor" on that container only); its URL in cluster.yaml
+ *  is this placeholder until deployment */
+const LEASE_URL = 'https://vigil-lease-account.blob.core.windows.net';
+const LEASE_CONTAINER = 'vigil-leases';
+const BLOB_CONTRIBUTOR = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe';
 const PKG_URL = '__VIGIL_PACKAGE_URL__';
 const PKG_SHA = '__VIGIL_PACKAGE_SHA256__';
 
@@ -118,7 +124,8 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
   const s = parseIpv4Cidr(subnetCidr);
   if (s.network < v.network || s.network + s.size > v.network + v.size) throw new Error(`subnetCidr ${subnetCidr} is not inside vnetCidr ${vnetCidr}`);
   const functionSubnetCidr = o.functionSubnetCidr ?? '10.10.2.0/24';
-  const plan = planCluster(mode, { ...o, subnetCidr }, { subnetCidr, reserved: { first: 4, last: 1 }, eventsUrl: EVENTS_URL });
+  const plan = planCluster(mode, { ...o, subnetCidr }, { subnetCidr, reserved: { first: 4, last: 1 }, eventsUrl: EVENTS_URL, arbiter: { type: 'azure-blob', account_url: LEASE_URL, container: LEASE_CONTAINER } });
+  const lease = plan.raw.modules?.[0]?.arbiter !== undefined;
   const c = plan.cluster;
   const az = plan.probe.azure;
   // load balancer names: the same functions the adapter reconciles with (layout.ts)
@@ -383,6 +390,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
   });
 
   resources.push(...functionResources(plan, names));
+  if (lease) resources.push(...leaseResources(plan.nodes.map((n) => `${c}-${n.name}`)));
 
   const template: ArmTemplate = {
     $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
@@ -412,7 +420,7 @@ export function azureClusterTemplate(mode: ModuleMode, o: AzureClusterOptions = 
       functionAppName: `[format('${c}-fn-{0}', uniqueString(resourceGroup().id, '${c}'))]`,
       storageName: `[format('vigilfn{0}', uniqueString(resourceGroup().id, '${c}'))]`,
       eventsUrl: "[format('https://{0}.azurewebsites.net/api/events', variables('functionAppName'))]",
-      bootstrap: `[replace(replace(replace(replace(variables('bootstrapTemplate'), '${KV_HOST}', format('{0}{1}', variables('vaultName'), environment().suffixes.keyvaultDns)), '${PKG_URL}', parameters('packageUrl')), '${PKG_SHA}', parameters('packageSha256')), '${EVENTS_URL}', variables('eventsUrl'))]`,
+      bootstrap: `[replace(replace(replace(replace(replace(variables('bootstrapTemplate'), '${LEASE_URL}', format('https://{0}.blob.{1}', variables('storageName'), environment().suffixes.storage)), '${KV_HOST}', format('{0}{1}', variables('vaultName'), environment().suffixes.keyvaultDns)), '${PKG_URL}', parameters('packageUrl')), '${PKG_SHA}', parameters('packageSha256')), '${EVENTS_URL}', variables('eventsUrl'))]`,
       functionsConfig: `[replace(replace(variables('functionsConfigTemplate'), '__SUB__', subscription().subscriptionId), '__RG__', resourceGroup().name)]`,
       functionsConfigTemplate: JSON.stringify(functionsConfig(plan, names)),
       bootstrapTemplate: script,
@@ -485,6 +493,34 @@ const FUNCTION_ROLE_ACTIONS = [
   'Microsoft.Network/virtualNetworks/joinLoadBalancer/action',
   'Microsoft.Network/virtualNetworks/read',
 ];
+
+/** The arbiter lease's container and, per VM identity, blob read/write on that container only. */
+function leaseResources(vms: readonly string[]): Record<string, any>[] {
+  const storage = "[resourceId('Microsoft.Storage/storageAccounts', variables('storageName'))]";
+  const container = `[resourceId('Microsoft.Storage/storageAccounts/blobServices/containers', variables('storageName'), 'default', '${LEASE_CONTAINER}')]`;
+  const scope = `[format('Microsoft.Storage/storageAccounts/{0}/blobServices/default/containers/${LEASE_CONTAINER}', variables('storageName'))]`;
+  return [
+    {
+      type: 'Microsoft.Storage/storageAccounts/blobServices/containers',
+      apiVersion: ST_API,
+      name: `[format('{0}/default/${LEASE_CONTAINER}', variables('storageName'))]`,
+      dependsOn: [storage],
+      properties: { publicAccess: 'None' },
+    },
+    ...vms.map((vm) => ({
+      type: 'Microsoft.Authorization/roleAssignments',
+      apiVersion: AUTH_API,
+      scope,
+      name: `[guid(${container.slice(1, -1)}, '${vm}', '${BLOB_CONTRIBUTOR}')]`,
+      dependsOn: [container, `[resourceId('Microsoft.Compute/virtualMachines', '${vm}')]`],
+      properties: {
+        roleDefinitionId: `[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '${BLOB_CONTRIBUTOR}')]`,
+        principalId: `[reference(resourceId('Microsoft.Compute/virtualMachines', '${vm}'), '${VM_API}', 'full').identity.principalId]`,
+        principalType: 'ServicePrincipal',
+      },
+    })),
+  ];
+}
 
 /**
  * The reconcile / status / events function: a Flex Consumption function app (instance cap, VNet

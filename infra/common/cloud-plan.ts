@@ -5,6 +5,7 @@
 import { probeSettings, type ProbeSettings } from '../../cloud-adapters/src/probe-settings.ts';
 import { modulePorts } from '../../node-service/src/config/ports.ts';
 import type { RawCluster } from '../../node-service/src/config/schema.ts';
+type RawModule = NonNullable<RawCluster['modules']>[number];
 import { buildClusterConfig, DEFAULT_HEALTH_PORT, moduleName, renderClusterYaml, withPlaceholderEventsUrl, type ModuleMode, type VigilModuleOptions } from './cluster-config.ts';
 import { hostAt, parseIpv4Cidr } from './ip.ts';
 
@@ -50,7 +51,7 @@ export interface ClusterPlan {
 export function planCluster(
   mode: ModuleMode,
   o: CloudClusterOptions,
-  defaults: { subnetCidr: string; reserved: { first: number; last: number }; apiListen?: readonly string[]; eventsUrl?: string },
+  defaults: { subnetCidr: string; reserved: { first: number; last: number }; apiListen?: readonly string[]; eventsUrl?: string; arbiter?: RawModule['arbiter'] },
 ): ClusterPlan {
   const cluster = o.clusterName ?? `vigil-${mode}`;
   if (!/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/.test(cluster)) throw new Error(`clusterName "${cluster}" must be 2-32 lower-case letters, digits or "-", starting with a letter`);
@@ -73,7 +74,9 @@ export function planCluster(
   const subnetCidr = o.subnetCidr ?? defaults.subnetCidr;
   parseIpv4Cidr(subnetCidr);
   const nodes = Array.from({ length: n }, (_, i) => ({ name: `node${i + 1}`, addr: hostAt(subnetCidr, 10 + i, defaults.reserved) }));
-  const raw = buildClusterConfig({ cluster, mode, nodes, module: o.module, healthPort, apiListen: defaults.apiListen, eventsUrl: defaults.eventsUrl });
+  // module.arbiter: the cloud's lease store, created by the template (its address a placeholder here)
+  const arbiter = o.module?.arbiter ? defaults.arbiter : undefined;
+  const raw = buildClusterConfig({ cluster, mode, nodes, module: o.module, healthPort, apiListen: defaults.apiListen, eventsUrl: defaults.eventsUrl, arbiter });
   // the events URL is a deploy-time value (the function's host name): validated with a placeholder
   const { yaml } = renderClusterYaml(raw, (r) => withPlaceholderEventsUrl(r));
   const name = moduleName({ mode, module: o.module });

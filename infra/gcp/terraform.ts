@@ -33,6 +33,8 @@ const BUCKET = '@@VIGIL_BUCKET@@';
 const OBJECT = '@@VIGIL_OBJECT@@';
 const PROJECT = '@@VIGIL_PROJECT@@';
 const EVENTS = 'https://vigil-events.invalid/events';
+/** the lease bucket's name in cluster.yaml until Terraform knows it (a valid bucket name, for validation) */
+const LEASE_BUCKET = 'vigil-lease-bucket-placeholder';
 
 export const GCP_SECRET_IDS = (cluster: string) => ({
   cluster: `${cluster}-cluster-secret`,
@@ -72,6 +74,7 @@ function bootstrap(plan: ClusterPlan, o: GcpClusterOptions): string {
     .replaceAll(BUCKET, '${google_storage_bucket.package.name}')
     .replaceAll(OBJECT, '${urlencode(google_storage_bucket_object.package.name)}')
     .replaceAll(PROJECT, '${var.project}')
+    .replaceAll(LEASE_BUCKET, '${google_storage_bucket.lease.name}')
     .replaceAll(EVENTS, '${google_cloudfunctions2_function.vigil.service_config[0].uri}/events');
 }
 
@@ -80,7 +83,8 @@ export function gcpClusterTerraform(mode: ModuleMode, o: GcpClusterOptions = {})
   // GCP reserves the first two and the last two addresses of a subnet
   // Passthrough load balancers probe the forwarding rule's address, which the guest agent routes to
   // the VM itself: the health port must listen on every address (the firewall still limits who reaches it).
-  const plan = planCluster(mode, { ...o, subnetCidr }, { subnetCidr, reserved: { first: 2, last: 2 }, apiListen: ['0.0.0.0'], eventsUrl: EVENTS });
+  const plan = planCluster(mode, { ...o, subnetCidr }, { subnetCidr, reserved: { first: 2, last: 2 }, apiListen: ['0.0.0.0'], eventsUrl: EVENTS, arbiter: { type: 'gcs', bucket: LEASE_BUCKET } });
+  const lease = plan.raw.modules?.[0]?.arbiter !== undefined;
   const c = plan.cluster;
   const g = plan.probe.gcp;
   const ln = gcpNames(c, plan.moduleName);
@@ -254,6 +258,7 @@ export function gcpClusterTerraform(mode: ModuleMode, o: GcpClusterOptions = {})
           public_access_prevention: 'enforced',
           force_destroy: true,
         },
+        ...(lease ? { lease: { name: `\${var.project}-${c}-lease`, location: '${var.region}', uniform_bucket_level_access: true, public_access_prevention: 'enforced', force_destroy: true } } : {}),
       },
       google_storage_bucket_object: {
         package: { name: `vigil-\${filesha256(local.package_path)}.tgz`, bucket: '${google_storage_bucket.package.name}', source: '${local.package_path}' },
@@ -261,6 +266,8 @@ export function gcpClusterTerraform(mode: ModuleMode, o: GcpClusterOptions = {})
       },
       google_storage_bucket_iam_member: {
         nodes: { bucket: '${google_storage_bucket.package.name}', role: 'roles/storage.objectViewer', member: 'serviceAccount:${google_service_account.nodes.email}' },
+        // the arbiter lease: the nodes read and write (with generation preconditions) its one object
+        ...(lease ? { lease: { bucket: '${google_storage_bucket.lease.name}', role: 'roles/storage.objectUser', member: 'serviceAccount:${google_service_account.nodes.email}' } } : {}),
       },
       google_compute_instance: instances,
       google_compute_instance_group: groups,
