@@ -12,6 +12,13 @@ import fs from 'node:fs';
 const [data, port] = process.argv.slice(2);
 const node = process.env.VIGIL_NODE;
 
+/** all of it or an error: a short write (a full disk takes what fits) is not a record */
+function writeAll(fd, text) {
+  const buf = Buffer.from(text);
+  const n = fs.writeSync(fd, buf);
+  if (n !== buf.length) throw new Error(`short write: ${n} of ${buf.length} bytes`);
+}
+
 function fsyncPath(p, flags = 'r') {
   const fd = fs.openSync(p, flags);
   try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
@@ -20,7 +27,14 @@ function fsyncPath(p, flags = 'r') {
 function append(seq) {
   const fd = fs.openSync(`${data}/records.log`, 'a');
   try {
-    fs.writeSync(fd, `${seq}\n`);
+    const size = fs.fstatSync(fd).size;
+    try {
+      writeAll(fd, `${seq}\n`);
+    } catch (e) {
+      // a database takes a torn record back: the next one must not be glued to its first bytes
+      try { fs.ftruncateSync(fd, size); } catch {}
+      throw e;
+    }
     fs.fdatasyncSync(fd);
   } finally { fs.closeSync(fd); }
 }
@@ -30,7 +44,7 @@ function put(seq, slot) {
   const tmp = `${data}/slots/.${slot}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, `${seq}\n`);
+    writeAll(fd, `${seq}\n`);
     fs.fsyncSync(fd);
   } finally { fs.closeSync(fd); }
   fs.renameSync(tmp, `${data}/slots/${slot}`);

@@ -132,20 +132,30 @@ export function unhandledLines(text: string): string[] {
       } catch {
         out.push(line);
       }
-    } else if (/error|unhandled|uncaught|^\s+at /i.test(line)) out.push(line);
+    } else if (/^\(node:\d+\) \[?[A-Z]*\d*\]? ?\w*Warning/.test(line)) continue; // warnings: warningLines()
+    else if (/error|unhandled|uncaught|^\s+at /i.test(line)) out.push(line);
   }
   return out;
 }
 
-/** RSS growth of one node's daemon: the median of the run's last fifth minus that of its first fifth (after warm-up) */
+/** Node's own warnings in a daemon log (deprecations, leaks): reported, not counted as errors */
+export function warningLines(text: string): string[] {
+  return text.split('\n').filter((l) => /^\(node:\d+\) .*Warning/.test(l));
+}
+
+/**
+ * RSS growth of one daemon incarnation (a restart starts afresh): the median of its last 30 s minus
+ * that of its second minute (start-up and warm-up left out); 0 for one that lived under 2 minutes.
+ */
 export function rssGrowth(samples: readonly { t: number; mb: number }[]): number {
-  if (samples.length < 10) return 0;
+  if (samples.length < 2 || samples.at(-1)!.t - samples[0].t < 120_000) return 0;
   const med = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     return s[Math.floor(s.length / 2)];
   };
-  const n = samples.length;
-  const first = samples.slice(Math.floor(n * 0.1), Math.floor(n * 0.3)).map((s) => s.mb);
-  const last = samples.slice(Math.floor(n * 0.8)).map((s) => s.mb);
-  return med(last) - med(first);
+  const t0 = samples[0].t;
+  const end = samples.at(-1)!.t;
+  const warm = samples.filter((s) => s.t - t0 >= 60_000 && s.t - t0 < 120_000).map((s) => s.mb);
+  const last = samples.filter((s) => end - s.t <= 30_000).map((s) => s.mb);
+  return med(last) - med(warm);
 }

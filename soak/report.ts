@@ -28,6 +28,7 @@ export function soakReport(r: SoakResult): string {
     lines.push(`  ${v.kind} at ${at(v.t)} in episode #${v.episode} (replay: npm run soak -- --seed ${r.seed}${kinds} --from ${Math.max(0, v.episode)} --episodes 1)`);
     lines.push(`    ${v.detail.split('\n').join('\n    ')}`);
   }
+  if (r.warnings.length) lines.push('', `== Node warnings in the daemon logs (not counted): ${r.warnings.length}`, ...r.warnings.map((w) => `  ${w}`));
   lines.push('', `node logs: ${r.dir}`);
   lines.push(resultLine(r));
   return lines.join('\n');

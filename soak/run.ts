@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run as sh } from '../node-service/src/demo/lan.ts';
-import { missingDurable, rssGrowth, rssMb, unhandledLines, VipWatch, type AppState, type Violation } from './checker.ts';
+import { missingDurable, rssGrowth, rssMb, unhandledLines, VipWatch, warningLines, type AppState, type Violation } from './checker.ts';
 import { Writer } from './clients.ts';
 import { clear, loss, slow, type PortSet } from './net.ts';
 import { describeEpisode, type Episode, type Fault, type Kind, schedule, separates } from './nemesis.ts';
@@ -13,7 +13,8 @@ import { modulePorts } from '../node-service/src/config/ports.ts';
 export const RECOVERY_BOUND_MS = 60_000;
 /**
  * Two serving nodes are a violation while the nodes can hear each other: from this long after the last
- * separating fault ended (a heartbeat timeout, the witness grace, and a second for the step-down) on.
+ * separating fault ended and both daemons answer (a heartbeat timeout, the witness grace, and a second
+ * for the step-down) on.
  */
 export const REACH_GRACE_MS = HEARTBEAT.timeoutMs + HEARTBEAT.witnessGraceMs + 1000;
 /** RSS growth (MiB) of a daemon over the run beyond which memory counts as unbounded */
@@ -55,6 +56,8 @@ export interface SoakResult {
   readonly rssGrowthMb: number;
   readonly unhandledErrors: number;
   readonly violations: Violation[];
+  /** Node's warnings in the daemon logs (not violations) */
+  readonly warnings: string[];
   readonly timeline: TimelineEntry[];
   readonly dir: string;
 }
@@ -106,7 +109,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const states = new Map<NodeName, { state: string; inSync: boolean; resync: Record<string, unknown> } | undefined>();
   const procs = new Map<NodeName, ChildProcess>();
   const expectExit = new Set<NodeName>();
-  const rss = new Map<NodeName, { t: number; mb: number }[]>(NODES.map((n) => [n, []]));
+  /** RSS samples per daemon incarnation (pid) */
+  const rss = new Map<number, { t: number; mb: number }[]>();
   const ports: PortSet = modulePorts(1);
   const faultsByKind: Record<string, number> = {};
   const recoveries: number[] = [];
@@ -115,6 +119,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   let stopped = false;
   let ran = 0;
   let polledFrom = 0;
+  /** since when each daemon has answered every status poll */
+  const upSince = new Map<NodeName, number>();
 
   const startDaemon = (n: NodeName) => {
     const p = t.c.start(n);
@@ -178,9 +184,20 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   /** required: the service must answer (after a heal); otherwise a check only when it answers */
   const checkDurable = async (required: boolean) => {
     const acks = [...(writer?.acks ?? [])];
-    const s = await appState(required ? 30_000 : 0);
+    // judged on the primary only: an application left running on a node that is not (a daemon
+    // killed under it) may answer for a moment from a copy that is not the served one
+    const fromPrimary = async (timeoutMs: number): Promise<AppState | undefined> => {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const s = await appState(0);
+        if (s && NODES.filter((n) => ['PRIM', 'ALONE'].includes(states.get(n)?.state ?? '')).join() === s.node) return s;
+        if (Date.now() > until) return undefined;
+        await sleep(250);
+      }
+    };
+    const s = await fromPrimary(required ? 30_000 : 0);
     if (!s) {
-      if (required) violate('service_gone', 'the application did not answer through the VIP within 30 s of the pair being PRIM/SECOND');
+      if (required) violate('service_gone', 'the application on the primary did not answer through the VIP within 30 s of the pair being PRIM/SECOND');
       return;
     }
     if (s.bad > 0 && !reported.has('bad')) {
@@ -195,6 +212,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   };
   const logOffsets = new Map<NodeName, number>();
   let unhandled = 0;
+  const warnings = new Set<string>();
   const scanLogs = () => {
     for (const n of NODES) {
       let text = '';
@@ -205,6 +223,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       }
       const from = logOffsets.get(n) ?? 0;
       logOffsets.set(n, text.length);
+      for (const w of warningLines(text.slice(from))) warnings.add(w.replace(/^\(node:\d+\) /, ''));
       const bad = unhandledLines(text.slice(from));
       if (bad.length) {
         unhandled += bad.length;
@@ -341,6 +360,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         const got = await Promise.all(NODES.map((n) => t.status(n)));
         polledFrom = begun;
         NODES.forEach((n, i) => states.set(n, got[i] && { state: got[i]!.state, inSync: got[i]!.inSync, resync: got[i]!.resync }));
+        NODES.forEach((n, i) => (got[i] ? upSince.get(n) || upSince.set(n, begun) : upSince.delete(n)));
         const line = NODES.map((n) => `${n}=${states.get(n)?.state ?? 'DOWN'}${states.get(n)?.inSync ? '' : '*'}`).join(' ');
         if (line !== last) mark(`states ${line}`);
         last = line;
@@ -353,7 +373,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         const vip = NODES.filter((n) => watch.held.get(n));
         const rd = NODES.filter((n) => ready.get(n) === 200);
         const dual = vip.length > 1 || rd.length > 1;
-        const reachable = separating === 0 && Date.now() >= reachableFrom;
+        // a restarted daemon clears what its killed predecessor left (the VIP) once it runs: both
+        // daemons answering for the grace, with no separating fault, is "can reach each other"
+        const up = NODES.map((n) => upSince.get(n));
+        const reachable = separating === 0 && Date.now() >= reachableFrom && up.every((u) => u !== undefined && Date.now() - u >= REACH_GRACE_MS);
         if (dual && reachable) {
           dualSamples += 1;
           if (!dualSince) dualSince = Date.now();
@@ -364,8 +387,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       }, 20),
       setInterval(() => {
         for (const n of NODES) {
-          const mb = rssMb(procs.get(n)?.pid);
-          if (mb !== undefined) rss.get(n)!.push({ t: Date.now(), mb });
+          const pid = procs.get(n)?.pid;
+          const mb = rssMb(pid);
+          if (pid && mb !== undefined) rss.set(pid, [...(rss.get(pid) ?? []), { t: Date.now(), mb }]);
         }
       }, 5000),
       setInterval(() => void checkDurable(false), 20_000),
@@ -385,7 +409,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     await sleep(500);
     await checkDurable(true);
     scanLogs();
-    const growth = Math.max(0, ...NODES.map((n) => rssGrowth(rss.get(n)!)));
+    const growth = Math.max(0, ...[...rss.values()].map(rssGrowth));
     if (growth > RSS_GROWTH_LIMIT_MB) violate('rss_growth', `a daemon's RSS grew ${growth.toFixed(1)} MiB over the run`);
     const faults = Object.values(faultsByKind).reduce((a, b) => a + b, 0);
     return {
@@ -403,6 +427,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       rssGrowthMb: Math.round(growth * 10) / 10,
       unhandledErrors: unhandled + violations.filter((v) => v.kind === 'unhandled_error' && v.detail.includes('exited by itself')).length,
       violations,
+      warnings: [...warnings],
       timeline,
       dir: t.c.dir,
     };

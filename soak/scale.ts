@@ -50,7 +50,7 @@ function writeConfig(c: NsCluster, modules: RawModule[]): void {
     secret_file: join(c.dir, 'cluster.key'),
     state_dir: '/var/lib/vigil',
     api: { port: 9010, admin_token_file: join(c.dir, 'admin.token') },
-    log: { level: 'warn' },
+    log: { level: 'info' },
     nodes: c.nodes.map((n) => ({ name: n.name, addrs: [n.addr] })),
     modules,
   };
