@@ -241,8 +241,10 @@ export class PrimaryRole {
     if (s?.phase === 'synced') {
       s.phase = 'copying';
       // the secondary's copy differs until this resync ends: out of sync meanwhile, it cannot take over
-      // (a failover or swap to it would serve without the entry)
+      // (a failover or swap to it would serve without the entry). The core goes ALONE (a new generation,
+      // which the secondary sees) until the resync's 'synced'.
       if (this.ctx.tracking.baseline !== null) this.post(s, { t: 'base', id: this.ctx.tracking.baseline });
+      this.ctx.emit({ type: 'lost', reason: 'the secondary could not apply a change; copying the entry again' });
       this.resync(s);
     }
   }
