@@ -41,4 +41,17 @@ describe('soak regressions (each found by npm run soak, replayed at the moment f
   it('one-way loss into the secondary: after the split brain heals, the service answers through the VIP', async () => {
     await replay([episode(2, [fault('oneway-loss', 'S', 5000, 0, { amount: 100, dir: 'in' })])], ['durable_lost']);
   }, 120_000);
+
+  // seed 2026, episodes #10-#11 (the 60-minute soak): a primary killed with its node, the secondary's
+  // disk filling up meanwhile, then filled again and a swap 6 s into it. Each change the full secondary
+  // could not apply was copied again within the session, and between those copies the secondary was
+  // announced in sync: the swap went through at such a moment and a renamed file acknowledged just
+  // before it was empty on the new primary. A recopy now makes the primary ALONE (a new generation,
+  // which puts the secondary out of sync) until it is done, so the swap is refused meanwhile.
+  it('secondary disk full and a swap while it is: refused until the secondary has every change again', async () => {
+    await replay([
+      episode(10, [fault('kill-node', 'P', 5121), fault('disk-full', 'S', 3143, 4604)], 3905),
+      episode(11, [fault('disk-full', 'S', 10964), fault('swap', 'P', 0, 6051)], 3733),
+    ]);
+  }, 150_000);
 });
