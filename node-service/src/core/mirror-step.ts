@@ -195,6 +195,14 @@ function onPeer(c: MirrorCore, peer: PeerView): R {
   if (c.target === 'SECOND' && next.p.inSync && peer.gen > next.p.gen) {
     next = { ...next, synced: false, p: { ...next.p, inSync: false } };
     actions.push(persist(next.p), { type: 'publish' });
+    // The stream may have outlived the silence (heartbeats lost, replication not): then nothing ends it
+    // and no resync ever runs (found by the soak). Entering the role again starts the stream over: the
+    // primary reconnects and compares checksums.
+    if (c.busy === 0 && c.state === 'SECOND') {
+      const r = queue(next, 'SECOND', `${peer.node} moved on to generation ${peer.gen}: resync`, [{ type: 'replication', op: 'secondary', fullSync: false, divergent: false }]);
+      next = r.state;
+      actions.push(...r.actions);
+    }
   }
   return settle(next, actions);
 }
