@@ -252,7 +252,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         await loss(lan, n, peerAddr(n), { dir: 'both', pct: f.amount, path: 'all', ports });
         return () => clear(lan, n);
       case 'hb-loss':
-        await loss(lan, n, peerAddr(n), { dir: 'both', pct: f.amount, path: 'heartbeat', ports });
+        await loss(lan, n, peerAddr(n), { dir: f.dir, pct: f.amount, path: 'heartbeat', ports });
         return () => clear(lan, n);
       case 'hb-delay':
         await slow(lan, n, { path: 'heartbeat', kbit: f.amount, queue: 16, ports });

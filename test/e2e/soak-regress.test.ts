@@ -54,4 +54,13 @@ describe('soak regressions (each found by npm run soak, replayed at the moment f
       episode(11, [fault('disk-full', 'S', 10964), fault('swap', 'P', 0, 6051)], 3733),
     ]);
   }, 150_000);
+
+  // seed 2026, episode #39 (the 60-minute soak): the secondary's link cut for 1.3 s. The primary heard
+  // no heartbeat for 2 s and went ALONE (a new generation), but the replication stream outlived the
+  // gap: nothing ever ended it, so no resync ran, the secondary stayed out of sync and the primary
+  // ALONE for good (3 minutes, until the soak restarted both daemons). Replayed deterministically with
+  // the secondary's heartbeats alone dropped for 3 s (the stream untouched).
+  it('heartbeats lost one way while the stream lives: the pair is back PRIM/SECOND in sync', async () => {
+    await replay([episode(39, [fault('hb-loss', 'S', 3000, 0, { amount: 100, dir: 'out' })])]);
+  }, 150_000);
 });
