@@ -65,13 +65,18 @@ export class Channel {
    * TLS record and one TCP segment, not two; the resync's small operations go out together.
    */
   sendSoon(buf: Buffer): boolean {
+    // a large frame (a streaming writer's 1 MiB writes) leaves at once: held, the stream would go out
+    // in bursts of a window each instead of overlapping the local writes
+    if (buf.length > SOON_MAX) return this.send(buf);
     if (this.closed) return false;
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
       process.nextTick(() => this.flush());
     }
-    return this.socket.write(buf);
+    const ok = this.socket.write(buf);
+    if (this.socket.writableLength > SOON_MAX) this.flush();
+    return ok;
   }
 
   private flush(): void {
@@ -119,6 +124,8 @@ export class Channel {
 }
 
 const HANDSHAKE_MS = 5000;
+/** what sendSoon holds back at most (a few 4 KiB writes with their fsync, a resync's small files) */
+const SOON_MAX = 64 * 1024 + 1024;
 
 /** Primary side: connect to one of the peer's addresses and authenticate. */
 export async function connectToSecondary(opts: {

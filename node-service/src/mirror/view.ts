@@ -32,6 +32,8 @@ const O_ACCMODE = 3;
 const OPEN_STRIP = C.O_APPEND | C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_DIRECT | C.O_NOCTTY;
 /** how long the kernel may cache names and attributes: only where every change goes through us */
 const CACHE_S = 1;
+/** two processes syncing within this many ms: their syncs are concurrent for this long (thread pool) */
+const SYNCERS_MS = 50;
 
 function errno(e: unknown): number {
   const n = (e as NodeJS.ErrnoException)?.errno;
@@ -131,6 +133,10 @@ export class View {
   private epoch = 0;
   private readonly openedIn = new WeakMap<FuseNode, number>();
   passthroughOpens = 0;
+  /** who synced last, when, and until when syncs are taken as concurrent (several processes syncing) */
+  private lastSyncPid = 0;
+  private lastSyncAt = 0;
+  private sharedUntil = 0;
 
   constructor(
     readonly dir: number,
@@ -221,6 +227,15 @@ export class View {
       () => reply(0, ...ok),
       (e) => reply(errno(e)),
     );
+  }
+
+  /** true when this fsync is the only request in flight and no other process synced in the last moments */
+  private syncAlone(pid: number): boolean {
+    const now = performance.now();
+    if (pid !== this.lastSyncPid && now - this.lastSyncAt < SYNCERS_MS) this.sharedUntil = now + SYNCERS_MS;
+    this.lastSyncPid = pid;
+    this.lastSyncAt = now;
+    return this.dev?.pending === 1 && now >= this.sharedUntil;
   }
 
   private fsyncBoth(rel: string | null, ds: boolean, local: () => Promise<void>, reply: Reply): void {
@@ -375,11 +390,12 @@ export class View {
         const f = this.file(b);
         const ds = (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0;
         const fd = f.fd;
-        // The only request in flight (one writer syncing, a database's WAL flush): the sync runs right
-        // here, on the event loop, while the secondary's runs (its operation is sent first); a thread-pool
-        // round trip would add two thread wake-ups to every commit. With other requests waiting it goes
-        // to the thread pool, so that concurrent syncs overlap.
-        const local = this.dev?.pending === 1 ? () => syncNow(fd, ds) : () => new Promise<void>((res, rej) => (ds ? fs.fdatasync : fs.fsync)(fd, (e) => (e ? rej(e) : res())));
+        // One process syncing alone (one writer, a database's only committing backend): the sync runs
+        // right here, on the event loop, while the secondary's runs (its operation is sent first); a
+        // thread-pool round trip would add two thread wake-ups to every commit. With other requests
+        // waiting, or several processes syncing lately (concurrent commits about to arrive), it goes to
+        // the thread pool so that concurrent syncs overlap.
+        const local = this.syncAlone(h.pid) ? () => syncNow(fd, ds) : () => new Promise<void>((res, rej) => (ds ? fs.fdatasync : fs.fsync)(fd, (e) => (e ? rej(e) : res())));
         return this.fsyncBoth(this.nodes.rel(f.node), ds, local, reply);
       }
       case Op.FSYNCDIR: {
