@@ -35,6 +35,10 @@ export function peerViewOf(c: MirrorCore): PeerView {
   };
 }
 
+/** The simulator decides liveness itself (peer, peerLost events): the core's own heartbeat timeout
+ *  (core/liveness.ts, tested in core-liveness) never fires here. */
+const DECIDED = { pulseMs: 100, timeoutMs: Infinity };
+
 export class MirrorSim {
   readonly nodes = new Map<string, SimNode>();
   now = 0;
@@ -51,7 +55,7 @@ export class MirrorSim {
   }
 
   private add(self: string, peerName: string, persisted?: Persisted): void {
-    const init: MirrorInit = { ...this.opts.init, self, peerName, defaultPrimary: this.opts.defaultPrimary, witnessConfigured: this.opts.witness, persisted, arbiterTtlMs: this.opts.arbiter?.ttlMs };
+    const init: MirrorInit = { ...this.opts.init, self, peerName, defaultPrimary: this.opts.defaultPrimary, witnessConfigured: this.opts.witness, persisted, arbiterTtlMs: this.opts.arbiter?.ttlMs, heartbeat: DECIDED };
     const core = initMirror(init);
     this.nodes.set(self, { core, pending: [], done: [], persisted: core.p, logs: [], replies: [], witnessPolling: false, failing: new Set(), crashed: true });
   }

@@ -57,31 +57,3 @@ describe('FarmEdge', () => {
     expect(log.at(-1)).toBe('apply 85');
   });
 });
-
-describe('FarmEdge when cut off', () => {
-  it('alone with the link down it serves nothing; when the link returns it takes everything', async () => {
-    const cfg = validateConfig({
-      cluster: 't', secret_file: '/k', api: { admin_token_file: '/t' },
-      nodes: ['a', 'b'].map((n, i) => ({ name: n, addrs: [`198.18.5.${i + 1}`] })),
-      modules: [{ name: 'web', mode: 'farm', id: 2, vip: [{ addr: '198.18.5.200/24', interface: 'eth0' }] }],
-    }, '/tmp/c.yaml', { skipFileChecks: true });
-    const module = cfg.modules[0];
-    const filter = new FarmFilter({ module, self: 'a', log: silentLogger(), exec: async () => '', sysctlDir: '/nonexistent' });
-    filter.install = async () => {};
-    let link = true;
-    const edge = new FarmEdge({ module, self: 'a', log: silentLogger(), filter, graceMs: 10, carrier: () => link });
-    await edge.join();
-    await edge.membership(['a', 'b']);
-    expect(edge.status()?.buckets?.a).toHaveLength(128);
-    link = false;
-    await edge.membership(['a']);
-    expect(edge.status()?.buckets?.a).toBeUndefined();
-    link = true;
-    // the link is back: it waits one heartbeat timeout (1 s) for the peers before serving alone
-    await new Promise((r) => setTimeout(r, 500));
-    expect(edge.status()?.buckets?.a).toBeUndefined();
-    await new Promise((r) => setTimeout(r, 900));
-    expect(edge.status()?.buckets?.a).toHaveLength(256);
-    await edge.leave();
-  });
-});

@@ -21,6 +21,7 @@ export class EtcdLeaseStore implements LeaseStore {
   private readonly fenceKey: Buffer;
   private readonly ttlS: number;
   private readonly timeoutMs: number;
+  private readonly perCallMs: number;
   /** the etcd lease we were granted, while we may still hold it */
   private leaseId?: string;
 
@@ -37,6 +38,7 @@ export class EtcdLeaseStore implements LeaseStore {
     // Each call gets a third of the claim's time, so the client's retries reach another endpoint
     // when one member is cut off (a deadline is a recoverable error: the next try picks another host).
     const perCall = Math.max(100, Math.floor(this.timeoutMs / 3));
+    this.perCallMs = perCall;
     const opts: IOptions = {
       hosts: [...cfg.endpoints],
       dialTimeout: perCall,
@@ -111,9 +113,24 @@ export class EtcdLeaseStore implements LeaseStore {
     ];
   }
 
-  /** One keep-alive on the lease stream: the remaining TTL etcd answers (0: expired or revoked). */
+  /**
+   * One keep-alive: the remaining TTL etcd answers (0: expired or revoked). A keep-alive is a stream,
+   * which the client's retries do not cover: a stream opened to a member that was just cut off would
+   * hang, so each try gets a deadline and the next one goes to another member (the failed one is
+   * marked, and its circuit opens).
+   */
   private async keepAlive(id: string): Promise<number> {
-    const stream = await this.client.leaseClient.leaseKeepAlive();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.keepAliveOnce(id);
+      } catch (e) {
+        if (attempt >= 3) throw e;
+      }
+    }
+  }
+
+  private async keepAliveOnce(id: string): Promise<number> {
+    const stream = await this.client.leaseClient.leaseKeepAlive({ deadline: Date.now() + this.perCallMs });
     try {
       return await new Promise<number>((resolve, reject) => {
         stream.on('data', (r: { TTL: string }) => resolve(Number(r.TTL)));
@@ -137,6 +154,7 @@ export class EtcdLeaseStore implements LeaseStore {
 }
 
 function describeError(e: Error): string {
+  if (/circuit breaker is open/.test(e.message)) return 'every etcd endpoint failed its last calls (the client tries them again within seconds)';
   // gRPC messages carry the endpoint but never credentials
   return (e.message || e.name).split('\n')[0].slice(0, 200);
 }

@@ -1,34 +1,86 @@
 import { type Base, checkerDown, checkerUp, countFailover, enterStopSteps, type FailoverLimit, forceStop, initBase, enterWaitSteps, isDropped, maxLoopStop, persist, queue, restartInPlaceSteps, stopStart } from './transitions.ts';
-import { type Action, type CoreEvent, FRESH, type OnFailure, type Persisted, type StepResult } from './types.ts';
+import { alivePeers, heard, initLiveness, type Liveness, type LivenessConfig, livenessBoot, livenessTick, type PeerNews } from './liveness.ts';
+import { type Action, type CoreEvent, type OnFailure, type Persisted, type StepResult } from './types.ts';
 
 /**
- * The farm module's decision state: STOP, WAIT, UP. Membership (who is UP) and the bucket plan are
- * computed by the daemon from heartbeats; this core only decides whether this node serves.
+ * The farm module's decision state: STOP, WAIT, UP, and the membership: who serves, from the
+ * heartbeats heard (core/liveness.ts) and the link of the VIP interfaces. The edge (farm/port.ts)
+ * turns the membership into bucket plans.
  */
 export interface FarmCore extends Base {
   readonly mode: 'farm';
   readonly self: string;
+  /** every node of the module, self included */
+  readonly nodes: readonly string[];
   readonly now: number;
   readonly down: Readonly<Record<string, OnFailure>>;
   readonly restarts: Readonly<Record<string, readonly number[]>>;
   readonly waitingReason: string;
+  readonly live: Liveness;
+  /** the VIP interfaces' link as last reported; `backAt`: when it came back */
+  readonly carrier: { readonly up: boolean; readonly backAt?: number };
+  /** the membership last handed to the edge */
+  readonly members: readonly string[];
 }
 
-export function initFarm(i: { self: string; onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted; maxFailovers?: FailoverLimit }): FarmCore {
-  return { ...initBase(i), mode: 'farm', self: i.self };
+export function initFarm(i: { self: string; nodes?: readonly string[]; heartbeat?: LivenessConfig; onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted; maxFailovers?: FailoverLimit }): FarmCore {
+  const nodes = i.nodes ?? [i.self];
+  return { ...initBase(i), mode: 'farm', self: i.self, nodes, live: initLiveness(nodes.filter((n) => n !== i.self), i.heartbeat ?? { pulseMs: 100, timeoutMs: 1000 }), carrier: { up: true }, members: [] };
+}
+
+/**
+ * Who serves now: the peers alive and UP, and this node when it is UP. Alone with the link down,
+ * this node is the one cut off, not the last survivor: it serves nothing, so that when the link
+ * returns it does not answer the others' clients before it hears them; with the link back, it waits
+ * one heartbeat timeout for them before concluding it is alone (then takes its buckets back after the
+ * edge's grace, like a node that starts).
+ */
+export function farmMembers(c: FarmCore): string[] {
+  const alive = alivePeers(c.live).filter((v) => v.state === 'UP').map((v) => v.node);
+  if (c.state === 'UP') alive.push(c.self);
+  const alone = alive.length === 1 && alive[0] === c.self && c.nodes.length > 1;
+  const settling = c.carrier.backAt !== undefined && c.now - c.carrier.backAt < c.live.cfg.timeoutMs;
+  return alone && (!c.carrier.up || settling) ? [] : alive.sort();
+}
+
+/** Hands a changed membership to the edge (once per change, with why when this node serves nothing). */
+function withMembers(r: R): R {
+  const c = r.state;
+  const members = farmMembers(c);
+  if (members.join() === c.members.join()) return r;
+  const cutOff = members.length === 0 && c.state === 'UP';
+  const log: Action[] = cutOff && !c.carrier.up ? [{ type: 'log', level: 'warn', msg: 'alone and the VIP interface has no link: serving nothing until the link or a peer returns' }] : [];
+  return { ...r, state: { ...c, members }, actions: [...r.actions, ...log, { type: 'membership', nodes: members }] };
 }
 
 type R = StepResult<FarmCore>;
 
 export function stepFarm(core: FarmCore, ev: CoreEvent): R {
-  const c: FarmCore = { ...core, now: ev.now };
+  return withMembers(decideFarm({ ...core, now: ev.now }, ev));
+}
+
+/** Liveness news for the edge (metrics, the log); the membership follows in withMembers. */
+const newsActions = (news: readonly PeerNews[]): Action[] =>
+  news.map((n) => (n.type === 'peer' ? { type: 'peerView', node: n.view.node, view: n.view } : { type: 'peerView', node: n.node, silentMs: n.silentMs, everHeard: n.everHeard }));
+
+function decideFarm(c: FarmCore, ev: CoreEvent): R {
   switch (ev.type) {
+    case 'heard': {
+      const r = heard(c.live, ev.view, ev.now);
+      return { state: { ...c, live: r.l }, actions: newsActions(r.news) };
+    }
+    case 'carrier':
+      return { state: { ...c, carrier: ev.up ? { up: true, backAt: c.carrier.up ? c.carrier.backAt : ev.now } : { up: false } }, actions: [] };
     case 'boot': {
+      c = { ...c, live: livenessBoot(c.live, ev.now) };
       if (c.p.stopped) return { state: c, actions: [{ type: 'log', level: 'info', msg: 'module was stopped by an operator: staying STOP (vigil start to start it)' }] };
       const r = queue(c, 'WAIT', 'daemon start', enterWaitSteps('STOP'));
       return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
     }
-    case 'tick':
+    case 'tick': {
+      const r = livenessTick(c.live, ev.now);
+      return settle({ ...c, live: r.l }, newsActions(r.news));
+    }
     case 'peer':
     case 'peerLost':
     case 'replication':

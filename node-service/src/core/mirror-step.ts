@@ -19,6 +19,7 @@ import {
   stepDownIsolatedSteps,
   leaseLostSteps,
 } from './transitions.ts';
+import { heard, type Liveness, type LivenessConfig, livenessBoot, livenessTick, initLiveness, type PeerNews } from './liveness.ts';
 import { claimDue, claimSent, leaseAnswered, leaseDropped, leaseHeld, type LeaseAnswer, type LeaseState, type LeaseTiming, leaseTiming, leaseWaitReason, NO_LEASE } from './lease.ts';
 import { type Action, type CoreEvent, FRESH, isPrimary, type ModuleState, type OnFailure, type Persisted, type PeerView, type StepResult } from './types.ts';
 
@@ -73,6 +74,8 @@ export interface MirrorCore extends Base {
   /** config `arbiter`: serve only while holding the lease (core/lease.ts) */
   readonly arbiter?: LeaseTiming;
   readonly lease: LeaseState;
+  /** who is alive, from the heartbeats heard (core/liveness.ts) */
+  readonly live: Liveness;
   /** why this node wants the lease now (it would become primary); recomputed on every decision */
   readonly leaseWant?: string;
   /** an operator's `prim` that waits for the lease: it is carried out once the lease is held */
@@ -95,6 +98,8 @@ export interface MirrorInit {
   readonly maxFailovers?: FailoverLimit;
   /** the `arbiter:` lease time to live, when one is configured */
   readonly arbiterTtlMs?: number;
+  /** heartbeat pulse and timeout @default 100 ms / 1 s */
+  readonly heartbeat?: LivenessConfig;
 }
 
 export function initMirror(i: MirrorInit): MirrorCore {
@@ -119,6 +124,7 @@ export function initMirror(i: MirrorInit): MirrorCore {
     tookOver: false,
     arbiter: i.arbiterTtlMs === undefined ? undefined : leaseTiming(i.arbiterTtlMs),
     lease: NO_LEASE,
+    live: initLiveness([i.peerName], i.heartbeat ?? { pulseMs: 100, timeoutMs: 1000 }),
   };
 }
 
@@ -131,17 +137,21 @@ export function stepMirror(core: MirrorCore, ev: CoreEvent): R {
   const c: MirrorCore = { ...core, now: ev.now };
   switch (ev.type) {
     case 'boot':
-      return bootMirror(c, ev.now);
-    case 'tick':
-      return settle(c, []);
+      return bootMirror({ ...c, live: livenessBoot(c.live, ev.now) }, ev.now);
+    case 'heard': {
+      const r = heard(c.live, ev.view, ev.now);
+      return onNews({ ...c, live: r.l }, r.news);
+    }
+    case 'tick': {
+      const r = livenessTick(c.live, ev.now);
+      return r.news.length > 0 ? onNews({ ...c, live: r.l }, r.news) : settle({ ...c, live: r.l }, []);
+    }
+    case 'carrier':
+      return { state: c, actions: [] };
     case 'peer':
       return onPeer(c, ev.peer);
-    case 'peerLost': {
-      const lostWhileInSync = c.peerAlive && c.p.inSync && !isPrimary(c.target);
-      // Witness answers from before this silence say nothing about it: ask again.
-      const next = { ...c, peerAlive: false, peerGone: true, peerLostAt: ev.now, witnessReachable: undefined, witnessUnreachableSince: undefined, witnessReachableSince: undefined, lostWhileInSync, handover: false, swapRequest: false, hold: false, synced: isPrimary(c.target) ? false : c.synced };
-      return settle(next, [{ type: 'witness', poll: c.witnessConfigured }, { type: 'publish' }]);
-    }
+    case 'peerLost':
+      return onPeerLost(c);
     case 'replication':
       return onReplication(c, ev.status, ev.reason);
     case 'transitionDone':
@@ -177,6 +187,26 @@ function onLease(c: MirrorCore, a: LeaseAnswer): R {
   }
   if (a.outcome === 'held' && c.operatorPrim?.force) return settle({ ...c, lease, operatorPrim: { ...c.operatorPrim, force: false } }, actions);
   return settle({ ...c, lease }, [...actions, ...(a.outcome !== c.lease.view ? [{ type: 'publish' } as const] : [])]);
+}
+
+/** What liveness decided, in order, each also told to the edge (replication, metrics, the log). */
+function onNews(c: MirrorCore, news: readonly PeerNews[]): R {
+  let state = c;
+  const actions: Action[] = [];
+  for (const n of news) {
+    actions.push(n.type === 'peer' ? { type: 'peerView', node: n.view.node, view: n.view } : { type: 'peerView', node: n.node, silentMs: n.silentMs, everHeard: n.everHeard });
+    const r = n.type === 'peer' ? onPeer(state, n.view) : onPeerLost(state);
+    state = r.state;
+    actions.push(...r.actions);
+  }
+  return { state, actions };
+}
+
+function onPeerLost(c: MirrorCore): R {
+  const lostWhileInSync = c.peerAlive && c.p.inSync && !isPrimary(c.target);
+  // Witness answers from before this silence say nothing about it: ask again.
+  const next = { ...c, peerAlive: false, peerGone: true, peerLostAt: c.now, witnessReachable: undefined, witnessUnreachableSince: undefined, witnessReachableSince: undefined, lostWhileInSync, handover: false, swapRequest: false, hold: false, synced: isPrimary(c.target) ? false : c.synced };
+  return settle(next, [{ type: 'witness', poll: c.witnessConfigured }, { type: 'publish' }]);
 }
 
 function onPeer(c: MirrorCore, peer: PeerView): R {

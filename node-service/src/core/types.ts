@@ -73,6 +73,11 @@ export type CoreEvent =
   | { readonly type: 'boot'; readonly now: number }
   | { readonly type: 'tick'; readonly now: number }
   | { readonly type: 'command'; readonly command: Command; readonly now: number }
+  /** a valid heartbeat heard from a peer (the edge's observation; core/liveness.ts decides what it means) */
+  | { readonly type: 'heard'; readonly view: PeerView; readonly now: number }
+  /** farm: whether the VIP interfaces have a link, reported when it changes */
+  | { readonly type: 'carrier'; readonly up: boolean; readonly now: number }
+  /** decided: the peer is alive with this view (from heard + ticks; simulators feed it directly) */
   | { readonly type: 'peer'; readonly peer: PeerView; readonly now: number }
   | { readonly type: 'peerLost'; readonly node: string; readonly now: number }
   | { readonly type: 'replication'; readonly status: 'synced' | 'lost'; readonly reason: string; readonly now: number }
@@ -109,6 +114,10 @@ export type Action =
   | { readonly type: 'publish' }
   /** start polling the split-brain witnesses (peer silent) or stop */
   | { readonly type: 'witness'; readonly poll: boolean }
+  /** a peer became alive or changed (view), or was declared lost (no view): for replication, metrics, the log */
+  | { readonly type: 'peerView'; readonly node: string; readonly view?: PeerView; readonly silentMs?: number; readonly everHeard?: boolean }
+  /** farm: the members that serve now (this node included when it does); the edge re-plans the buckets */
+  | { readonly type: 'membership'; readonly nodes: readonly string[] }
   /** ask the arbiter store for the lease (acquire, or renew the one we hold) carrying our data
    *  generation as the fencing token (`force`: the operator overrides the fence), or give it up;
    *  a claim is answered by a `lease` event */

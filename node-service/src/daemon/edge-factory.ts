@@ -36,7 +36,6 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void>; m
     // farm membership uses the farm port (contract), mirror heartbeats the heartbeat port
     port: module.mode === 'farm' ? module.ports.farm : module.ports.heartbeat,
     pulseMs: module.heartbeat.pulse,
-    timeoutMs: module.heartbeat.timeout,
     // sealed with a key of their own: farm membership and mirror heartbeats never share one
     keys: datagramKeys(ctx.keys, module.mode === 'farm' ? 'farm' : 'heartbeat', cluster.cluster, module.name),
     counterBase: ctx.counterBase,

@@ -7,6 +7,7 @@ import type { ModuleStatus } from '../contract/module-status.ts';
 import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Step, type Transition } from '../core/types.ts';
 import type { LeaseStore } from '../arbiter/index.ts';
 import { leaseHeld, type LeaseState } from '../core/lease.ts';
+import { alivePeers } from '../core/liveness.ts';
 import type { HeartbeatMonitor } from '../heartbeat/monitor.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -54,6 +55,9 @@ export class ModuleRunner {
   private readonly checkerUp: Record<string, boolean> = {};
   private idleWaiters: (() => void)[] = [];
   private published: ModuleState = 'STOP';
+  private carrierUp = true;
+  /** peers the core last said are alive (for the log: heard again vs lost) */
+  private readonly peersAlive = new Set<string>();
   private started = false;
 
   constructor(
@@ -82,9 +86,10 @@ export class ModuleRunner {
         swapBack: module.swap_back,
         maxFailovers: { count: module.max_failovers.count, windowMs: module.max_failovers.window },
         arbiterTtlMs: module.arbiter?.ttl,
+        heartbeat: { pulseMs: module.heartbeat.pulse, timeoutMs: module.heartbeat.timeout },
       });
     } else {
-      this.core = initFarm({ self: self.name, onStartFailure: module.on_start_failure, persisted, maxFailovers: { count: module.max_failovers.count, windowMs: module.max_failovers.window } });
+      this.core = initFarm({ self: self.name, nodes: module.nodes, heartbeat: { pulseMs: module.heartbeat.pulse, timeoutMs: module.heartbeat.timeout }, onStartFailure: module.on_start_failure, persisted, maxFailovers: { count: module.max_failovers.count, windowMs: module.max_failovers.window } });
     }
     this.updateMetrics();
   }
@@ -107,23 +112,36 @@ export class ModuleRunner {
       if (e.type === 'progress') return;
       this.feed({ type: 'replication', status: e.type, reason: e.type === 'lost' ? e.reason : '', now: monotonic() });
     });
-    monitor.onPeer((peer) => {
-      replication.peerChanged(peer);
-      this.feed({ type: 'peer', peer, now: monotonic() });
-      this.syncFarm();
-    });
-    monitor.onLost((node) => {
-      replication.peerChanged(undefined);
-      this.metrics.peerLostAt(this.module.name, monotonic());
-      this.feed({ type: 'peerLost', node, now: monotonic() });
-      this.syncFarm();
-    });
+    // the edges report what they observe; the core decides who is alive and who serves
+    monitor.onHeard((view) => this.feed({ type: 'heard', view, now: monotonic() }));
     this.advertise();
     await monitor.start();
     this.feed({ type: 'boot', now: monotonic() });
     this.started = true;
     this.armCheckers();
-    this.tickTimer = setInterval(() => this.feed({ type: 'tick', now: monotonic() }), this.module.heartbeat.pulse);
+    // Ticks bring the time: heartbeat timeouts, returning peers, the arbiter deadline. Each runs after
+    // the poll phase (setImmediate), so the datagrams that arrived during a stall of ours are heard first.
+    const every = Math.max(10, Math.min(this.module.heartbeat.pulse / 2, this.module.heartbeat.timeout / 10));
+    let last = monotonic();
+    this.tickTimer = setInterval(
+      () =>
+        setImmediate(() => {
+          const now = monotonic();
+          this.metrics.loopLag.set(Math.max(0, now - last - every) / 1000);
+          last = now;
+          this.feed({ type: 'tick', now });
+          this.reportCarrier(now);
+        }),
+      every,
+    );
+  }
+
+  /** farm: the VIP interfaces' link, reported to the core when it changes */
+  private reportCarrier(now: number): void {
+    const up = this.edge.farm.carrier?.();
+    if (up === undefined || up === this.carrierUp) return;
+    this.carrierUp = up;
+    this.feed({ type: 'carrier', up, now });
   }
 
   /**
@@ -186,7 +204,7 @@ export class ModuleRunner {
     const c = this.core;
     const peers = this.module.nodes
       .filter((n) => n !== this.self.name)
-      .map((node) => ({ node, state: (this.edge.monitor.alive().find((p) => p.node === node)?.state ?? 'UNKNOWN') as ModuleState | 'UNKNOWN' }));
+      .map((node) => ({ node, state: (alivePeers(c.live).find((p) => p.node === node)?.state ?? 'UNKNOWN') as ModuleState | 'UNKNOWN' }));
     const rep = this.edge.replication.status();
     return {
       module: this.module.name,
@@ -248,6 +266,12 @@ export class ModuleRunner {
       case 'lease':
         this.lease(a);
         return;
+      case 'peerView':
+        this.peerView(a);
+        return;
+      case 'membership':
+        this.edge.farm.membership(a.nodes).catch((e: Error) => this.log.error({ err: e.message }, 'farm rebalance failed'));
+        return;
       case 'abort':
         this.queue.length = 0;
         this.current?.abort.abort();
@@ -290,7 +314,6 @@ export class ModuleRunner {
       this.metrics.stateChanged(this.module.name, before, this.core.state, monotonic());
       this.log.info({ from: before, to: this.core.state }, `state ${this.core.state}`);
       this.edge.notify?.({ module: this.module.name, from: before, to: this.core.state, reason: this.lastReason });
-      this.syncFarm();
     }
   }
 
@@ -309,11 +332,24 @@ export class ModuleRunner {
     this.metrics.arbiterReachable.set({ module: this.module.name }, c.lease.view === 'unreachable' ? 0 : 1);
   }
 
-  private syncFarm(): void {
-    if (this.module.mode !== 'farm') return;
-    const alive = this.edge.monitor.alive().filter((p: PeerView) => p.state === 'UP').map((p) => p.node);
-    if (this.core.state === 'UP') alive.push(this.self.name);
-    this.edge.farm.membership(alive.sort()).catch((e: Error) => this.log.error({ err: e.message }, 'farm rebalance failed'));
+  /** The core decided a peer is alive (or changed), or lost: replication, metrics and the log follow. */
+  private peerView(a: Extract<Action, { type: 'peerView' }>): void {
+    const m = this.module.name;
+    this.edge.replication.peerChanged(a.view);
+    if (a.view) {
+      if (!this.peersAlive.has(a.node)) this.log.info({ module: m, peer: a.node, state: a.view.state }, 'peer heartbeats received');
+      this.peersAlive.add(a.node);
+      this.metrics.peerAlive.set({ module: m, peer: a.node }, 1);
+      return;
+    }
+    this.metrics.peerLostAt(m, monotonic());
+    this.metrics.peerAlive.set({ module: m, peer: a.node }, 0);
+    if (this.peersAlive.delete(a.node) || a.everHeard) {
+      this.metrics.peerLost.inc({ module: m, peer: a.node });
+      this.log.warn({ module: m, peer: a.node, silentMs: a.silentMs }, 'peer lost: no valid heartbeat on any network');
+    } else {
+      this.log.info({ module: m, peer: a.node }, 'peer not heard since start');
+    }
   }
 
   /** Claims go to the store and come back as lease events; a release is fire-and-forget. */

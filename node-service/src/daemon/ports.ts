@@ -38,8 +38,10 @@ export interface FarmPort {
   removeLeftovers(): Promise<void>;
   join(): Promise<void>;
   leave(): Promise<void>;
-  /** the UP members changed (this node included when it is UP) */
+  /** the members that serve changed (decided by the core; this node included when it serves) */
   membership(alive: readonly string[]): Promise<void>;
+  /** whether the VIP interfaces have a link (an observation the core decides on) */
+  carrier?(): boolean;
   status(): { buckets?: Record<string, number[]> } | undefined;
 }
 

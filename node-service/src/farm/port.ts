@@ -34,9 +34,8 @@ export class FarmEdge implements FarmPort {
   private desired: readonly string[] = [];
   private worker: Promise<void> | undefined;
   private dirty = false;
-  private readonly carrier: () => boolean;
-  private carrierPoll: NodeJS.Timeout | undefined;
-  private linkBackAt: number | undefined;
+  /** whether the VIP interfaces have a link: reported to the core, which decides (core/farm-step.ts) */
+  readonly carrier: () => boolean;
 
   constructor(opts: FarmEdgeOptions) {
     this.module = opts.module;
@@ -69,8 +68,6 @@ export class FarmEdge implements FarmPort {
   /** leaving the farm (STOP/WAIT): VIP and filter removed; the others take the buckets when they see it */
   async leave(): Promise<void> {
     this.joined = false;
-    clearInterval(this.carrierPoll);
-    this.carrierPoll = undefined;
     await this.settle();
     await this.filter.remove();
     this.prev = null;
@@ -101,29 +98,7 @@ export class FarmEdge implements FarmPort {
   private async run(): Promise<void> {
     while (this.dirty && this.joined) {
       this.dirty = false;
-      let alive = new Set(this.desired);
-      // Alone with the link down: this node is cut off, not the last survivor. Serve nothing, so that
-      // when the link returns it does not answer the others' clients before it hears them (it then
-      // takes its buckets back after the grace, like a node that starts). Poll the link meanwhile.
-      // When the link is back, wait one heartbeat timeout for the peers before concluding it is alone.
-      const alone = alive.size === 1 && alive.has(this.self) && this.module.nodes.length > 1;
-      const settling = this.linkBackAt !== undefined && Date.now() - this.linkBackAt < this.module.heartbeat.timeout;
-      if (alone && (settling || !this.carrier())) {
-        alive = new Set();
-        if (!this.carrierPoll && !settling) {
-          this.log.warn('alone and the VIP interface has no link: serving nothing until the link or a peer returns');
-          this.carrierPoll = setInterval(() => {
-            if (!this.carrier()) return;
-            clearInterval(this.carrierPoll);
-            this.carrierPoll = undefined;
-            this.linkBackAt = Date.now();
-            setTimeout(() => { this.linkBackAt = undefined; this.kick(); }, this.module.heartbeat.timeout).unref();
-          }, 100);
-          this.carrierPoll.unref();
-        }
-      } else if (!alone) {
-        this.linkBackAt = undefined;
-      }
+      const alive = new Set(this.desired);
       if (this.prev === null && !alive.has(this.self)) continue; // just installed: already owns nothing
       const t = planTransition({ nodes: this.module.nodes, power: this.module.farm?.power ?? {}, alive, self: this.self, prev: this.prev });
       if (!t.handover && this.prev && samePlan(this.prev, t.next)) continue; // nothing changed

@@ -16,7 +16,6 @@ export interface MonitorOptions {
   readonly peers: readonly NodeConfig[];
   readonly port: number;
   readonly pulseMs: number;
-  readonly timeoutMs: number;
   /** seal our datagrams and open the peers' (secure/keyring.ts datagramKeys) */
   readonly keys: DatagramKeys;
   readonly counterBase: number;
@@ -26,26 +25,19 @@ export interface MonitorOptions {
   readonly now?: () => number;
 }
 
-interface PeerTrack {
-  lastRecv: number;
-  highest: number;
-  alive: boolean;
-  view?: PeerView;
-  viewKey: string;
-  /** the core was told this peer is gone (also when it was never heard since start) */
-  reportedLost: boolean;
-  /** the newest view received and not yet handed to the core */
-  pending?: PeerView;
-  deliverScheduled: boolean;
-}
-
 const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
 
+interface PeerTrack {
+  highest: number;
+  /** the newest view received and not yet reported */
+  pending?: PeerView;
+  reportScheduled: boolean;
+}
+
 /**
- * Heartbeats on every configured network. A peer is lost when no valid heartbeat arrived on any
- * network for `timeout`. Staleness is measured from receive times, and a check that runs late (our
- * own loop stalled: GC, CPU load) first lets the queued datagrams be read, so a stall here never
- * reads as silence there.
+ * Heartbeats on every configured network: sends ours, and reports every valid heartbeat it hears
+ * (authenticated, from a configured peer's address, never replayed). What that means, a peer alive,
+ * returning or lost, is decided in the core (core/liveness.ts) on its ticks.
  */
 export class HeartbeatMonitor {
   private readonly sockets: Socket[] = [];
@@ -53,27 +45,20 @@ export class HeartbeatMonitor {
   private counter: number;
   private advert: Advert | undefined;
   private sendTimer?: NodeJS.Timeout;
-  private checkTimer?: NodeJS.Timeout;
-  private lastCheck = 0;
-  private readonly startedAt: number;
   private readonly now: () => number;
-  private peerCb: (v: PeerView) => void = () => {};
+  private heardCb: (v: PeerView) => void = () => {};
   /** when a refused sender was last logged (once a minute per address: a misconfigured peer sends ten a second) */
   private readonly refusedLogged = new Map<string, number>();
-  private lostCb: (node: string) => void = () => {};
 
   constructor(private readonly o: MonitorOptions) {
     this.counter = o.counterBase;
     this.now = o.now ?? monotonic;
-    this.startedAt = this.now();
-    for (const p of o.peers) this.tracks.set(p.name, { lastRecv: -Infinity, highest: -1, alive: false, viewKey: '', reportedLost: false, deliverScheduled: false });
+    for (const p of o.peers) this.tracks.set(p.name, { highest: -1, reportScheduled: false });
   }
 
-  onPeer(cb: (v: PeerView) => void): void {
-    this.peerCb = cb;
-  }
-  onLost(cb: (node: string) => void): void {
-    this.lostCb = cb;
+  /** every valid heartbeat heard (the newest of those read in one go) */
+  onHeard(cb: (v: PeerView) => void): void {
+    this.heardCb = cb;
   }
 
   async start(): Promise<void> {
@@ -92,9 +77,6 @@ export class HeartbeatMonitor {
       ),
     );
     this.sendTimer = setInterval(() => this.sendNow(), this.o.pulseMs);
-    const checkEvery = Math.max(10, Math.min(this.o.pulseMs / 2, this.o.timeoutMs / 10));
-    this.lastCheck = this.now();
-    this.checkTimer = setInterval(() => setImmediate(() => this.check(checkEvery)), checkEvery);
   }
 
   setAdvert(a: Advert): void {
@@ -128,11 +110,6 @@ export class HeartbeatMonitor {
     }
   }
 
-  /** peers currently alive with their last advertised view */
-  alive(): PeerView[] {
-    return [...this.tracks.values()].filter((t) => t.alive && t.view).map((t) => t.view!);
-  }
-
   private drop(reason: string): void {
     this.o.metrics.heartbeatsDropped.inc({ module: this.o.module, reason });
   }
@@ -159,7 +136,6 @@ export class HeartbeatMonitor {
     if (!track || !peer || !peer.addrs.includes(from)) return this.drop('unknown_node');
     if (hb.counter <= track.highest) return this.drop('replay');
     track.highest = hb.counter;
-    track.lastRecv = this.now();
     this.o.metrics.heartbeatsReceived.inc({ module: this.o.module, peer: hb.node, net: String(net) });
     const view: PeerView = {
       node: hb.node,
@@ -173,68 +149,20 @@ export class HeartbeatMonitor {
       isolated: hb.isolated,
       fresh: hb.gen === 0 && !hb.inSync,
     };
-    track.reportedLost = false;
     track.pending = view;
-    if (track.deliverScheduled) return;
-    track.deliverScheduled = true;
-    // A link that comes back releases, all at once, the heartbeats the peer sent while it was cut
-    // (queued behind ARP resolution), oldest first: acting on those would mean acting on what the
-    // peer was, not what it is. So a returning peer is believed one pulse after it is heard again,
-    // and a live peer's burst is read whole before its newest view is handed over.
-    const deliver = () => {
-      track.deliverScheduled = false;
-      this.deliver(track);
-    };
-    if (track.alive) setImmediate(deliver);
-    else setTimeout(deliver, this.o.pulseMs);
-  }
-
-  private deliver(track: PeerTrack): void {
-    const view = track.pending;
-    track.pending = undefined;
-    if (!view || track.reportedLost) return;
-    const key = JSON.stringify(view);
-    const wasAlive = track.alive;
-    track.alive = true;
-    this.o.metrics.peerAlive.set({ module: this.o.module, peer: view.node }, 1);
-    if (!wasAlive || key !== track.viewKey) {
-      track.view = view;
-      track.viewKey = key;
-      if (!wasAlive) this.o.log.info({ module: this.o.module, peer: view.node, state: view.state }, 'peer heartbeats received');
-      this.peerCb(view);
-    }
-  }
-
-  private check(every: number): void {
-    const now = this.now();
-    const lag = Math.max(0, now - this.lastCheck - every);
-    this.lastCheck = now;
-    this.o.metrics.loopLag.set(lag / 1000);
-    for (const [name, t] of this.tracks) {
-      const silentFor = now - (Number.isFinite(t.lastRecv) ? t.lastRecv : this.startedAt);
-      // After a stall of our own, the datagrams that arrived meanwhile were read just before this
-      // check (setImmediate runs after the poll phase); if the stall itself was longer than the
-      // timeout, wait one more pulse so the peer gets a chance to be heard.
-      if (lag > this.o.timeoutMs / 2) continue;
-      if (silentFor <= this.o.timeoutMs || t.reportedLost) continue;
-      if (t.alive) {
-        this.o.metrics.peerLost.inc({ module: this.o.module, peer: name });
-        this.o.metrics.peerAlive.set({ module: this.o.module, peer: name }, 0);
-        this.o.log.warn({ module: this.o.module, peer: name, silentMs: silentFor }, 'peer lost: no valid heartbeat on any network');
-      } else {
-        this.o.log.info({ module: this.o.module, peer: name }, 'peer not heard since start');
-      }
-      t.alive = false;
-      t.reportedLost = true;
-      t.view = undefined;
-      t.viewKey = '';
-      this.lostCb(name);
-    }
+    if (track.reportScheduled) return;
+    track.reportScheduled = true;
+    // a burst (a link that comes back, our own stall) is read whole, and only its newest view reported
+    setImmediate(() => {
+      track.reportScheduled = false;
+      const v = track.pending;
+      track.pending = undefined;
+      if (v) this.heardCb(v);
+    });
   }
 
   async stop(): Promise<void> {
     clearInterval(this.sendTimer);
-    clearInterval(this.checkTimer);
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 }
