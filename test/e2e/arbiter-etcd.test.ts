@@ -165,4 +165,24 @@ describe('arbiter: etcd lease, partition matrix (real etcd, real daemons)', () =
       }
     }, 120_000);
   }
+
+  it('the primary stopped (SIGTERM): it releases the lease on its way out, so the peer serves without waiting for the ttl; never two serving', async () => {
+    const p = await steady(30_000);
+    const from = Date.now();
+    await c.kill(p, 'SIGTERM');
+    const stoppedAt = Date.now();
+    let up: number | undefined;
+    while (up === undefined && Date.now() - stoppedAt < 15_000) {
+      await sleep(100);
+      up = ServingSampler.firstServing(sampler.since(from), other(p), from);
+    }
+    expect(up, `${other(p)} never served\n${(await roles()).detail}`).toBeDefined();
+    const dual = ServingSampler.dualServing(sampler.since(from));
+    table.push({ case: 'primary stopped (SIGTERM)', cut: `${p} daemon stopped`, dual, takeover: `${up! - from} ms (${other(p)})`, after: '' });
+    expect(dual).toBe(0);
+    // released, not expired: the takeover is shorter than the lease ttl
+    expect(up! - from).toBeLessThan(TTL_MS);
+    c.start(p);
+    await steady(45_000);
+  }, 120_000);
 });

@@ -56,6 +56,8 @@ export class ModuleRunner {
   private idleWaiters: (() => void)[] = [];
   private published: ModuleState = 'STOP';
   private carrierUp = true;
+  /** the lease release in flight (awaited at shutdown) */
+  private releasing: Promise<void> = Promise.resolve();
   /** peers the core last said are alive (for the log: heard again vs lost) */
   private readonly peersAlive = new Set<string>();
   private started = false;
@@ -183,6 +185,8 @@ export class ModuleRunner {
     this.pollWitness(false);
     this.feed({ type: 'command', command: { type: 'shutdown' }, now: monotonic() });
     await this.idle();
+    // the stopped primary's lease goes back before the daemon exits: the peer need not wait for the ttl
+    await this.releasing;
     this.edge.monitor.sendNow();
     await this.edge.monitor.stop();
   }
@@ -357,7 +361,7 @@ export class ModuleRunner {
     const store = this.edge.arbiter;
     if (!store) return;
     if (a.op === 'release') {
-      void store.release();
+      this.releasing = store.release();
       return;
     }
     void store.claim(a.gen, a.force).then((answer) => {
