@@ -44,6 +44,24 @@ const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 
  * assets, module templates, the demo's own entry point). In the bundle each source keeps the address
  * it has in the installed tree, /usr/lib/vigil/<path in the repository>, where those files are copied.
  */
+/**
+ * The etcd client (the arbiter, issue 16) loads its gRPC definitions from `${__dirname}/../proto`
+ * when it starts, and an ES module bundle has no __dirname: point it at the installed copy instead.
+ */
+function etcdProtoPath(): Plugin {
+  return {
+    name: 'etcd-proto-path',
+    setup(b) {
+      b.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
+        const text = readFileSync(args.path, 'utf8');
+        const from = '`${__dirname}/../proto/rpc.proto`';
+        if (!text.includes(from)) throw new Error(`${args.path}: the etcd client no longer loads ${from}: update etcdProtoPath`);
+        return { contents: text.replace(from, JSON.stringify(`${PREFIX}/node_modules/etcd3/proto/rpc.proto`)), loader: 'js' };
+      });
+    },
+  };
+}
+
 function installedMeta(): Plugin {
   return {
     name: 'installed-import-meta',
@@ -101,7 +119,7 @@ async function main(): Promise<void> {
     metafile: true,
     external: ['koffi'],
     define: { __VIGIL_VERSION__: JSON.stringify(version) },
-    plugins: [installedMeta()],
+    plugins: [installedMeta(), etcdProtoPath()],
     // CommonJS dependencies call require(); give the ES module bundle one.
     banner: { js: "#!/usr/bin/node\nimport { createRequire as __vigilCreateRequire } from 'node:module';\nglobalThis.require ??= __vigilCreateRequire(import.meta.url);" },
     logLevel: 'warning',
@@ -118,6 +136,9 @@ async function main(): Promise<void> {
   }
   const nat = join(REPO, 'node_modules', native.pkg);
   for (const f of ['package.json', 'index.js', `${native.dir}/koffi.node`]) put(`${PREFIX}/node_modules/${native.pkg}/${f}`, readFileSync(join(nat, f)));
+
+  // 2b. the etcd client's protocol definitions, read at run time (etcdProtoPath)
+  for (const f of ['rpc.proto', 'kv.proto', 'auth.proto']) put(`${PREFIX}/node_modules/etcd3/proto/${f}`, readFileSync(join(REPO, 'node_modules/etcd3/proto', f)));
 
   // 3. files the sources read beside themselves (anything in node-service/src that is not code or docs), and templates
   for (const f of walk(join(REPO, 'node-service/src'))) {
