@@ -155,6 +155,7 @@ export class View {
   /** the engine changed roles: pages the kernel cached under the old role are not trusted any more */
   roleChanged(): void {
     this.epoch++;
+    this.nodes.forgetInodes();
   }
 
   async unmount(): Promise<void> {
@@ -204,7 +205,7 @@ export class View {
 
   private entry(parent: FuseNode, name: string, p: string): Buffer {
     const st = fs.lstatSync(p, { bigint: true });
-    const n = this.nodes.remember(parent, name, Number(st.ino), (Number(st.mode) & C.S_IFMT) === C.S_IFDIR);
+    const n = this.nodes.remember(parent, name, Number(st.ino), (Number(st.mode) & C.S_IFMT) === C.S_IFDIR, this.sink.writable());
     const a = toAttr(st);
     return entryOut(n.id, a, this.valid(a));
   }

@@ -50,15 +50,20 @@ export class NodeTable {
     return p === '' ? name : `${p}/${name}`;
   }
 
-  /** a successful LOOKUP/CREATE/MKDIR/LINK…: one more lookup on the inode at parent/name */
-  remember(parent: FuseNode, name: string, ino: number, isDir: boolean): FuseNode {
+  /**
+   * a successful LOOKUP/CREATE/MKDIR/LINK…: one more lookup on the inode at parent/name. `sameInode`: a
+   * known inode number is that file under another name (a hard link). Only where every change goes
+   * through the view: on a read-only view the backing changes underneath, and a number the filesystem
+   * gave again to a new file would send that file's reads and writes to the old one's path.
+   */
+  remember(parent: FuseNode, name: string, ino: number, isDir: boolean, sameInode = true): FuseNode {
     let n = parent.children.get(name);
     // a name that now holds another inode (changed underneath, on a read-only view) is a new entry
     if (n && n.ino !== ino) {
       this.detach(parent, name);
       n = undefined;
     }
-    if (!n && !isDir) {
+    if (!n && !isDir && sameInode) {
       n = this.byIno.get(ino);
       if (n) {
         n.links.push({ parent, name });
@@ -69,10 +74,15 @@ export class NodeTable {
       n = { id: this.nextId++, ino, links: [{ parent, name }], lookups: 0, children: new Map() };
       parent.children.set(name, n);
       this.byId.set(n.id, n);
-      if (!isDir) this.byIno.set(ino, n);
+      if (!isDir && sameInode) this.byIno.set(ino, n);
     }
     n.lookups++;
     return n;
+  }
+
+  /** the view changed roles: inode numbers learnt under the old role may name other files by now */
+  forgetInodes(): void {
+    this.byIno.clear();
   }
 
   /** the name is gone from the backing directory (unlink, rmdir, replaced by a rename) */
