@@ -30,6 +30,7 @@ import { modulePorts } from '../../node-service/src/config/ports.ts';
 import type { RawCluster } from '../../node-service/src/config/schema.ts';
 import { parseFunctionsConfig } from '../../functions/src/config.ts';
 import {
+  arbiterPackages,
   buildClusterConfig,
   DEFAULT_HEALTH_PORT,
   moduleName,
@@ -315,6 +316,7 @@ export abstract class VigilCluster extends Construct {
       scripts: props.module?.scripts ? { [this.moduleName]: props.module.scripts } : undefined,
       preStart: props.preStartCommands,
       nodeVersion: props.nodeVersion,
+      extraPackages: arbiterPackages(this.clusterConfig),
     });
     const script = scriptFor();
     const grantNodeReads = (role: iam.IGrantable) => {

@@ -11,7 +11,7 @@
  * pass its URL (a SAS URL for a private container) as `packageUrl`.
  */
 import { bootstrapScript, PACKAGE_PATH } from '../common/bootstrap.ts';
-import { VIGIL_PATHS, type ModuleMode } from '../common/cluster-config.ts';
+import { arbiterPackages, VIGIL_PATHS, type ModuleMode } from '../common/cluster-config.ts';
 import { planCluster, type ClusterPlan, type CloudClusterOptions } from '../common/cloud-plan.ts';
 import { hostAt, parseIpv4Cidr } from '../common/ip.ts';
 import { azureNames } from '../../cloud-adapters/src/layout.ts';
@@ -89,6 +89,7 @@ function bootstrap(plan: ClusterPlan, o: AzureClusterOptions): string {
       '  echo "cannot read Key Vault secret $1" >&2; return 1',
       '}',
     ],
+    extraPackages: arbiterPackages(plan.raw),
     fetchPackage: [
       `curl -fsSL --retry 5 -o ${PACKAGE_PATH} '${PKG_URL}'`,
       `if [ -n '${PKG_SHA}' ]; then echo '${PKG_SHA}  ${PACKAGE_PATH}' | sha256sum -c -; fi`,

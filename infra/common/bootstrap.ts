@@ -31,6 +31,8 @@ export interface BootstrapOptions {
   readonly preStart?: readonly string[];
   /** @default DEFAULT_NODE_VERSION */
   readonly nodeVersion?: string;
+  /** npm packages installed into Vigil's own folder (the SDK of a cloud arbiter: optional peers of Vigil) */
+  readonly extraPackages?: readonly string[];
   /** lines placed first (e.g. cloud-specific environment) */
   readonly prelude?: readonly string[];
   /** report the outcome (e.g. a CloudFormation resource signal): commands run on success, one command on failure */
@@ -71,6 +73,7 @@ export function bootstrapScript(o: BootstrapOptions): string {
     'elif command -v apt-get >/dev/null; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 build-essential python3 || true; fi',
     ...o.fetchPackage,
     `npm install -g --omit=dev --no-fund --no-audit ${PACKAGE_PATH}`,
+    ...(o.extraPackages?.length ? [`npm install --prefix "$(npm root -g)/vigil" --omit=dev --no-save --no-fund --no-audit ${o.extraPackages.map((p) => `'${p}'`).join(' ')}`] : []),
     'umask 077',
     `mkdir -p /etc/vigil ${VIGIL_PATHS.stateDir}`,
   ];

@@ -3,6 +3,7 @@
  * daemon's own input schema), emits it with the daemon's toYaml and validates it with the daemon's
  * validateConfig at synth time. No YAML is written by hand anywhere in infra/.
  */
+import { SDK_PACKAGES } from '../../node-service/src/arbiter/index.ts';
 import { toYaml, validateConfig, type ClusterConfig } from '../../node-service/src/config/index.ts';
 import type { RawCluster } from '../../node-service/src/config/schema.ts';
 import { DEFAULT_API_PORT, type ModuleMode } from '../../node-service/src/contract/index.ts';
@@ -103,6 +104,12 @@ export function moduleName(spec: Pick<ClusterSpec, 'mode' | 'module'>): string {
 }
 
 /** The typed cluster.yaml content for a spec. Pure; validate with {@link renderClusterYaml}. */
+/** The SDK a cloud arbiter in this cluster.yaml needs on the nodes (installed by the bootstrap). */
+export function arbiterPackages(raw: RawCluster): readonly string[] {
+  const type = raw.modules?.[0]?.arbiter?.type;
+  return type === undefined || type === 'etcd' ? [] : SDK_PACKAGES[type];
+}
+
 export function buildClusterConfig(spec: ClusterSpec): RawCluster {
   const m = spec.module ?? {};
   const name = moduleName(spec);

@@ -11,7 +11,7 @@
  *   with the project's packed tarball (uploaded by Terraform), read by the nodes' service account.
  */
 import { bootstrapScript, PACKAGE_PATH } from '../common/bootstrap.ts';
-import { VIGIL_PATHS, type ModuleMode } from '../common/cluster-config.ts';
+import { arbiterPackages, VIGIL_PATHS, type ModuleMode } from '../common/cluster-config.ts';
 import { planCluster, type ClusterPlan, type CloudClusterOptions } from '../common/cloud-plan.ts';
 import { gcpBackendRoles, gcpNames } from '../../cloud-adapters/src/layout.ts';
 
@@ -66,6 +66,7 @@ function bootstrap(plan: ClusterPlan, o: GcpClusterOptions): string {
       { path: VIGIL_PATHS.eventsSecret, command: `vigil_gcp_secret ${ids.events}` },
     ],
     clusterYaml: plan.yaml,
+    extraPackages: arbiterPackages(plan.raw),
     scripts: o.module?.scripts ? { [plan.moduleName]: o.module.scripts } : undefined,
     preStart: o.preStartCommands,
     nodeVersion: o.nodeVersion,

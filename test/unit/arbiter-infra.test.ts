@@ -30,6 +30,8 @@ describe('infra: the lease table of the arbiter (AWS)', () => {
     const raw = parse(extractClusterYaml(script).replaceAll('DEPLOY_TIME_VALUE', 'https://fn.example.invalid/'));
     expect(raw.modules[0].arbiter).toMatchObject({ type: 'aws-dynamodb', table: 'prod-db-lease' });
     expect(script).toContain('region: ');
+    // the SDK is an optional peer of Vigil: the bootstrap installs it beside Vigil on these nodes only
+    expect(script).toContain(`npm install --prefix "$(npm root -g)/vigil" --omit=dev --no-save --no-fund --no-audit '@aws-sdk/client-dynamodb@^3'`);
     expect(validateConfig(raw, 'cluster.yaml', { skipFileChecks: true }).modules[0].arbiter).toMatchObject({ type: 'aws-dynamodb', table: 'prod-db-lease', ttl: 10_000 });
     requireSchemaData();
     expect(checkCloudFormation(t.toJSON() as never).errors).toEqual([]);
@@ -38,6 +40,7 @@ describe('infra: the lease table of the arbiter (AWS)', () => {
   it('without module.arbiter: no table, no arbiter in cluster.yaml', () => {
     const t = synth(false);
     t.resourceCountIs('AWS::DynamoDB::Table', 0);
+    expect(JSON.stringify(t.toJSON())).not.toContain('npm install --prefix');
   });
 });
 
@@ -52,6 +55,7 @@ describe('infra: the lease store of the arbiter (Azure, GCP)', () => {
     expect(plan.raw.modules![0].arbiter).toEqual({ type: 'azure-blob', account_url: 'https://vigil-lease-account.blob.core.windows.net', container: 'vigil-leases' });
     expect(template.variables.bootstrap).toContain("'https://vigil-lease-account.blob.core.windows.net', format('https://{0}.blob.{1}', variables('storageName'), environment().suffixes.storage))");
     requireSchemaData();
+    expect(template.variables.bootstrapTemplate).toContain(`'@azure/storage-blob@^12' '@azure/identity@^4'`);
     expect(checkArm(template).errors).toEqual([]);
     expect(azureClusterTemplate('mirror').plan.raw.modules![0].arbiter).toBeUndefined();
   });
@@ -64,6 +68,7 @@ describe('infra: the lease store of the arbiter (Azure, GCP)', () => {
     expect(plan.raw.modules![0].arbiter).toEqual({ type: 'gcs', bucket: 'vigil-lease-bucket-placeholder' });
     expect(JSON.stringify(tf)).toContain('arbiter:\\n      type: gcs\\n      bucket: ${google_storage_bucket.lease.name}');
     requireSchemaData();
+    expect(JSON.stringify(tf)).toContain(`'@google-cloud/storage@^7'`);
     expect(checkTerraform(tf).errors).toEqual([]);
     expect((gcpClusterTerraform('mirror').tf.resource as Record<string, Record<string, unknown>>).google_storage_bucket.lease).toBeUndefined();
   });

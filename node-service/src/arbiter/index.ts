@@ -69,7 +69,11 @@ export function within<T>(p: Promise<T>, ms: number, onTimeout: () => T): Promis
  * stores, its SDK) loads on first use, and a store that cannot load answers `unreachable` with why.
  */
 export function createArbiter(cfg: ArbiterConfig, ctx: ArbiterContext): LeaseStore {
-  const store = load(cfg, ctx);
+  const store = load(cfg, ctx).catch((e: Error & { code?: string }) => {
+    if (e.code !== 'ERR_MODULE_NOT_FOUND' || cfg.type === 'etcd') throw e;
+    // the cloud SDKs are optional peers: a node of another cloud or on-prem does not carry them
+    throw new Error(`the ${cfg.type} arbiter needs ${SDK_PACKAGES[cfg.type].join(' and ')} beside Vigil: npm install --prefix "$(npm root -g)/vigil" ${SDK_PACKAGES[cfg.type].join(' ')}`);
+  });
   store.catch((e: Error) => ctx.log.error({ err: e.message }, `arbiter ${cfg.type} cannot start: ${e.message}`));
   return {
     describe: cfg.type,
@@ -78,6 +82,13 @@ export function createArbiter(cfg: ArbiterConfig, ctx: ArbiterContext): LeaseSto
     close: () => store.then((s) => s.close()).catch(() => undefined),
   };
 }
+
+/** The npm packages a cloud store's adapter loads (optional peer dependencies of Vigil). */
+export const SDK_PACKAGES: Readonly<Record<Exclude<ArbiterConfig['type'], 'etcd'>, readonly string[]>> = {
+  'aws-dynamodb': ['@aws-sdk/client-dynamodb@^3'],
+  'azure-blob': ['@azure/storage-blob@^12', '@azure/identity@^4'],
+  gcs: ['@google-cloud/storage@^7'],
+};
 
 /** Azure's default credential chain (managed identity on a VM, environment, CLI login) */
 async function managedIdentity() {
