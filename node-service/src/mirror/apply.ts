@@ -69,6 +69,13 @@ export class Applier {
     const f = this.fds.get(k);
     if (f) return f;
     const fh = await fsp.open(p, C.O_WRONLY | C.O_NOFOLLOW | (create ? C.O_CREAT : 0), 0o600);
+    // an fsync runs beside the writes that follow it: another operation may have opened the file
+    // meanwhile, and a handle dropped from the map would be left for the garbage collector (DEP0137)
+    const won = this.fds.get(k);
+    if (won) {
+      await fh.close();
+      return won;
+    }
     if (this.fds.size >= MAX_OPEN) await this.closeAll();
     this.fds.set(k, fh);
     return fh;
