@@ -52,6 +52,7 @@ describe('arbiter config', () => {
     expect(issues({ type: 'etcd', endpoints: ['http://e:2379'], tls: { cert: 'ca.pem' } })).toMatch(/cert and key go together/);
     expect(issues({ type: 'etcd', endpoints: ['http://e:2379'], tls: { ca: 'nope.pem' } })).toMatch(/arbiter\.tls\.ca.*nope\.pem is not a readable file/);
     expect(issues({ type: 'etcd', endpoints: ['http://e:2379'], key_prefix: 'vigil' })).toMatch(/must start with "\/"/);
+    expect(issues({ type: 'etcd', endpoints: ['https://e1:2379', 'http://e2:2379'], tls: { ca: 'ca.pem' } })).toMatch(/arbiter\.endpoints.*with tls, every endpoint must be https:\/\//);
     expect(issues({ type: 'etcd', endpoints: ['http://e:2379'] }, 'farm')).toMatch(/only a mirror module has a primary to arbitrate/);
     expect(issues({ type: 'etcd', endpoints: ['http://e:2379'], tll: '3s' })).toMatch(/unknown key "tll"/);
   });

@@ -1,5 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdLeaseStore } from '../../node-service/src/arbiter/etcd.ts';
 import { silentLogger } from '../../node-service/src/log/logger.ts';
@@ -99,5 +100,51 @@ describe('etcd lease store (real etcd)', () => {
     const a = await dead.claim(1, false);
     expect(a.outcome).toBe('unreachable');
     expect(a.reason).toBeTruthy();
+  });
+});
+
+describe('etcd lease store over TLS with client certificates (real etcd)', () => {
+  const TLS_DIR = `/tmp/vigil-arbiter-etcd-tls-${process.pid}`;
+  const TLS_PORT = PORT + 10;
+  let tlsEtcd: ChildProcess | undefined;
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: TLS_DIR, stdio: 'ignore' });
+
+  beforeAll(async () => {
+    mkdirSync(TLS_DIR, { recursive: true });
+    writeFileSync(join(TLS_DIR, 'san.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=vigil-test-ca');
+    for (const who of ['server', 'client']) {
+      ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who}`);
+      ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.pem`, '-days', '2', '-extfile', 'san.cnf');
+    }
+    const url = `https://127.0.0.1:${TLS_PORT}`;
+    const peer = `http://127.0.0.1:${TLS_PORT + 1}`;
+    tlsEtcd = spawn('etcd', ['--name', 'tls', '--data-dir', join(TLS_DIR, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `tls=${peer}`, '--cert-file', join(TLS_DIR, 'server.pem'), '--key-file', join(TLS_DIR, 'server.key'), '--trusted-ca-file', join(TLS_DIR, 'ca.pem'), '--client-cert-auth', '--log-level', 'error', '--logger', 'zap'], { stdio: 'ignore' });
+    const t0 = Date.now();
+    for (;;) {
+      try {
+        execFileSync('etcdctl', ['--endpoints', url, '--cacert', join(TLS_DIR, 'ca.pem'), '--cert', join(TLS_DIR, 'client.pem'), '--key', join(TLS_DIR, 'client.key'), 'endpoint', 'health'], { stdio: 'ignore', env: { ...process.env, ETCDCTL_API: '3' } });
+        break;
+      } catch {
+        if (Date.now() - t0 > 15_000) throw new Error('etcd with TLS did not start');
+        await sleep(200);
+      }
+    }
+  }, 30_000);
+  afterAll(() => {
+    tlsEtcd?.kill('SIGKILL');
+    rmSync(TLS_DIR, { recursive: true, force: true });
+  });
+
+  const tlsStore = (node: string, tls: { ca?: string; cert?: string; key?: string }) => {
+    const s = new EtcdLeaseStore({ type: 'etcd', endpoints: [`https://127.0.0.1:${TLS_PORT}`], ttl: 3000, key_prefix: '/vigil', tls }, { cluster: 'c1', module: 'tls', node, log: silentLogger(), now: () => performance.now() });
+    stores.push(s);
+    return s;
+  };
+
+  it('with the tls files (ca, client cert and key) the lease is granted; without the client certificate etcd refuses: unreachable', async () => {
+    const f = (n: string) => join(TLS_DIR, n);
+    expect(await tlsStore('node1', { ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') }).claim(1, false)).toMatchObject({ outcome: 'held' });
+    expect(await tlsStore('node2', { ca: f('ca.pem') }).claim(1, false)).toMatchObject({ outcome: 'unreachable' });
   });
 });

@@ -46,7 +46,8 @@ export class EtcdLeaseStore implements LeaseStore {
     };
     if (cfg.tls) {
       const read = (f: string | undefined) => (f === undefined ? undefined : readFileSync(f));
-      opts.credentials = { rootCertificate: read(cfg.tls.ca) ?? Buffer.alloc(0), privateKey: read(cfg.tls.key), certChain: read(cfg.tls.cert) };
+      // without a ca, the system's roots (gRPC's createSsl with no root certificate)
+      opts.credentials = { rootCertificate: read(cfg.tls.ca) as Buffer, privateKey: read(cfg.tls.key), certChain: read(cfg.tls.cert) };
     }
     if (cfg.username && cfg.password_file) opts.auth = { username: cfg.username, password: readFileSync(cfg.password_file, 'utf8').trim() };
     this.client = new Etcd3(opts);

@@ -157,6 +157,7 @@ function crossCheck(c: ClusterConfig, opts: LoadOptions): ConfigIssue[] {
     if (m.arbiter?.type === 'etcd') {
       const { tls, password_file } = m.arbiter;
       if ((tls?.cert === undefined) !== (tls?.key === undefined)) add(`${at}.arbiter.tls`, 'cert and key go together: give both for client certificate authentication, or neither');
+      if (tls && m.arbiter.endpoints.some((e) => e.startsWith('http:'))) add(`${at}.arbiter.endpoints`, 'with tls, every endpoint must be https://');
       if ((m.arbiter.username === undefined) !== (password_file === undefined)) add(`${at}.arbiter`, 'username and password_file go together: give both, or neither');
       if (!opts.skipFileChecks) {
         for (const [k, f] of [['tls.ca', tls?.ca], ['tls.cert', tls?.cert], ['tls.key', tls?.key], ['password_file', password_file]] as const) {
