@@ -203,3 +203,20 @@ export class MirrorSim {
     return JSON.stringify([...this.nodes.values()].map((n) => [n.crashed, n.core.state, n.core.target, n.core.busy, n.pending.length, n.core.synced, n.core.p, n.core.handover, n.core.peerAlive, n.core.lease.view, n.core.leaseWant]).concat([this.answers.length]));
   }
 }
+
+/** One core driven by hand: every event's actions collected, the state readable at any time. */
+export function drive<C>(init: C, step: (c: C, ev: CoreEvent) => { state: C; actions: readonly Action[] }): { feed: (ev: CoreEvent) => void; readonly c: C; actions: Action[] } {
+  let c = init;
+  const actions: Action[] = [];
+  return {
+    feed: (ev) => {
+      const r = step(c, ev);
+      c = r.state;
+      actions.push(...r.actions);
+    },
+    get c() {
+      return c;
+    },
+    actions,
+  };
+}

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { leaseTiming } from '../../node-service/src/core/lease.ts';
-import { initMirror, stepMirror, type MirrorCore } from '../../node-service/src/core/mirror-step.ts';
-import { isPrimary, type Action, type CoreEvent } from '../../node-service/src/core/types.ts';
-import { MirrorSim } from '../helpers/core-sim.ts';
+import { initMirror, stepMirror } from '../../node-service/src/core/mirror-step.ts';
+import { isPrimary } from '../../node-service/src/core/types.ts';
+import { drive, MirrorSim } from '../helpers/core-sim.ts';
 
 const TTL = 3000;
 const { marginMs: MARGIN } = leaseTiming(TTL);
@@ -156,24 +156,19 @@ describe('mirror core with an arbiter lease', () => {
   });
 
   it('a lease running out while a start script hangs: the transition is abandoned and the node steps down', () => {
-    let c: MirrorCore = initMirror({ self: 'node1', peerName: 'node2', defaultPrimary: 'node1', arbiterTtlMs: TTL, persisted: { gen: 3, primaryEpoch: 3, lastState: 'ALONE', inSync: false, stopped: false } });
-    const all: Action[] = [];
-    const feed = (ev: CoreEvent) => {
-      const r = stepMirror(c, ev);
-      c = r.state;
-      all.push(...r.actions);
-    };
+    const n = drive(initMirror({ self: 'node1', peerName: 'node2', defaultPrimary: 'node1', arbiterTtlMs: TTL, persisted: { gen: 3, primaryEpoch: 3, lastState: 'ALONE', inSync: false, stopped: false } }), stepMirror);
+    const { feed, actions: all } = n;
     feed({ type: 'boot', now: 0 });
     const boot = all.find((a) => a.type === 'transition')!;
     feed({ type: 'transitionDone', id: boot.type === 'transition' ? boot.transition.id : 0, ok: true, detail: '', now: 10 });
     feed({ type: 'peerLost', node: 'node2', now: 2000 });
     expect(all).toContainEqual({ type: 'lease', op: 'claim', gen: 3, force: false });
     feed({ type: 'lease', outcome: 'held', sentAt: 2000, now: 2010 });
-    expect(c.target).toBe('ALONE'); // start_prim now runs, and hangs
+    expect(n.c.target).toBe('ALONE'); // start_prim now runs, and hangs
     feed({ type: 'tick', now: 2000 + TTL - MARGIN - 1 });
-    expect(c.target).toBe('ALONE');
+    expect(n.c.target).toBe('ALONE');
     feed({ type: 'tick', now: 2000 + TTL - MARGIN });
-    expect(c.target).toBe('WAIT');
+    expect(n.c.target).toBe('WAIT');
     expect(all).toContainEqual({ type: 'abort' });
     const down = all.filter((a) => a.type === 'transition').at(-1);
     expect(down?.type === 'transition' && down.transition.steps.map((s) => ('script' in s ? s.script : `${s.type}:${s.op}`))).toEqual(['vip:remove', 'replication:idle', 'stop_prim']);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type FarmCore, initFarm, stepFarm } from '../../node-service/src/core/farm-step.ts';
-import { initMirror, type MirrorCore, stepMirror } from '../../node-service/src/core/mirror-step.ts';
-import type { Action, CoreEvent, ModuleState, PeerView } from '../../node-service/src/core/types.ts';
-import { MirrorSim } from '../helpers/core-sim.ts';
+import { initFarm, stepFarm } from '../../node-service/src/core/farm-step.ts';
+import { initMirror, stepMirror } from '../../node-service/src/core/mirror-step.ts';
+import type { Action, ModuleState, PeerView } from '../../node-service/src/core/types.ts';
+import { drive, MirrorSim } from '../helpers/core-sim.ts';
 
 /** with an arbiter, so that a secondary cut from its primary stays SECOND (the primary keeps the lease) */
 function started(): MirrorSim {
@@ -36,15 +36,9 @@ const HB = { pulseMs: 100, timeoutMs: 1000 };
 const view = (node: string, state: ModuleState): PeerView => ({ node, state, target: state, gen: 1, primaryEpoch: 1, inSync: true, handover: false, swapRequest: false, isolated: false, fresh: false });
 
 function mirrorNode() {
-  let c: MirrorCore = initMirror({ self: 'node2', peerName: 'node1', heartbeat: HB, persisted: { gen: 1, primaryEpoch: 1, lastState: 'SECOND', inSync: true, stopped: false } });
-  const actions: Action[] = [];
-  const feed = (ev: CoreEvent) => {
-    const r = stepMirror(c, ev);
-    c = r.state;
-    actions.push(...r.actions);
-  };
-  feed({ type: 'boot', now: 0 });
-  return { feed, get c() { return c; }, actions };
+  const n = drive(initMirror({ self: 'node2', peerName: 'node1', heartbeat: HB, persisted: { gen: 1, primaryEpoch: 1, lastState: 'SECOND', inSync: true, stopped: false } }), stepMirror);
+  n.feed({ type: 'boot', now: 0 });
+  return n;
 }
 const told = (actions: Action[]) => actions.flatMap((a) => (a.type === 'peerView' ? [a.view ? `${a.node} ${a.view.state}` : `${a.node} lost`] : []));
 
@@ -110,20 +104,14 @@ describe('mirror core: heartbeat liveness (was heartbeat/monitor.ts)', () => {
 });
 
 function farmNode(nodes = ['a', 'b', 'c']) {
-  let c: FarmCore = initFarm({ self: 'a', nodes, heartbeat: HB });
-  const actions: Action[] = [];
-  const feed = (ev: CoreEvent) => {
-    const r = stepFarm(c, ev);
-    c = r.state;
-    actions.push(...r.actions);
-  };
-  feed({ type: 'boot', now: 0 });
+  const n = drive(initFarm({ self: 'a', nodes, heartbeat: HB }), stepFarm);
+  n.feed({ type: 'boot', now: 0 });
   // WAIT, then UP (the transitions complete at once)
   for (let i = 0; i < 3; i++) {
-    const t = actions.filter((a) => a.type === 'transition').at(-1);
-    if (t?.type === 'transition' && c.busy > 0) feed({ type: 'transitionDone', id: t.transition.id, ok: true, detail: '', now: 1 });
+    const t = n.actions.filter((a) => a.type === 'transition').at(-1);
+    if (t?.type === 'transition' && n.c.busy > 0) n.feed({ type: 'transitionDone', id: t.transition.id, ok: true, detail: '', now: 1 });
   }
-  return { feed, get c() { return c; }, actions };
+  return n;
 }
 const memberships = (actions: Action[]) => actions.flatMap((a) => (a.type === 'membership' ? [a.nodes.join(',') || '-'] : []));
 
