@@ -123,6 +123,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const upSince = new Map<NodeName, number>();
 
   const startDaemon = (n: NodeName) => {
+    // two faults of one episode may both restart the node: one daemon a node (a second one's
+    // EADDRINUSE exit would read as the daemon failing)
+    const running = procs.get(n);
+    if (running && running.exitCode === null && running.signalCode === null) return;
     const p = t.c.start(n);
     procs.set(n, p);
     p.once('exit', (code, signal) => {
