@@ -43,10 +43,16 @@ describe('web console on a farm (namespaces, real browser)', () => {
     await loginConsole(page, `http://${c.node('node2').addr}:9010/console`, c.token);
     for (const n of ['node1', 'node2', 'node3']) await page.waitForSelector(`${cell(n)} .state[data-state="UP"]`);
     expect(await page.$eval('#via', (e) => e.textContent)).toBe('via node2');
+    // each node reports its own share, and the three views converge within a few pulses of the last
+    // node's arrival: wait for all three, then check the figures
     await page.waitForFunction((sel) => /share 50% \(128\/256 buckets\)/.test(document.querySelector(sel)?.textContent ?? ''), { timeout: 10_000 }, cell('node1'));
-    expect(await share('node2')).toEqual([25, 64]);
-    expect(await share('node3')).toEqual([25, 64]);
-    expect(await page.$eval('#grid tr[data-module="web"] td.vip', (e) => e.textContent)).toBe(`${SUBNET}.200/24held by node1, node2, node3`);
+    for (const n of ['node2', 'node3']) {
+      await page.waitForFunction((sel) => /share 25% \(64\/256 buckets\)/.test(document.querySelector(sel)?.textContent ?? ''), { timeout: 10_000 }, cell(n)).catch(() => undefined);
+      expect(await share(n)).toEqual([25, 64]);
+    }
+    const vipHeld = `${SUBNET}.200/24held by node1, node2, node3`;
+    await page.waitForFunction((want) => document.querySelector('#grid tr[data-module="web"] td.vip')?.textContent === want, { timeout: 10_000 }, vipHeld).catch(() => undefined);
+    expect(await page.$eval('#grid tr[data-module="web"] td.vip', (e) => e.textContent)).toBe(vipHeld);
     // a farm has no primary: only start, stop and restart
     expect(await page.$$eval(`button.act[data-node="node1"][data-module="web"]`, (b) => b.map((x) => x.textContent))).toEqual(['start', 'stop', 'restart']);
     await page.screenshot({ path: join(SHOTS, 'farm-up.png'), fullPage: true });
