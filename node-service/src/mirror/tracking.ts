@@ -143,14 +143,19 @@ export class Tracking {
     this.changed = true;
   }
 
+  /** everything still to copy: the tracked entries with the in-flight ones (not acknowledged yet) merged in */
+  merged(): Map<Key, Dirt> {
+    const all = new Map(this.entries);
+    for (const [k, d] of this.inflight) all.set(k, mergeDirt(all.get(k), d));
+    return all;
+  }
+
   snapshot(): TrackingSnapshot {
     const entries: TrackingSnapshot['entries'] = [];
     const add = (k: Key, d: Dirt) =>
       entries.push([k, { ...(d.zones ? { z: [...d.zones] } : {}), ...(d.all ? { a: 1 } : {}), ...(d.tree ? { t: 1 } : {}), ...(d.meta ? { m: 1 } : {}), ...(d.from !== undefined ? { f: d.from } : {}) }]);
     // in-flight entries are not yet acknowledged: persist them as still to copy
-    const merged = new Map(this.entries);
-    for (const [k, d] of this.inflight) merged.set(k, mergeDirt(merged.get(k), d));
-    for (const [k, d] of merged) add(k, d);
+    for (const [k, d] of this.merged()) add(k, d);
     return { baseline: this.baseline, intact: this.intact, entries };
   }
 

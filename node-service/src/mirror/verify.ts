@@ -1,7 +1,7 @@
 import { entrySizes } from './copy.ts';
 import { buildManifest, diffManifests, type Entry } from './manifest.ts';
 import { abs } from './paths.ts';
-import { mergeDirt, splitKey, Tracking, type Dirt, type Key } from './tracking.ts';
+import { splitKey, Tracking, type Dirt, type Key } from './tracking.ts';
 import type { MirrorInspection, MirrorStatus } from './types.ts';
 
 /**
@@ -62,9 +62,8 @@ export function showPath(dirs: readonly string[], k: Key): string {
 
 /** what is tracked and not left out, with the primary's sizes (no size: the entry is gone) */
 function tracked(t: Tracking, skip: (k: Key) => boolean): Map<Key, Dirt> {
-  const all = new Map<Key, Dirt>();
-  for (const [k, d] of t.entries) if (!skip(k)) all.set(k, d);
-  for (const [k, d] of t.inflight) if (!skip(k)) all.set(k, mergeDirt(all.get(k), d));
+  const all = t.merged();
+  for (const k of all.keys()) if (skip(k)) all.delete(k);
   return all;
 }
 
