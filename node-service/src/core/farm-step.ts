@@ -1,5 +1,5 @@
 import { type Base, checkerDown, checkerUp, countFailover, enterStopSteps, type FailoverLimit, forceStop, initBase, enterWaitSteps, isDropped, maxLoopStop, persist, queue, restartInPlaceSteps, stopStart } from './transitions.ts';
-import { alivePeers, heard, initLiveness, type Liveness, type LivenessConfig, livenessBoot, livenessTick, type PeerNews } from './liveness.ts';
+import { alivePeers, heard, initLiveness, type Liveness, type LivenessConfig, livenessBoot, livenessTick, newsAction, type PeerNews } from './liveness.ts';
 import { type Action, type CoreEvent, type OnFailure, type Persisted, type StepResult } from './types.ts';
 
 /**
@@ -60,8 +60,7 @@ export function stepFarm(core: FarmCore, ev: CoreEvent): R {
 }
 
 /** Liveness news for the edge (metrics, the log); the membership follows in withMembers. */
-const newsActions = (news: readonly PeerNews[]): Action[] =>
-  news.map((n) => (n.type === 'peer' ? { type: 'peerView', node: n.view.node, view: n.view } : { type: 'peerView', node: n.node, silentMs: n.silentMs, everHeard: n.everHeard }));
+const newsActions = (news: readonly PeerNews[]): Action[] => news.map(newsAction);
 
 function decideFarm(c: FarmCore, ev: CoreEvent): R {
   switch (ev.type) {

@@ -1,4 +1,4 @@
-import type { PeerView } from './types.ts';
+import type { Action, PeerView } from './types.ts';
 
 /**
  * Who is alive, decided in the core from what the heartbeat edge heard (issue 16, item 3). The edge
@@ -38,6 +38,10 @@ export interface Liveness {
 
 /** What the decisions learn: a peer (re)appeared or changed, or went silent. */
 export type PeerNews = { readonly type: 'peer'; readonly view: PeerView } | { readonly type: 'peerLost'; readonly node: string; readonly silentMs: number; readonly everHeard: boolean };
+
+/** The news told to the edge (replication, metrics, the log) as a `peerView` action. */
+export const newsAction = (n: PeerNews): Action =>
+  n.type === 'peer' ? { type: 'peerView', node: n.view.node, view: n.view } : { type: 'peerView', node: n.node, silentMs: n.silentMs, everHeard: n.everHeard };
 
 const FRESH_TRACK: PeerTrack = { lastHeard: -Infinity, alive: false, reportedLost: false };
 

@@ -19,7 +19,7 @@ import {
   stepDownIsolatedSteps,
   leaseLostSteps,
 } from './transitions.ts';
-import { heard, type Liveness, type LivenessConfig, livenessBoot, livenessTick, initLiveness, type PeerNews } from './liveness.ts';
+import { heard, type Liveness, type LivenessConfig, livenessBoot, livenessTick, initLiveness, newsAction, type PeerNews } from './liveness.ts';
 import { claimDue, claimSent, leaseAnswered, leaseDropped, leaseHeld, type LeaseAnswer, type LeaseState, type LeaseTiming, leaseTiming, leaseWaitReason, NO_LEASE } from './lease.ts';
 import { type Action, type CoreEvent, FRESH, isPrimary, type ModuleState, type OnFailure, type Persisted, type PeerView, type StepResult } from './types.ts';
 
@@ -194,7 +194,7 @@ function onNews(c: MirrorCore, news: readonly PeerNews[]): R {
   let state = c;
   const actions: Action[] = [];
   for (const n of news) {
-    actions.push(n.type === 'peer' ? { type: 'peerView', node: n.view.node, view: n.view } : { type: 'peerView', node: n.node, silentMs: n.silentMs, everHeard: n.everHeard });
+    actions.push(newsAction(n));
     const r = n.type === 'peer' ? onPeer(state, n.view) : onPeerLost(state);
     state = r.state;
     actions.push(...r.actions);
