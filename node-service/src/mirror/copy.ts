@@ -4,7 +4,7 @@ import type { Excludes } from './excludes.ts';
 import { allXattrs } from './fuse/libc.ts';
 import type { Op } from './ops.ts';
 import { abs } from './paths.ts';
-import { key, splitKey, type Dirt, type Key, type Tracking } from './tracking.ts';
+import { copiesContents, key, splitKey, type Dirt, type Key, type Tracking } from './tracking.ts';
 
 const CHUNK = 1 << 20;
 /** files up to this size are read in one synchronous call */
@@ -87,7 +87,7 @@ function entrySizesNow(keys: readonly Key[], backings: readonly string[]): Map<K
 
 /** tracked entries with contents to copy (whose size matters) */
 function withContents(t: Tracking): Key[] {
-  return [...t.entries, ...t.inflight].filter(([, d]) => d.all || d.tree || d.zones?.size || d.from !== undefined).map(([k]) => k);
+  return [...t.entries, ...t.inflight].filter(([, d]) => copiesContents(d)).map(([k]) => k);
 }
 
 /** up to this many, status() sizes the tracked entries at once; beyond, in the background */

@@ -123,7 +123,7 @@ export class Tracking {
   }
 
   entryBytes(k: Key, d: Dirt, sizeOf: (k: Key) => number | null): number {
-    if (!d.all && !d.tree && !d.zones?.size && d.from === undefined) return 0; // metadata only
+    if (!copiesContents(d)) return 0; // metadata only
     const size = sizeOf(k);
     if (size === null) return 0;
     if (d.all || d.tree) return size;
@@ -166,6 +166,11 @@ export class Tracking {
       this.entries.set(k, { ...(e.z ? { zones: new Set(e.z) } : {}), all: !!e.a, tree: !!e.t, meta: !!e.m, ...(e.f !== undefined ? { from: e.f } : {}) });
     }
   }
+}
+
+/** whether copying d sends file contents (whole, zones, or from a truncation point on), not only metadata */
+export function copiesContents(d: Dirt): boolean {
+  return !!(d.all || d.tree || d.zones?.size || d.from !== undefined);
 }
 
 export function mergeDirt(a: Dirt | undefined, b: Dirt): Dirt {

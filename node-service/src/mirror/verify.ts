@@ -1,7 +1,7 @@
 import { entrySizes } from './copy.ts';
 import { buildManifest, diffManifests, type Entry } from './manifest.ts';
 import { abs } from './paths.ts';
-import { splitKey, Tracking, type Dirt, type Key } from './tracking.ts';
+import { copiesContents, splitKey, Tracking, type Dirt, type Key } from './tracking.ts';
 import type { MirrorInspection, MirrorStatus } from './types.ts';
 
 /**
@@ -70,7 +70,7 @@ function tracked(t: Tracking, skip: (k: Key) => boolean): Map<Key, Dirt> {
 function items(t: Tracking, all: ReadonlyMap<Key, Dirt>, dirs: readonly string[], sizes: ReadonlyMap<Key, number | null>): PlanItem[] {
   const out: PlanItem[] = [];
   for (const [k, d] of all) {
-    const what = !sizes.has(k) ? 'remove' : d.all || d.tree ? 'whole' : d.zones?.size || d.from !== undefined ? 'zones' : 'meta';
+    const what = !sizes.has(k) ? 'remove' : d.all || d.tree ? 'whole' : copiesContents(d) ? 'zones' : 'meta';
     out.push({ path: showPath(dirs, k), what, bytes: what === 'remove' ? 0 : t.entryBytes(k, d, (x) => sizes.get(x) ?? null) });
   }
   return out;
