@@ -1,5 +1,5 @@
 import { type Base, checkerDown, checkerUp, countFailover, enterStopSteps, type FailoverLimit, forceStop, initBase, enterWaitSteps, isDropped, maxLoopStop, persist, queue, restartInPlaceSteps, stopStart } from './transitions.ts';
-import { alivePeers, heard, initLiveness, type Liveness, type LivenessConfig, livenessBoot, livenessTick, newsAction, type PeerNews } from './liveness.ts';
+import { alivePeers, DEFAULT_LIVENESS, heard, initLiveness, type Liveness, type LivenessConfig, livenessBoot, livenessTick, newsAction, type PeerNews } from './liveness.ts';
 import { type Action, type CoreEvent, type OnFailure, type Persisted, type StepResult } from './types.ts';
 
 /**
@@ -25,7 +25,7 @@ export interface FarmCore extends Base {
 
 export function initFarm(i: { self: string; nodes?: readonly string[]; heartbeat?: LivenessConfig; onStartFailure?: 'wait' | 'stop' | 'failover'; persisted?: Persisted; maxFailovers?: FailoverLimit }): FarmCore {
   const nodes = i.nodes ?? [i.self];
-  return { ...initBase(i), mode: 'farm', self: i.self, nodes, live: initLiveness(nodes.filter((n) => n !== i.self), i.heartbeat ?? { pulseMs: 100, timeoutMs: 1000 }), carrier: { up: true }, members: [] };
+  return { ...initBase(i), mode: 'farm', self: i.self, nodes, live: initLiveness(nodes.filter((n) => n !== i.self), i.heartbeat ?? DEFAULT_LIVENESS), carrier: { up: true }, members: [] };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { DEFAULT_PULSE_MS, DEFAULT_TIMEOUT_MS } from '../config/defaults.ts';
 import type { Action, PeerView } from './types.ts';
 
 /**
@@ -16,6 +17,9 @@ export interface LivenessConfig {
   readonly pulseMs: number;
   readonly timeoutMs: number;
 }
+
+/** the config's heartbeat defaults, for a core built without them (tests, the simulator) */
+export const DEFAULT_LIVENESS: LivenessConfig = { pulseMs: DEFAULT_PULSE_MS, timeoutMs: DEFAULT_TIMEOUT_MS };
 
 export interface PeerTrack {
   readonly lastHeard: number;

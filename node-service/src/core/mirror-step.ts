@@ -19,7 +19,7 @@ import {
   stepDownIsolatedSteps,
   leaseLostSteps,
 } from './transitions.ts';
-import { heard, type Liveness, type LivenessConfig, livenessBoot, livenessTick, initLiveness, newsAction, type PeerNews } from './liveness.ts';
+import { heard, DEFAULT_LIVENESS, type Liveness, type LivenessConfig, livenessBoot, livenessTick, initLiveness, newsAction, type PeerNews } from './liveness.ts';
 import { claimDue, claimSent, leaseAnswered, leaseDropped, leaseHeld, type LeaseAnswer, type LeaseState, type LeaseTiming, leaseTiming, leaseWaitReason, NO_LEASE } from './lease.ts';
 import { type Action, type CoreEvent, FRESH, isPrimary, type ModuleState, type OnFailure, type Persisted, type PeerView, type StepResult } from './types.ts';
 
@@ -124,7 +124,7 @@ export function initMirror(i: MirrorInit): MirrorCore {
     tookOver: false,
     arbiter: i.arbiterTtlMs === undefined ? undefined : leaseTiming(i.arbiterTtlMs),
     lease: NO_LEASE,
-    live: initLiveness([i.peerName], i.heartbeat ?? { pulseMs: 100, timeoutMs: 1000 }),
+    live: initLiveness([i.peerName], i.heartbeat ?? DEFAULT_LIVENESS),
   };
 }
 
