@@ -4,7 +4,7 @@ import { type BlobLeaseClient, type BlockBlobClient, BlobServiceClient, RestErro
 import type { TokenCredential } from '@azure/core-auth';
 import type { ArbiterConfig } from '../config/arbiter.ts';
 import type { LeaseAnswer } from '../core/lease.ts';
-import { type ArbiterContext, claimTimeoutMs, leaseName, type LeaseStore, within } from './index.ts';
+import { answerWithin, type ArbiterContext, claimTimeoutMs, leaseName, type LeaseStore, within } from './index.ts';
 
 type AzureConfig = Extract<ArbiterConfig, { type: 'azure-blob' }>;
 
@@ -41,8 +41,7 @@ export class AzureBlobLeaseStore implements LeaseStore {
   claim(gen: number, force: boolean): Promise<LeaseAnswer> {
     const sentAt = this.ctx.now();
     const abortSignal = AbortSignal.timeout(this.timeoutMs);
-    const attempt = this.attempt(gen, force, sentAt, abortSignal).catch((e: Error): LeaseAnswer => ({ outcome: 'unreachable', sentAt, reason: describeError(e, this.timeoutMs) }));
-    return within(attempt, this.timeoutMs, () => ({ outcome: 'unreachable', sentAt, reason: `no answer within ${this.timeoutMs} ms` }));
+    return answerWithin(this.attempt(gen, force, sentAt, abortSignal), sentAt, this.timeoutMs, (e) => describeError(e, this.timeoutMs));
   }
 
   private async attempt(gen: number, force: boolean, sentAt: number, abortSignal: AbortSignal): Promise<LeaseAnswer> {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
 import type { ArbiterConfig } from '../config/arbiter.ts';
 import type { LeaseAnswer } from '../core/lease.ts';
-import { type ArbiterContext, claimTimeoutMs, leaseName, type LeaseStore, parseRecord, within } from './index.ts';
+import { answerWithin, type ArbiterContext, claimTimeoutMs, leaseName, type LeaseStore, parseRecord, within } from './index.ts';
 
 type EtcdConfig = Extract<ArbiterConfig, { type: 'etcd' }>;
 
@@ -55,11 +55,8 @@ export class EtcdLeaseStore implements LeaseStore {
 
   claim(gen: number, force: boolean): Promise<LeaseAnswer> {
     const sentAt = this.ctx.now();
-    const unreachable = (reason: string): LeaseAnswer => ({ outcome: 'unreachable', sentAt, reason });
-    const attempt = (this.leaseId ? this.renew(this.leaseId, gen) : Promise.resolve(undefined))
-      .then((renewed) => renewed ?? this.acquire(gen, force))
-      .catch((e: Error) => unreachable(describeError(e)));
-    return within(attempt, this.timeoutMs, () => unreachable(`no answer within ${this.timeoutMs} ms`));
+    const attempt = (this.leaseId ? this.renew(this.leaseId, gen) : Promise.resolve(undefined)).then((renewed) => renewed ?? this.acquire(gen, force));
+    return answerWithin(attempt, sentAt, this.timeoutMs, describeError);
   }
 
   /** Keeps our etcd lease alive and records our generation; undefined when the lease is no longer ours. */

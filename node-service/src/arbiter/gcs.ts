@@ -1,7 +1,7 @@
 import { type File, Storage } from '@google-cloud/storage';
 import type { ArbiterConfig } from '../config/arbiter.ts';
 import type { LeaseAnswer } from '../core/lease.ts';
-import { type ArbiterContext, claimTimeoutMs, leaseName, type LeaseStore, within } from './index.ts';
+import { answerWithin, type ArbiterContext, claimTimeoutMs, leaseName, type LeaseStore, within } from './index.ts';
 
 type GcsConfig = Extract<ArbiterConfig, { type: 'gcs' }>;
 
@@ -35,8 +35,7 @@ export class GcsLeaseStore implements LeaseStore {
 
   claim(gen: number, force: boolean): Promise<LeaseAnswer> {
     const sentAt = this.ctx.now();
-    const attempt = this.attempt(gen, force, sentAt).catch((e: Error): LeaseAnswer => ({ outcome: 'unreachable', sentAt, reason: describeError(e) }));
-    return within(attempt, this.timeoutMs, () => ({ outcome: 'unreachable', sentAt, reason: `no answer within ${this.timeoutMs} ms` }));
+    return answerWithin(this.attempt(gen, force, sentAt), sentAt, this.timeoutMs, describeError);
   }
 
   private async attempt(gen: number, force: boolean, sentAt: number): Promise<LeaseAnswer> {

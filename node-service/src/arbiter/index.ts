@@ -64,6 +64,12 @@ export function within<T>(p: Promise<T>, ms: number, onTimeout: () => T): Promis
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
+/** A claim bounded by the store's answer time: an error answers `unreachable` with `describe(e)`, silence with the time waited. */
+export function answerWithin(attempt: Promise<LeaseAnswer>, sentAt: number, ms: number, describe: (e: Error) => string): Promise<LeaseAnswer> {
+  const unreachable = (reason: string): LeaseAnswer => ({ outcome: 'unreachable', sentAt, reason });
+  return within(attempt.catch((e: Error) => unreachable(describe(e))), ms, () => unreachable(`no answer within ${ms} ms`));
+}
+
 /**
  * The adapter for the configured store, usable at once: the store's client (and, for the cloud
  * stores, its SDK) loads on first use, and a store that cannot load answers `unreachable` with why.
