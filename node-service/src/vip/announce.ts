@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../log/logger.ts';
+import type { GarpSocket } from './garp.ts';
 import type { Vip } from './ip.ts';
 
 /**
- * Gratuitous ARP for IPv4 VIPs: one `arping -U` (iputils) per packet so that the interval is ours to
- * choose in milliseconds and a release can stop a burst that is still running. arping keeps waiting
- * for replies that never come to an unsolicited ARP: it is left to exit by itself (-w 1), or killed
- * by stop().
+ * Gratuitous ARP for IPv4 VIPs, one packet at a time so that the interval is ours to choose in
+ * milliseconds and a release can stop a burst that is still running. Each packet goes out through the
+ * daemon's packet socket (vip/garp.ts) when it has one; otherwise (VIPs in another namespace, no
+ * CAP_NET_RAW) through one `arping -U` (iputils) per packet. arping keeps waiting for replies that
+ * never come to an unsolicited ARP: it is left to exit by itself (-w 1), or killed by stop().
  *
  * IPv6 VIPs get their unsolicited neighbour advertisement from the kernel when they are added (see
  * VipManager), so there is nothing to repeat here for them.
@@ -19,7 +21,7 @@ export class Announcer {
   /** number of packets handed to arping since creation (tests, metrics) */
   sent = 0;
 
-  constructor(private readonly log: Logger, private readonly arping: readonly string[] = ['arping']) {}
+  constructor(private readonly log: Logger, private readonly arping: readonly string[] = ['arping'], private readonly socket?: GarpSocket) {}
 
   /** Sends one gratuitous ARP per VIP now, then count-1 more every intervalMs. */
   burst(vips: readonly Vip[], count: number, intervalMs: number): void {
@@ -58,6 +60,15 @@ export class Announcer {
   }
 
   private send(v: Vip): void {
+    if (this.socket) {
+      this.sent += 1;
+      try {
+        this.socket.send(v.dev, v.addr);
+      } catch (e) {
+        this.log.warn({ vip: v.text, dev: v.dev, err: (e as Error).message }, 'gratuitous ARP not sent');
+      }
+      return;
+    }
     if (this.missingTool) return;
     const child = spawn(this.arping[0], [...this.arping.slice(1), '-q', '-U', '-c', '1', '-w', '1', '-I', v.dev, '-s', v.addr, v.addr], { stdio: 'ignore' });
     this.sent += 1;

@@ -10,8 +10,14 @@ import type { Logger } from '../log/logger.ts';
  * done, and a "Command failed" for the command's own line number says it failed, with the message
  * printed just before. Any trouble (process gone, no answer in time) rejects, and the caller falls
  * back to running `ip` once.
+ *
+ * One helper serves every module of the daemon (shared()): 64 modules taking over at once write 64
+ * lines to one process, which the kernel applies in well under a millisecond each, instead of
+ * keeping 64 `ip` processes that each have to be scheduled on a loaded machine.
  */
 export class IpBatch {
+  private static readonly byArgv = new Map<string, IpBatch>();
+  private users = 0;
   private proc: ChildProcess | undefined;
   private line = 0;
   private buf = '';
@@ -19,6 +25,26 @@ export class IpBatch {
   private readonly pending = new Map<number, { cmdLine: number; failed?: string; resolve: () => void; reject: (e: Error) => void }>();
 
   constructor(private readonly argv: readonly string[], private readonly log: Logger, private readonly timeoutMs = 2000) {}
+
+  /** The helper of this argv (namespace) for the whole process; each caller gives it back with release(). */
+  static shared(argv: readonly string[], log: Logger): IpBatch {
+    const key = argv.join('\0');
+    let b = IpBatch.byArgv.get(key);
+    if (!b) {
+      b = new IpBatch(argv, log);
+      IpBatch.byArgv.set(key, b);
+    }
+    b.users += 1;
+    return b;
+  }
+
+  /** A user of a shared() helper is done with it: the last one stops it. */
+  release(): void {
+    if (--this.users > 0) return;
+    const key = this.argv.join('\0');
+    if (IpBatch.byArgv.get(key) === this) IpBatch.byArgv.delete(key);
+    this.close();
+  }
 
   run(args: readonly string[]): Promise<void> {
     const p = this.ensure();
@@ -50,8 +76,9 @@ export class IpBatch {
     this.buf = '';
     this.errText = '';
     const p = spawn(this.argv[0], this.argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] });
-    p.on('error', (e) => this.fail(`ip batch: ${e.message}`));
-    p.on('exit', () => this.fail('ip batch exited'));
+    // a helper stopped by reset() exits later: that must not fail the commands of the one after it
+    p.on('error', (e) => this.proc === p && this.fail(`ip batch: ${e.message}`));
+    p.on('exit', () => this.proc === p && this.fail('ip batch exited'));
     p.stdin?.on('error', () => undefined);
     p.stderr?.setEncoding('utf8');
     p.stderr?.on('data', (d: string) => this.onStderr(d));

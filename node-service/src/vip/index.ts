@@ -26,7 +26,8 @@ export interface VipManagerOptions {
  * node's namespace). Operations are serialised: a release issued while a takeover is running waits
  * for it, then removes everything.
  *
- * IPv4: `ip addr add`, then a burst of gratuitous ARP (`arping -U`) in the background.
+ * IPv4: `ip addr replace` (through one `ip -batch` helper shared by every module of the daemon), then
+ * a burst of gratuitous ARP in the background (vip/announce.ts).
  * IPv6: the kernel sends an unsolicited neighbour advertisement (override flag) when DAD completes on
  * an interface with `ndisc_notify=1`; DAD is switched off on the interface for the time of the add
  * (`accept_dad=0`, restored right after) so the address is usable at once and the NA leaves at once.
@@ -45,8 +46,8 @@ export class VipManager {
     this.vips = opts.vips.map((v) => parseVip(v.addr, v.interface));
     this.sys = opts.sys ?? (opts.netns ? netnsSys(opts.netns) : localSys());
     this.exec = this.sys.exec;
-    this.announcer = new Announcer(opts.log, this.sys.arping);
-    this.batch = new IpBatch(this.sys.ipBatch, opts.log);
+    this.announcer = new Announcer(opts.log, this.sys.arping, this.sys.garp);
+    this.batch = IpBatch.shared(this.sys.ipBatch, opts.log);
     // start the helper now, so that the first takeover finds it running
     if (this.vips.length > 0 && !opts.sys) void this.batch.run(['link', 'show', 'dev', 'lo']).catch(() => undefined);
   }
@@ -136,10 +137,10 @@ export class VipManager {
     return this.vips.filter((v) => holds(present, v)).map((v) => v.text);
   }
 
-  /** Stops timers, arping children and the ip helper without touching addresses (daemon shutdown after release). */
+  /** Stops timers, arping children and (with its last user) the ip helper without touching addresses (daemon shutdown after release). */
   close(): void {
     this.announcer.stop();
-    this.batch.close();
+    this.batch.release();
   }
 
   /** One `ip` command through the long-lived batch helper; a fresh `ip` process if the helper fails. */
@@ -155,12 +156,11 @@ export class VipManager {
     }
   }
 
+  /** No listing first (an `ip` process each, forked from a daemon that may be large): deleting an absent address is answered as such. */
   private async removeAll(what: string): Promise<string[]> {
-    const present = await listAddrs(this.exec).catch(() => undefined);
     const removed: string[] = [];
     const errors: string[] = [];
     for (const v of this.vips) {
-      if (present && !holds(present, v)) continue;
       if (v.family === 4) await this.promoteSecondaries(v.dev);
       try {
         await this.ip(['addr', 'del', `${v.addr}/${v.prefix}`, 'dev', v.dev]);
@@ -168,8 +168,8 @@ export class VipManager {
         this.opts.log.info({ vip: v.text, dev: v.dev }, what);
       } catch (e) {
         const msg = (e as Error).message;
-        // already gone (EADDRNOTAVAIL) or no such interface: nothing to remove
-        if (/Cannot assign requested address|Cannot find device|does not exist/i.test(msg)) continue;
+        // not there (EADDRNOTAVAIL: "Address not found" from newer ip) or no such interface: nothing to remove
+        if (/Cannot assign requested address|Address not found|Cannot find device|does not exist/i.test(msg)) continue;
         errors.push(msg);
       }
     }

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { GarpSocket } from './garp.ts';
 
 /** Runs a command and resolves with its stdout; rejects with an Error carrying stderr. */
 export type Exec = (cmd: string, args: readonly string[]) => Promise<string>;
@@ -105,15 +106,24 @@ export interface Sys {
   writeSysctl(path: string, value: string): Promise<boolean>;
   /** argv prefix that runs arping */
   readonly arping: readonly string[];
+  /** the daemon's own packet socket for gratuitous ARP (no process per packet); undefined: arping is run */
+  readonly garp?: GarpSocket;
   /** argv of a long-lived `ip -force -batch -` in the same namespace */
   readonly ipBatch: readonly string[];
 }
 
+/** opened once for the process: every module's VIPs are on this namespace's interfaces */
+let garpSocket: GarpSocket | null | undefined;
+
 export function localSys(exec: Exec = execCommand, arping = 'arping'): Sys {
-  return { exec, readSysctl, writeSysctl, arping: [arping], ipBatch: ['ip', '-force', '-batch', '-'] };
+  if (garpSocket === undefined) garpSocket = GarpSocket.open() ?? null;
+  return { exec, readSysctl, writeSysctl, arping: [arping], garp: garpSocket ?? undefined, ipBatch: ['ip', '-force', '-batch', '-'] };
 }
 
-/** /proc/sys/net belongs to the opener's namespace, so sysctls go through `sysctl` inside the namespace. */
+/**
+ * /proc/sys/net belongs to the opener's namespace, so sysctls go through `sysctl` inside the namespace;
+ * gratuitous ARP through `arping` there (a packet socket of ours would send in our own namespace).
+ */
 export function netnsSys(ns: string): Sys {
   const exec: Exec = (cmd, args) => execCommand('ip', ['netns', 'exec', ns, cmd, ...args]);
   return {
