@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Ack } from './checker.ts';
@@ -9,7 +10,8 @@ export const SLOTS = 64;
 
 /**
  * writer.mjs in the client's namespace: writes through the VIP and tells what the application
- * acknowledged as durable. `acks` only grows; `requests` counts every attempt.
+ * acknowledged as durable. `acks` only grows; `requests` counts every attempt. Every answer is also
+ * kept in writer.log beside the node logs, to tell afterwards what a lost record's neighbours got.
  */
 export class Writer {
   readonly acks: Ack[] = [];
@@ -18,7 +20,9 @@ export class Writer {
 
   constructor(t: SoakTopology, intervalMs: number) {
     this.proc = t.c.lan.spawn('client', [process.execPath, join(import.meta.dirname, 'writer.mjs'), t.vip, String(APP_PORT), String(intervalMs), String(SLOTS)]);
+    const log = join(t.c.dir, 'writer.log');
     createInterface({ input: this.proc.stdout! }).on('line', (l) => {
+      appendFileSync(log, `${l}\n`);
       const r = JSON.parse(l) as Ack & { ok: boolean };
       this.requests += 1;
       if (r.ok) this.acks.push({ seq: r.seq, op: r.op, slot: r.slot, node: r.node, end: r.end });

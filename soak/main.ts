@@ -1,11 +1,11 @@
 /**
- * `npm run soak -- --minutes N [--seed S] [--from K] [--episodes M] [--kinds a,b] [--no-split-brain]`:
- * the fault-injection soak;
+ * `npm run soak -- --minutes N [--seed S] [--from K] [--episodes M] [--kinds a,b] [--no-arbiter] [--no-split-brain]`:
+ * the fault-injection soak (with an etcd arbiter unless --no-arbiter);
  * `npm run soak -- --scale`: 64 mirror modules on one pair and a 5-node farm. See soak/README.md.
  */
 import { parseArgs } from 'node:util';
 import { soakReport, saveReport } from './report.ts';
-import { KINDS, type Kind, SPLIT_BRAIN_KINDS } from './nemesis.ts';
+import { ARBITER_KINDS, KINDS, type Kind, SPLIT_BRAIN_KINDS } from './nemesis.ts';
 import { runSoak } from './run.ts';
 
 const { values } = parseArgs({
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     modules: { type: 'string' },
     kinds: { type: 'string' },
     'no-split-brain': { type: 'boolean', default: false },
+    'no-arbiter': { type: 'boolean', default: false },
   },
 });
 
@@ -46,6 +47,14 @@ if (values.scale) {
     }
     kinds = asked as Kind[];
   }
+  const arbiter = !values['no-arbiter'];
+  if (!arbiter) {
+    const asked = (kinds ?? []).filter((k) => ARBITER_KINDS.includes(k));
+    if (asked.length) {
+      console.error(`--kinds ${asked.join(',')}: faults of the arbiter need one; drop --no-arbiter or these kinds`);
+      process.exit(2);
+    }
+  }
   if (values['no-split-brain']) kinds = (kinds ?? KINDS).filter((k) => !SPLIT_BRAIN_KINDS.includes(k));
   const r = await runSoak({
     minutes: int('minutes', values.minutes, 3),
@@ -53,6 +62,7 @@ if (values.scale) {
     from: int('from', values.from, 0),
     episodes: values.episodes === undefined ? undefined : int('episodes', values.episodes, 1),
     kinds,
+    arbiter,
   });
   const text = soakReport(r);
   const file = saveReport(r, text);

@@ -20,6 +20,8 @@ export const KINDS = [
   'sigstop',
   'resync-restart',
   'swap',
+  'arbiter-cut',
+  'arbiter-down',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 export type Role = 'P' | 'S';
@@ -57,9 +59,13 @@ const WEIGHTS: Record<Kind, number> = {
   sigstop: 2,
   'resync-restart': 2,
   swap: 1,
+  'arbiter-cut': 2,
+  'arbiter-down': 1,
 };
 /** what may run beside another fault (the second of an episode) */
-const COMPANIONS: readonly Kind[] = ['oneway-loss', 'loss', 'hb-delay', 'repl-slow', 'swap', 'disk-stall', 'sigstop', 'kill-daemon', 'disk-full'];
+const COMPANIONS: readonly Kind[] = ['oneway-loss', 'loss', 'hb-delay', 'repl-slow', 'swap', 'disk-stall', 'sigstop', 'kill-daemon', 'disk-full', 'arbiter-cut', 'arbiter-down'];
+/** faults of the arbiter (etcd holding the lease): only in a topology that has one */
+export const ARBITER_KINDS: readonly Kind[] = ['arbiter-cut', 'arbiter-down'];
 /** faults aimed only at the secondary: the node whose disk the issue fills and breaks */
 const SECONDARY_ONLY: readonly Kind[] = ['disk-full', 'disk-error', 'resync-restart'];
 
@@ -92,6 +98,10 @@ function fault(r: () => number, kind: Kind, offsetMs: number, heartbeatTimeoutMs
     sigstop: [heartbeatTimeoutMs * 1.5, heartbeatTimeoutMs * 4],
     'resync-restart': [0, 3000],
     swap: [0, 0],
+    // the node (P or S) loses the store; for the primary, longer than the lease's ttl half the time
+    'arbiter-cut': [1000, 8000],
+    // nobody reaches the store: the primary steps down at the margin, nobody serves until it is back
+    'arbiter-down': [1000, 8000],
   };
   const amount = kind === 'oneway-loss' ? pick(r, [100, 100, 70, 40], () => 1) : kind === 'loss' ? between(5, 40) : kind === 'hb-loss' ? between(50, 100) : kind === 'hb-delay' ? between(1, 4) : kind === 'repl-slow' ? between(64, 512) : 0;
   const dir = kind === 'oneway-loss' ? (r() < 0.5 ? 'in' : 'out') : 'both';
@@ -133,7 +143,10 @@ export function describeEpisode(e: Episode): string {
   return `#${e.index}: ${e.faults.map(describeFault).join(' ; ')} (gap ${e.gapMs}ms)`;
 }
 
-/** faults during which the nodes cannot (fully) hear each other: two serving nodes are then allowed */
+/**
+ * faults during which the nodes cannot (fully) hear each other: without an arbiter, two serving nodes
+ * are then allowed (with one, never)
+ */
 export function separates(kind: Kind): boolean {
-  return !['repl-slow', 'disk-full', 'swap'].includes(kind);
+  return !['repl-slow', 'disk-full', 'swap', 'arbiter-cut', 'arbiter-down'].includes(kind);
 }

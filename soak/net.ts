@@ -58,6 +58,24 @@ export async function slow(lan: Lan, node: string, o: { path: Path; kbit: number
   }
 }
 
+/**
+ * drops every packet between the node and `addr` (the arbiter), in a table of its own so that healing
+ * it leaves the node's other loss rules in place, and the other way round
+ */
+export async function isolate(lan: Lan, node: string, addr: string): Promise<void> {
+  await lan.exec(node, ['nft', [
+    'add table inet soakiso',
+    'add chain inet soakiso in { type filter hook input priority 0 ; }',
+    'add chain inet soakiso out { type filter hook output priority 0 ; }',
+    `add rule inet soakiso in ip saddr ${addr} drop`,
+    `add rule inet soakiso out ip daddr ${addr} drop`,
+  ].join('\n')]);
+}
+
+export async function unisolate(lan: Lan, node: string): Promise<void> {
+  await lan.tryExec(node, ['nft', 'delete table inet soakiso']);
+}
+
 /** removes every loss rule and queue this file adds to the node */
 export async function clear(lan: Lan, node: string): Promise<void> {
   await lan.tryExec(node, ['nft', 'delete table inet soak']);

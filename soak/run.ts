@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { run as sh } from '../node-service/src/demo/lan.ts';
 import { missingDurable, rssGrowth, rssMb, unhandledLines, VipWatch, warningLines, type AppState, type Violation } from './checker.ts';
 import { Writer } from './clients.ts';
-import { clear, loss, slow, type PortSet } from './net.ts';
-import { describeEpisode, type Episode, type Fault, type Kind, schedule, separates } from './nemesis.ts';
+import { clear, isolate, loss, slow, unisolate, type PortSet } from './net.ts';
+import { ARBITER_KINDS, describeEpisode, type Episode, type Fault, KINDS, type Kind, schedule, separates } from './nemesis.ts';
 import { APP_PORT, createTopology, HEARTBEAT, NODES, type NodeName, type SoakTopology } from './topology.ts';
 import { modulePorts } from '../node-service/src/config/ports.ts';
 
@@ -17,6 +17,14 @@ export const RECOVERY_BOUND_MS = 60_000;
  * for the step-down) on.
  */
 export const REACH_GRACE_MS = HEARTBEAT.timeoutMs + HEARTBEAT.witnessGraceMs + 1000;
+/**
+ * With an arbiter, two serving nodes are a violation at any time. A daemon that is not running (killed,
+ * or stopped) cannot take its VIP off the interface, and its node serves nothing meanwhile: the view's
+ * writes wait for (or fail without) the daemon, and ready.txt does not answer. So its VIP counts once
+ * the daemon has answered its API again for this long: the time to see that its lease lapsed and step
+ * down (or, restarted, to remove its predecessor's VIP).
+ */
+export const STEP_DOWN_MS = 1000;
 /** RSS growth (MiB) of a daemon over the run beyond which memory counts as unbounded */
 export const RSS_GROWTH_LIMIT_MB = 48;
 
@@ -29,6 +37,8 @@ export interface SoakOptions {
   readonly episodes?: number;
   /** fault kinds the schedule draws from (default: all) */
   readonly kinds?: readonly Kind[];
+  /** an etcd arbiter holds the module's lease (default: a ping witness only) */
+  readonly arbiter?: boolean;
   /** episodes to run instead of the seed's schedule (a regression test's fault at the moment found) */
   readonly plan?: readonly Episode[];
   readonly prefix?: string;
@@ -44,6 +54,7 @@ export interface TimelineEntry {
 export interface SoakResult {
   readonly seed: number;
   readonly kinds?: readonly Kind[];
+  readonly arbiter: boolean;
   readonly minutes: number;
   readonly episodes: number;
   readonly faultsByKind: Record<string, number>;
@@ -71,9 +82,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const start = Date.now();
   const rel = (t: number) => `${((t - start) / 1000).toFixed(2)}s`;
   const deadline = start + o.minutes * 60_000;
-  const all = schedule(o.seed, Math.ceil(o.minutes * 8) + 20, HEARTBEAT.timeoutMs, o.kinds);
+  // without an arbiter its faults are left out (the same seed then gives the schedule it gave before they existed)
+  const kinds = (o.kinds ?? KINDS).filter((k) => o.arbiter || !ARBITER_KINDS.includes(k));
+  const all = schedule(o.seed, Math.ceil(o.minutes * 8) + 20, HEARTBEAT.timeoutMs, kinds);
   const plan = o.plan ?? all.slice(o.from ?? 0, o.episodes !== undefined ? (o.from ?? 0) + o.episodes : undefined);
-  say(`soak: seed ${o.seed}, ${o.minutes} min, episodes from #${o.from ?? 0}, kinds ${o.kinds ? o.kinds.join(',') : 'all'}; schedule (roles P/S are taken when a fault starts):`);
+  say(`soak: seed ${o.seed}, ${o.minutes} min, ${o.arbiter ? 'etcd arbiter' : 'witness, no arbiter'}, episodes from #${o.from ?? 0}, kinds ${o.kinds ? o.kinds.join(',') : 'all'}; schedule (roles P/S are taken when a fault starts):`);
   for (const e of plan) say(`  ${describeEpisode(e)}`);
 
   const violations: Violation[] = [];
@@ -100,6 +113,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     prefix: o.prefix ?? 'sk',
     subnet: o.subnet ?? '198.18.170',
     diskMb: 320,
+    arbiter: o.arbiter ?? false,
     onReady: (_t, r) => NODES.forEach((n, i) => ready.set(n, r[i])),
   });
   const watch = new VipWatch(t);
@@ -161,6 +175,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const p = primary();
     return f.role === 'P' ? p : NODES.find((n) => n !== p)!;
   };
+  const arbiterOf = () => {
+    if (!t.arbiter) throw new Error('an arbiter fault in a topology without an arbiter: run with the arbiter, or leave the arbiter kinds out');
+    return t.arbiter;
+  };
   const peerAddr = (n: NodeName) => t.c.node(NODES.find((x) => x !== n)!).addr;
   const healthy = () => {
     const s = NODES.map((n) => states.get(n));
@@ -211,7 +229,23 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const lost = missingDurable(acks, s, reported);
     if (lost.length) {
       durableLost += lost.length;
-      violate('durable_lost', `${lost.length} acknowledged records missing on ${s.node}, serving: ${lost.slice(0, 10).join('; ')}${lost.length > 10 ? ' …' : ''}`);
+      violate('durable_lost', `${lost.length} acknowledged records missing on ${s.node}, serving: ${lost.slice(0, 10).join('; ')}${lost.length > 10 ? ' …' : ''}; ${onDisk(s.node as NodeName, lost)}`);
+    }
+  };
+  /**
+   * what the serving node's backing directory holds, read from the host (each node's disk is mounted
+   * there): tells a record gone from the data from one the view's read did not show
+   */
+  const onDisk = (n: NodeName, lost: readonly string[]): string => {
+    const backing = join(t.disks.get(n)!.mountpoint, '.data.vigil-data');
+    try {
+      const lines = readFileSync(join(backing, 'records.log'), 'utf8').split('\n');
+      const have = new Set(lines);
+      const appends = lost.map((l) => /^append (\d+) /.exec(l)?.[1]).filter((x): x is string => !!x);
+      const there = appends.filter((x) => have.has(x));
+      return `the backing records.log on ${n} (read from the host): ${lines.length - 1} lines, ${there.length} of the ${appends.length} lost appends in it${there.length ? ` (${there.slice(0, 5).join(',')}: the view did not show them)` : ''}, ending ${lines.slice(-8).join(',')}`;
+    } catch (e) {
+      return `the backing records.log on ${n} could not be read: ${(e as Error).message}`;
     }
   };
   const logOffsets = new Map<NodeName, number>();
@@ -301,6 +335,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
           startDaemon(n);
         };
       }
+      case 'arbiter-cut':
+        await isolate(lan, n, arbiterOf().addr);
+        return () => unisolate(lan, n);
+      case 'arbiter-down':
+        await arbiterOf().kill();
+        return () => arbiterOf().start();
       case 'swap': {
         const code = await t.command(n, 'swap');
         mark(`swap asked of ${n}: HTTP ${code}`);
@@ -376,16 +416,24 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         samples += 1;
         const vip = NODES.filter((n) => watch.held.get(n));
         const rd = NODES.filter((n) => ready.get(n) === 200);
-        const dual = vip.length > 1 || rd.length > 1;
-        // a restarted daemon clears what its killed predecessor left (the VIP) once it runs: both
-        // daemons answering for the grace, with no separating fault, is "can reach each other"
         const up = NODES.map((n) => upSince.get(n));
-        const reachable = separating === 0 && Date.now() >= reachableFrom && up.every((u) => u !== undefined && Date.now() - u >= REACH_GRACE_MS);
-        if (dual && reachable) {
+        let judged: boolean;
+        let dual: boolean;
+        if (t.arbiter) {
+          const live = NODES.filter((n, i) => watch.held.get(n) && up[i] !== undefined && Date.now() - up[i]! >= STEP_DOWN_MS);
+          dual = live.length > 1 || rd.length > 1;
+          judged = true;
+        } else {
+          dual = vip.length > 1 || rd.length > 1;
+          // a restarted daemon clears what its killed predecessor left (the VIP) once it runs: both
+          // daemons answering for the grace, with no separating fault, is "can reach each other"
+          judged = separating === 0 && Date.now() >= reachableFrom && up.every((u) => u !== undefined && Date.now() - u >= REACH_GRACE_MS);
+        }
+        if (dual && judged) {
           dualSamples += 1;
           if (!dualSince) dualSince = Date.now();
         } else if (dualSince) {
-          violate('dual_serving', `both nodes serving for ${Date.now() - dualSince} ms from ${rel(dualSince)} while they could reach each other (VIP on ${vip.join('+') || '-'}, ready on ${rd.join('+') || '-'})`);
+          violate('dual_serving', `both nodes serving for ${Date.now() - dualSince} ms from ${rel(dualSince)}${t.arbiter ? ' with an arbiter' : ' while they could reach each other'} (VIP on ${vip.join('+') || '-'}, ready on ${rd.join('+') || '-'})`);
           dualSince = 0;
         }
       }, 20),
@@ -419,6 +467,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     return {
       seed: o.seed,
       kinds: o.kinds,
+      arbiter: !!t.arbiter,
       minutes: Math.round((Date.now() - start) / 6000) / 10,
       episodes: ran,
       faultsByKind,
@@ -443,6 +492,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     watch.stop();
     for (const n of NODES) await t.disks.get(n)!.thaw().catch(() => undefined);
     for (const n of NODES) await clear(t.c.lan, n).catch(() => undefined);
+    for (const n of NODES) await unisolate(t.c.lan, n).catch(() => undefined);
     await t.destroy();
   }
 }
