@@ -12,6 +12,7 @@ import { Metrics } from '../metrics/metrics.ts';
 import { createEdge } from './edge-factory.ts';
 import type { MirrorReplicator } from '../mirror/index.ts';
 import { ModuleRunner } from './module-runner.ts';
+import { SharedWitnesses } from './shared-witness.ts';
 
 export interface RunningDaemon {
   readonly runners: ReadonlyMap<string, ModuleRunner>;
@@ -44,8 +45,9 @@ export async function startDaemon(opts: { configFile: string; nodeName?: string 
   const runners = new Map<string, ModuleRunner>();
   const mirrors = new Map<string, MirrorReplicator>();
   const edges: ReturnType<typeof createEdge>[] = [];
+  const witnesses = new SharedWitnesses();
   for (const module of config.modules.filter((m) => m.nodes.includes(self.name))) {
-    const edge = createEdge({ cluster: config, module, self, keys, counterBase, log: log.child({ module: module.name }), metrics });
+    const edge = createEdge({ cluster: config, module, self, keys, counterBase, log: log.child({ module: module.name }), metrics, witnesses });
     edges.push(edge);
     if (edge.mirror) mirrors.set(module.name, edge.mirror);
     runners.set(module.name, new ModuleRunner(config, module, self, edge, log.child({ module: module.name }), metrics));

@@ -12,6 +12,7 @@ import { MirrorReplication } from './mirror-replication.ts';
 import { createArbiter } from '../arbiter/index.ts';
 import { type Edge, monotonic } from './module-runner.ts';
 import { NoReplication, nullFarm, nullVip, type ReplicationPort } from './ports.ts';
+import type { SharedWitnesses } from './shared-witness.ts';
 
 export interface EdgeContext {
   readonly cluster: ClusterConfig;
@@ -22,6 +23,8 @@ export interface EdgeContext {
   readonly counterBase: number;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** the daemon's witness questions, shared by the modules that list the same witnesses */
+  readonly witnesses: SharedWitnesses;
 }
 
 /** Picks, for one module, the adapter of each capability it configures (a null one otherwise). */
@@ -64,7 +67,7 @@ export function createEdge(ctx: EdgeContext): Edge & { close(): Promise<void>; m
     replication,
     farm: module.mode === 'farm' ? new FarmEdge({ module, self: self.name, log }) : nullFarm,
     startCheckers: (report) => health.startCheckers(report),
-    witness: health.witness,
+    witness: health.witness && ctx.witnesses.share(module, health.witness),
     notify: poster ? (e) => poster.publish(e) : undefined,
     ...(mirror ? { mirror } : {}),
     close: async () => {
