@@ -140,6 +140,70 @@ describe('mirror core with an arbiter lease', () => {
     expect(violations).toEqual([]);
   });
 
+  // Found by the soak (arbiter topology): node1 lost its secondary (one-way loss), acknowledged fsyncs
+  // ALONE on a new generation, then lost the store before its next renewal; node2 (older generation,
+  // not fenced yet) was granted the lease after expiry and served without those records.
+  it('a primary answers no durability point alone until the store recorded its new generation; cut from the store as it goes ALONE, it acknowledges nothing alone and steps down', () => {
+    const { sim, check, violations } = started();
+    // every moment node1 is allowed to acknowledge alone, the store's fence holds its generation
+    const unfenced: string[] = [];
+    const watch = () => {
+      check();
+      const n1 = sim.node('node1').core;
+      if (!sim.node('node1').crashed && n1.durableAlone && n1.state === 'ALONE' && sim.store!.fence < n1.p.gen) unfenced.push(`t=${sim.now}: ALONE on generation ${n1.p.gen}, fence ${sim.store!.fence}`);
+    };
+    sim.link = false;
+    let aloneAt: number | undefined;
+    sim.run(5000, () => {
+      watch();
+      if (aloneAt === undefined && sim.state('node1') === 'ALONE') {
+        aloneAt = sim.now;
+        // the new generation is claimed at once, not at the next renewal: acknowledgements wait one store round
+        expect(sim.node('node1').core.durableAlone).toBe(false);
+        expect(sim.node('node1').core.lease.inFlightGen).toBe(sim.node('node1').core.p.gen);
+        sim.store!.cut.add('node1');
+      }
+    });
+    expect(aloneAt).toBeDefined();
+    expect(isPrimary(sim.node('node1').core.state)).toBe(false);
+    // its claim of the new generation reached the store (only the answer was lost): node2's older data is refused
+    expect(sim.store!.fence).toBe(sim.node('node1').core.p.gen);
+    expect(sim.node('node2').core.lease.view).toBe('fenced');
+    expect(unfenced).toEqual([]);
+    expect(violations).toEqual([]);
+  });
+
+  it('once the store recorded the new generation, the primary answers alone; cut from the store afterwards, nobody with older data serves', () => {
+    const { sim, check, violations } = started();
+    sim.link = false;
+    sim.run(2000, check);
+    expect(sim.state('node1')).toBe('ALONE');
+    expect(sim.node('node1').core.durableAlone).toBe(true);
+    expect(sim.store!.fence).toBe(sim.node('node1').core.p.gen);
+    sim.store!.cut.add('node1');
+    sim.run(10_000, check);
+    expect(isPrimary(sim.node('node1').core.state)).toBe(false);
+    expect(isPrimary(sim.node('node2').core.state)).toBe(false);
+    expect(sim.node('node2').core.lease.view).toBe('fenced');
+    expect(violations).toEqual([]);
+  });
+
+  it('a node that takes over acknowledges alone only once its new generation is recorded', () => {
+    const { sim, check, violations } = started();
+    sim.crash('node1');
+    let served = false;
+    sim.run(8000, () => {
+      check();
+      const n2 = sim.node('node2').core;
+      if (isPrimary(n2.state) && n2.durableAlone) {
+        served = true;
+        expect(sim.store!.fence).toBeGreaterThanOrEqual(n2.p.gen);
+      }
+    });
+    expect(served).toBe(true);
+    expect(violations).toEqual([]);
+  });
+
   it('swap hands the lease over at once: the old primary releases it after stepping down', () => {
     const { sim, check, violations } = started();
     expect(sim.command('node1', { type: 'swap' })).toMatchObject({ ok: true });

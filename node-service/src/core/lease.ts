@@ -36,6 +36,13 @@ export interface LeaseState {
   readonly serveUntil: number;
   /** when the claim now in flight was asked for (a claim is never pipelined) */
   readonly inFlightSince?: number;
+  /** the data generation that claim carries */
+  readonly inFlightGen?: number;
+  /**
+   * the highest data generation a granted claim carried: the store's fence is at least this, so a
+   * peer with older data is refused the lease from now on, even after ours expires
+   */
+  readonly recordedGen: number;
   readonly lastTryAt: number;
   readonly view: LeaseView;
   /** taken: who holds it; fenced: the generation recorded by the last holder */
@@ -46,7 +53,7 @@ export interface LeaseState {
   readonly unreachableSince?: number;
 }
 
-export const NO_LEASE: LeaseState = { serveUntil: -Infinity, lastTryAt: -Infinity, view: 'none' };
+export const NO_LEASE: LeaseState = { serveUntil: -Infinity, lastTryAt: -Infinity, view: 'none', recordedGen: 0 };
 
 export type LeaseOutcome = 'held' | 'taken' | 'fenced' | 'unreachable';
 
@@ -61,22 +68,25 @@ export interface LeaseAnswer {
 
 export const leaseHeld = (l: LeaseState, now: number): boolean => now < l.serveUntil;
 
-/** A claim may be sent: none in flight (one older than the ttl is given up), and renewMs since the last. */
-export function claimDue(l: LeaseState, t: LeaseTiming, now: number): boolean {
+/**
+ * A claim may be sent: none in flight (one older than the ttl is given up), and renewMs since the last
+ * unless `urgent` (a new generation the store must record before we acknowledge writes alone).
+ */
+export function claimDue(l: LeaseState, t: LeaseTiming, now: number, urgent = false): boolean {
   const inFlight = l.inFlightSince !== undefined && now - l.inFlightSince < t.ttlMs;
-  return !inFlight && now - l.lastTryAt >= t.renewMs;
+  return !inFlight && (urgent || now - l.lastTryAt >= t.renewMs);
 }
 
-export function claimSent(l: LeaseState, now: number): LeaseState {
-  return { ...l, inFlightSince: now, lastTryAt: now };
+export function claimSent(l: LeaseState, now: number, gen: number): LeaseState {
+  return { ...l, inFlightSince: now, inFlightGen: gen, lastTryAt: now };
 }
 
 /** Folds the store's answer into what we know. Another holder, or a fence, ends our own lease at once. */
 export function leaseAnswered(l: LeaseState, a: LeaseAnswer, t: LeaseTiming, now: number): LeaseState {
-  const base = { ...l, inFlightSince: undefined, view: a.outcome, holder: a.holder, holderGen: a.gen, reason: a.reason };
+  const base = { ...l, inFlightSince: undefined, inFlightGen: undefined, view: a.outcome, holder: a.holder, holderGen: a.gen, reason: a.reason };
   switch (a.outcome) {
     case 'held':
-      return { ...base, serveUntil: Math.max(l.serveUntil, a.sentAt + t.ttlMs - t.marginMs), unreachableSince: undefined };
+      return { ...base, serveUntil: Math.max(l.serveUntil, a.sentAt + t.ttlMs - t.marginMs), unreachableSince: undefined, recordedGen: Math.max(l.recordedGen, l.inFlightGen ?? 0) };
     case 'taken':
     case 'fenced':
       return { ...base, serveUntil: -Infinity, unreachableSince: undefined };

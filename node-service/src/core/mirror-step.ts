@@ -80,6 +80,8 @@ export interface MirrorCore extends Base {
   readonly leaseWant?: string;
   /** an operator's `prim` that waits for the lease: it is carried out once the lease is held */
   readonly operatorPrim?: { readonly reason: string; readonly tookOver: boolean; readonly force: boolean };
+  /** what the edge was last told (durableAlone action): writes may be acknowledged without the secondary */
+  readonly durableAlone: boolean;
 }
 
 export interface MirrorInit {
@@ -124,6 +126,7 @@ export function initMirror(i: MirrorInit): MirrorCore {
     tookOver: false,
     arbiter: i.arbiterTtlMs === undefined ? undefined : leaseTiming(i.arbiterTtlMs),
     lease: NO_LEASE,
+    durableAlone: true,
     live: initLiveness([i.peerName], i.heartbeat ?? DEFAULT_LIVENESS),
   };
 }
@@ -515,20 +518,29 @@ function leaseLost(c: MirrorCore): R {
   return { state: r.state, actions: [...r.actions, { type: 'publish' }] };
 }
 
-/** Renewals while primary, claims while wanting to be, and the lease given back once nothing wants it. */
+/**
+ * Renewals while primary, claims while wanting to be, and the lease given back once nothing wants it.
+ * A primary on a generation the store has not recorded yet (it just took over, or lost its secondary)
+ * claims at once, and acknowledges nothing alone until the store holds it (durableAlone): otherwise a
+ * peer holding older data could be granted the lease once ours lapses, and what we acknowledged alone
+ * would be lost (found by the soak: the primary lost its secondary, then the arbiter).
+ */
 function withClaims(r: R): R {
   const s = r.state;
   if (!s.arbiter) return r;
   const want = isPrimary(s.target) || s.leaseWant !== undefined || s.operatorPrim !== undefined;
-  if (want && claimDue(s.lease, s.arbiter, s.now)) {
+  const behind = s.lease.recordedGen < s.p.gen;
+  let out = r;
+  if (want && claimDue(s.lease, s.arbiter, s.now, isPrimary(s.target) && behind)) {
     const claim: Action = { type: 'lease', op: 'claim', gen: s.p.gen, force: s.operatorPrim?.force ?? false };
-    return { ...r, state: { ...s, lease: claimSent(s.lease, s.now) }, actions: [...r.actions, claim] };
+    out = { ...r, state: { ...s, lease: claimSent(s.lease, s.now, s.p.gen) }, actions: [...r.actions, claim] };
+  } else if (!want && s.busy === 0 && !isPrimary(s.state) && leaseHeld(s.lease, s.now)) {
+    // Only once the step-down ran (idle, not primary): the peer may be granted it the moment we let go.
+    out = { ...r, state: { ...s, lease: leaseDropped(s.lease) }, actions: [...r.actions, { type: 'lease', op: 'release' }] };
   }
-  // Only once the step-down ran (idle, not primary): the peer may be granted it the moment we let go.
-  if (!want && s.busy === 0 && !isPrimary(s.state) && leaseHeld(s.lease, s.now)) {
-    return { ...r, state: { ...s, lease: leaseDropped(s.lease) }, actions: [...r.actions, { type: 'lease', op: 'release' }] };
-  }
-  return r;
+  const allowed = !behind;
+  if (allowed === out.state.durableAlone) return out;
+  return { ...out, state: { ...out.state, durableAlone: allowed }, actions: [...out.actions, { type: 'durableAlone', allowed }] };
 }
 
 /** Level-triggered decisions: given everything we know now, where should this node be? */

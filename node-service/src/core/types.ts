@@ -123,6 +123,13 @@ export type Action =
    *  a claim is answered by a `lease` event */
   | { readonly type: 'lease'; readonly op: 'claim'; readonly gen: number; readonly force: boolean }
   | { readonly type: 'lease'; readonly op: 'release' }
+  /**
+   * mirror primary: whether a durability point (fsync, or every write with ack: write) may be answered
+   * without the secondary's acknowledgement (ALONE, or the secondary lost while it waited). With an
+   * arbiter, only once the store recorded our data generation as its fence (core/lease.ts recordedGen);
+   * until then such an answer waits, and fails if the node steps down.
+   */
+  | { readonly type: 'durableAlone'; readonly allowed: boolean }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string };
 
 export interface StepResult<S> {

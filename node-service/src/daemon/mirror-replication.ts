@@ -49,6 +49,10 @@ export class MirrorReplication implements ReplicationPort {
     this.role = 'none';
   }
 
+  durableAlone(allowed: boolean): void {
+    this.engine.durableAlone(allowed);
+  }
+
   peerChanged(_peer: PeerView | undefined): void {
     // the engine learns about its peer from the replication channel itself
   }

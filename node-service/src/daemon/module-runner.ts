@@ -270,6 +270,9 @@ export class ModuleRunner {
       case 'lease':
         this.lease(a);
         return;
+      case 'durableAlone':
+        this.edge.replication.durableAlone(a.allowed);
+        return;
       case 'peerView':
         this.peerView(a);
         return;

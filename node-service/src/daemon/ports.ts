@@ -29,6 +29,8 @@ export interface ReplicationPort {
   stop(): Promise<void>;
   /** peer heartbeat view changed (lets the no-replication port derive "synced") */
   peerChanged(peer: PeerView | undefined): void;
+  /** the core's durableAlone action: whether a durability point may be answered without the secondary */
+  durableAlone(allowed: boolean): void;
   status(): { peer?: string; resync?: ResyncProgress; trackedBytes?: number } | undefined;
   onEvent(cb: (e: ReplicationEvent) => void): void;
 }
@@ -88,6 +90,9 @@ export class NoReplication implements ReplicationPort {
   }
   async stop(): Promise<void> {
     this.role = 'none';
+  }
+  durableAlone(): void {
+    // no replicated data: nothing to acknowledge
   }
   peerChanged(peer: PeerView | undefined): void {
     this.peer = peer;

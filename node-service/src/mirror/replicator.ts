@@ -53,6 +53,9 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private generation = 0;
   private largestWrite = 0;
   private primary: PrimaryRole | null = null;
+  /** the core's durableAlone, and the durability points waiting for it */
+  private aloneAcks = true;
+  private aloneWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private secondary: SecondaryRole | null = null;
 
   constructor(private readonly opts: MirrorReplicatorOptions) {
@@ -341,17 +344,33 @@ export class Replicator implements MirrorReplicator, ViewSink {
   replicate(_dir: number, op: PathOp): Promise<void> {
     if (this.role !== 'primary' || !this.primary) return Promise.reject(Object.assign(new Error('read-only'), { errno: -30 }));
     if (op.t === 'write' && op.data.length > this.largestWrite) this.largestWrite = op.data.length;
-    if (this.excludes.none) return this.primary.replicate(op);
+    // ack: write makes every change a durability point
+    const durable = (p: Promise<void>) => (this.opts.module.replication!.ack === 'write' ? p.then(() => this.heldAlone()) : p);
+    if (this.excludes.none) return durable(this.primary.replicate(op));
     // what the module leaves out never reaches the secondary; a rename across the boundary is turned into what it needs
     const change = this.excludes.live(op);
     const sent = change.op ? this.primary.replicate(change.op) : RESOLVED;
     if (change.copy !== undefined) this.primary.copyAgain(key(op.d, change.copy));
-    return sent;
+    return durable(sent);
   }
 
   replicateFsync(_dir: number, op: FsyncOp, local: () => Promise<void>): Promise<void> {
     if (this.role !== 'primary' || !this.primary || this.excludes.skips(op.d, op.p)) return local();
-    return this.primary.replicateFsync(op, local);
+    return this.primary.replicateFsync(op, local).then(() => this.heldAlone());
+  }
+
+  durableAlone(allowed: boolean): void {
+    this.aloneAcks = allowed;
+    if (allowed) for (const w of this.aloneWaiters.splice(0)) w.resolve();
+  }
+
+  /**
+   * A durability point done here: it may be answered when the secondary holds it too (a synced session:
+   * acknowledged, or copied by the resync that synced it) or when the core allows answering alone.
+   */
+  private heldAlone(): Promise<void> {
+    if (this.aloneAcks || this.primary?.status().peer === 'synced') return RESOLVED;
+    return new Promise((resolve, reject) => this.aloneWaiters.push({ resolve, reject }));
   }
 
   diverged(_dir: number, op: PathOp): void {
@@ -369,6 +388,8 @@ export class Replicator implements MirrorReplicator, ViewSink {
   }
 
   private async leavePrimary(): Promise<void> {
+    // never acknowledged: the application's fsync fails (EIO) rather than claim a durability we lost the right to
+    for (const w of this.aloneWaiters.splice(0)) w.reject(Object.assign(new Error('stepped down before the arbiter recorded this generation'), { errno: -5 }));
     await this.primary?.leave();
     this.primary = null;
     this.role = 'stopped';
