@@ -6,7 +6,6 @@ import type { Op } from './ops.ts';
 import { abs } from './paths.ts';
 import { copiesContents, key, splitKey, type Dirt, type Key, type Tracking } from './tracking.ts';
 
-const CHUNK = 1 << 20;
 /** files up to this size are read in one synchronous call */
 const SMALL = 64 * 1024;
 
@@ -35,6 +34,8 @@ export interface CopyContext {
   alive(): boolean;
   /** resolves when n more file bytes may go out (replication.resync_bandwidth) */
   pace(n: number): Promise<void>;
+  /** the largest data operation to send (a multiple of 4 KiB; see PrimaryRole's copyChunk) */
+  chunk: number;
   /** what the module leaves out of replication: never copied, never removed on the secondary */
   excludes: Excludes;
   /** the entry's last operation was acknowledged (or nothing needed sending) */
@@ -107,6 +108,19 @@ export function estimateNow(t: Tracking, backings: readonly string[]): number | 
   return t.bytesToCopy((k) => sizes.get(k) ?? null);
 }
 
+/** sorted zone numbers as byte ranges [from, to) of a file of size bytes, consecutive zones joined */
+export function ranges(zones: readonly number[], zoneSize: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const z of zones) {
+    const from = z * zoneSize;
+    const to = Math.min(from + zoneSize, size);
+    const last = out[out.length - 1];
+    if (last && last[1] === from) last[1] = to;
+    else if (from < to) out.push([from, to]);
+  }
+  return out;
+}
+
 /**
  * Makes the secondary's copy of one entry equal to the primary's current one (resync). An entry that
  * disappears while it is copied is left alone: the change that removed it marked it again (it was
@@ -173,9 +187,10 @@ async function copy(c: CopyContext): Promise<void> {
     } else if (zones.length) {
       const fh = await fsp.open(p, C.O_RDONLY | C.O_NOFOLLOW);
       try {
-        for (const z of zones) {
-          for (let off = z * zs; off < Math.min((z + 1) * zs, size); off += CHUNK) {
-            const len = Math.min(CHUNK, (z + 1) * zs - off);
+        // consecutive zones go out as one range, in chunks of c.chunk (a whole file: one range)
+        for (const [from, to] of ranges(zones, zs, size)) {
+          for (let off = from; off < to; off += c.chunk) {
+            const len = Math.min(c.chunk, to - off);
             await c.pace(len);
             const buf = Buffer.allocUnsafe(len);
             const { bytesRead } = await fh.read(buf, 0, len, off);

@@ -68,6 +68,18 @@ const LOST = 'lost';
 const DIGEST_WITHOUT_ASKING = 1 << 20;
 /** resync entries copied at the same time */
 const COPIERS = 8;
+/** the largest resync data operation: fewer frames and larger disk writes (the frame limit is 4 MiB of data) */
+const MAX_CHUNK = 4 << 20;
+
+/**
+ * The resync's data operations: up to 4 MiB, but a quarter of the window at most, so the copier (which
+ * keeps half the window in flight) always has a few in flight and a chunk never holds live writers
+ * waiting for room beyond the window; under a bandwidth cap at most 1/8 s of it, so the pace stays even.
+ */
+export function copyChunk(window: number, bps: number | null): number {
+  const cap = Math.min(MAX_CHUNK, window / 4, bps === null ? Infinity : bps / 8);
+  return Math.max(64 * 1024, Math.floor(cap / 4096) * 4096);
+}
 
 /**
  * The primary side of a mirror module: connects to the secondary, resyncs it, then streams every
@@ -450,6 +462,7 @@ export class PrimaryRole {
         room: () => this.copyRoom(s),
         alive: () => this.session === s,
         pace: (n) => this.ctx.throttle.take(n),
+        chunk: copyChunk(this.ctx.window, this.ctx.throttle.rate),
         excludes: this.ctx.excludes,
         finished: () => {
           if (this.session === s) t.done(k, d);

@@ -276,6 +276,9 @@ export class SecondaryRole {
     }
     if (op.t === 'synced') {
       if (op.id !== this.ctx.tracking.baseline) throw new Error('synced for another base');
+      // what the resync wrote is on the disk before this node may take over (and before the
+      // acknowledgement lets the primary call the pair in sync)
+      await this.ctx.applier.syncAll();
       this.ctx.setInResync(false);
       await this.ctx.persist(true);
       this.peer = 'synced';

@@ -1,15 +1,17 @@
 import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { Worker } from 'node:worker_threads';
 
 /**
  * The few system calls Node has no API for, through koffi (an FFI whose npm package ships its
- * prebuilt binary): extended attributes, fallocate, utimensat and poll. Each returns the result or a negative errno,
+ * prebuilt binary): extended attributes, fallocate, utimensat, poll and syncfs. Each returns the result or a negative errno,
  * the way the FUSE reply wants it.
  */
 const require = createRequire(import.meta.url);
 const koffi = require('koffi') as typeof import('koffi');
 const libc = koffi.load('libc.so.6');
+const osErrno = osConstants.errno;
 
 const lgetxattr = libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)');
 const lsetxattr = libc.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)');
@@ -19,6 +21,7 @@ const fallocateFn = libc.func('int fallocate(int fd, int mode, int64_t offset, i
 const ioctlFn = libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)');
 // the buffer is passed by reference (no _Out_ copy): the kernel writes straight into it
 const readFn = libc.func('long read(int fd, uint8_t *buf, size_t count)');
+const syncfsFn = libc.func('int syncfs(int fd)');
 
 function result(n: number | bigint): number {
   const v = Number(n);
@@ -70,6 +73,29 @@ export function ioctl(fd: number, request: number, arg: Buffer): number {
  */
 export function readInto(fd: number, buf: Buffer): number {
   return result(readFn(fd, buf, buf.length));
+}
+
+/**
+ * syncfs(2) on a thread-pool thread: every dirty page and inode of the filesystem holding fd reaches
+ * the disk (one pass for a whole resync, where a sync per file would cost a disk round trip each).
+ */
+export function syncFs(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    syncfsFn.async(fd, (err: unknown, r: number) => {
+      if (err) reject(err as Error);
+      // errno of another thread: koffi may not have it, EIO says enough (the disk refused the flush)
+      else if (r < 0) reject(sysError(-(koffi.errno() || osErrno.EIO), 'syncfs'));
+      else resolve();
+    });
+  });
+}
+
+/** a buffer of size bytes whose memory starts at a multiple of align (what O_DIRECT writes need) */
+export function alignedBuffer(size: number, align: number): Buffer {
+  const raw = Buffer.allocUnsafeSlow(size + align);
+  const a = BigInt(align);
+  const pad = Number((a - (koffi.address(raw) % a)) % a);
+  return raw.subarray(pad, pad + size);
 }
 
 /** every xattr of path as name → value (for resync); empty where the filesystem has none */
