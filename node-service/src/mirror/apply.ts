@@ -17,6 +17,12 @@ const MAX_OPEN = 128;
 const DIRECT_MIN = 256 * 1024;
 /** memory, offset and length alignment of O_DIRECT writes (4 KiB covers 512-byte and 4 KiB sector disks) */
 const DIRECT_ALIGN = 4096;
+/**
+ * While resync data arrives, a syncfs runs in the background at most this often, so the one that ends
+ * the resync (the secondary is in sync only after it) has about this much left to write, not the
+ * whole resync: its acknowledgement must come within send_timeout.
+ */
+const FLUSH_MS = 500;
 
 function writeAt(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fsWrite(fd, buf, off, len, pos, (e, n) => (e ? reject(e) : resolve(n))));
@@ -37,6 +43,10 @@ export class Applier {
   /** directories whose filesystem refused O_DIRECT: resync data goes through the page cache there */
   private noDirect = new Set<number>();
   private dio: Buffer | null = null;
+  /** the background syncfs (see FLUSH_MS), when it started, and the error it met (reported by syncAll) */
+  private flushing: Promise<void> | null = null;
+  private flushedAt = 0;
+  private flushErr: unknown = null;
   private rootsReal: string[] = [];
   backupDir: string | null = null;
   private backedUp = new Set<string>();
@@ -122,7 +132,10 @@ export class Applier {
           const { d, rel, p } = await this.path(op);
           if (op.t === 'data') await this.backup(d, rel, p, false);
           fh = await this.handle(d, rel, p, op.t === 'data');
-          if (op.t === 'data') done = await this.writeDirect(d, rel, p, op.o, data);
+          if (op.t === 'data') {
+            done = await this.writeDirect(d, rel, p, op.o, data);
+            this.flushSoon();
+          }
         }
         // page-cache writes are a memcpy: synchronous is faster than a thread-pool round trip
         while (done < data.length) done += writeSync(fh.fd, data, done, data.length - done, op.o + done);
@@ -272,12 +285,31 @@ export class Applier {
     if (fd !== undefined) closeSync(fd);
   }
 
+  /** starts a background syncfs of what the resync wrote so far, unless one ran within FLUSH_MS */
+  private flushSoon(): void {
+    const now = performance.now();
+    if (this.flushing || now - this.flushedAt < FLUSH_MS) return;
+    this.flushedAt = now;
+    this.flushing = this.syncFilesystems()
+      // a writeback error is reported once per descriptor: kept here for syncAll, which must fail
+      .catch((e: unknown) => void (this.flushErr ??= e))
+      .finally(() => (this.flushing = null));
+  }
+
   /**
    * Makes everything applied so far durable: one syncfs per filesystem holding a replicated directory
    * (a resync writes thousands of files; syncing each would cost a disk round trip per file). The
    * secondary is declared in sync only after this.
    */
   async syncAll(): Promise<void> {
+    await this.flushing;
+    const err = this.flushErr;
+    this.flushErr = null;
+    if (err) throw err;
+    await this.syncFilesystems();
+  }
+
+  private async syncFilesystems(): Promise<void> {
     const seen = new Set<number>();
     for (const root of this.roots) {
       const fh = await fsp.open(root, C.O_RDONLY | C.O_DIRECTORY);
