@@ -4,7 +4,7 @@ import { initFarm } from '../core/farm-step.ts';
 import { failoverEnabled, initMirror, isolated } from '../core/mirror-step.ts';
 import { type ModuleCore, step } from '../core/step.ts';
 import type { ModuleStatus } from '../contract/module-status.ts';
-import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Step, type Transition } from '../core/types.ts';
+import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Persisted, type Step, type Transition } from '../core/types.ts';
 import type { LeaseStore } from '../arbiter/index.ts';
 import { leaseHeld, type LeaseState } from '../core/lease.ts';
 import { alivePeers } from '../core/liveness.ts';
@@ -61,6 +61,17 @@ export class ModuleRunner {
   /** peers the core last said are alive (for the log: heard again vs lost) */
   private readonly peersAlive = new Set<string>();
   private started = false;
+  /**
+   * The core's persisted state is written off the event loop, one write after the other: 64 modules
+   * deciding at once used to stall the loop on their fsyncs in turn (seconds, and every later
+   * module's heartbeat timeout and decision with it). Nothing acts on a decision before it is on
+   * disk: a transition's steps wait for the writes queued before it, and the peer is told our new
+   * state (heartbeat advert) only once the writes queued so far are done.
+   */
+  private saved: Promise<void> = Promise.resolve();
+  private savesPending = 0;
+  private saveError: Error | undefined;
+  private advertWaiting = false;
 
   constructor(
     readonly cluster: ClusterConfig,
@@ -185,6 +196,7 @@ export class ModuleRunner {
     this.pollWitness(false);
     this.feed({ type: 'command', command: { type: 'shutdown' }, now: monotonic() });
     await this.idle();
+    await this.saved;
     // the stopped primary's lease goes back before the daemon exits: the peer need not wait for the ttl
     await this.releasing;
     this.edge.monitor.sendNow();
@@ -254,7 +266,7 @@ export class ModuleRunner {
   private perform(a: Action): void {
     switch (a.type) {
       case 'persist':
-        this.store.save(a.data);
+        this.persist(a.data);
         return;
       case 'publish':
         this.publish();
@@ -296,6 +308,40 @@ export class ModuleRunner {
     }
   }
 
+  private persist(data: Persisted): void {
+    this.savesPending += 1;
+    this.saved = this.saved
+      .then(() => this.store.save(data))
+      .then(
+        () => {
+          this.saveError = undefined;
+        },
+        (e: Error) => {
+          this.saveError = e;
+          this.log.error({ err: e.message, file: this.store.file }, 'state not saved: the transitions that depend on it fail until a save succeeds (check the state_dir filesystem)');
+        },
+      )
+      .finally(() => {
+        this.savesPending -= 1;
+      });
+  }
+
+  /** the heartbeat advert, once what the core decided so far is on disk (what we would remember after a crash) */
+  private advertiseSaved(): void {
+    if (this.advertWaiting) return;
+    const go = (): void => {
+      if (this.savesPending > 0) {
+        void this.saved.then(go);
+        return;
+      }
+      this.advertWaiting = false;
+      this.advertise();
+      this.edge.monitor.sendNow();
+    };
+    this.advertWaiting = true;
+    go();
+  }
+
   private advertise(): void {
     const c = this.core;
     this.edge.monitor.setAdvert({
@@ -313,8 +359,7 @@ export class ModuleRunner {
   private publish(): void {
     const before = this.published;
     this.published = this.core.state;
-    this.advertise();
-    this.edge.monitor.sendNow();
+    this.advertiseSaved();
     this.updateMetrics();
     if (before !== this.core.state) {
       this.metrics.transitions.inc({ module: this.module.name, from: before, to: this.core.state });
@@ -423,6 +468,9 @@ export class ModuleRunner {
 
   /** returns a failure description, or undefined when every step succeeded */
   private async runSteps(t: Transition, signal: AbortSignal): Promise<string | undefined> {
+    // the decision this transition carries out is on disk first (the core queued its persist before it)
+    await this.saved;
+    if (this.saveError && !t.steps.every(isStopStep)) return `state not saved: ${this.saveError.message}`;
     for (const s of t.steps) {
       if (signal.aborted) return 'abandoned by forcestop';
       try {

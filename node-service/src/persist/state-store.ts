@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FRESH, type Persisted } from '../core/types.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomicAsync } from './atomic-file.ts';
 
 const persistedSchema = z.object({
   gen: z.number().int().nonnegative(),
@@ -36,7 +36,8 @@ export class StateStore {
     return parsed.data;
   }
 
-  save(p: Persisted): void {
-    writeFileAtomic(this.file, JSON.stringify(p));
+  /** durable when it resolves; saves of one store must not overlap (the module runner chains them) */
+  save(p: Persisted): Promise<void> {
+    return writeFileAtomicAsync(this.file, JSON.stringify(p));
   }
 }
