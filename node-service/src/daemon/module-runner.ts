@@ -1,10 +1,11 @@
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterConfig, ModuleConfig, NodeConfig } from '../config/types.ts';
 import { initFarm } from '../core/farm-step.ts';
 import { failoverEnabled, initMirror, isolated } from '../core/mirror-step.ts';
 import { type ModuleCore, step } from '../core/step.ts';
 import type { ModuleStatus } from '../contract/module-status.ts';
-import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Persisted, type Step, type Transition } from '../core/types.ts';
+import { type Action, type Command, type CoreEvent, isReady, type ModuleState, type PeerView, type Persisted, type ScriptName, type Step, type Transition } from '../core/types.ts';
 import type { LeaseStore } from '../arbiter/index.ts';
 import { leaseHeld, type LeaseState } from '../core/lease.ts';
 import { alivePeers } from '../core/liveness.ts';
@@ -12,7 +13,7 @@ import type { HeartbeatMonitor } from '../heartbeat/monitor.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { StateStore } from '../persist/state-store.ts';
-import { runScript } from '../scripts/runner.ts';
+import { runScript, type ScriptRun } from '../scripts/runner.ts';
 import { EventLog, type LogRecord } from './event-log.ts';
 import type { FarmPort, ReplicationPort, VipPort } from './ports.ts';
 
@@ -65,13 +66,16 @@ export class ModuleRunner {
    * The core's persisted state is written off the event loop, one write after the other: 64 modules
    * deciding at once used to stall the loop on their fsyncs in turn (seconds, and every later
    * module's heartbeat timeout and decision with it). Nothing acts on a decision before it is on
-   * disk: a transition's steps wait for the writes queued before it, and the peer is told our new
-   * state (heartbeat advert) only once the writes queued so far are done.
+   * disk: a transition's steps (VIP, scripts, replication role) wait for the writes queued before it.
+   * The heartbeat advert changes with the state, as before: a crash before the write leaves the disk
+   * behind what the peer heard, never ahead of what this node did.
    */
   private saved: Promise<void> = Promise.resolve();
-  private savesPending = 0;
   private saveError: Error | undefined;
-  private advertWaiting = false;
+  /** present while this runner runs (pid inside), removed at a clean shutdown: found at start, the run before crashed */
+  private readonly runningMarker: string;
+  /** the role the persisted state says this node had when the previous run ended */
+  private readonly lastState: ModuleState;
 
   constructor(
     readonly cluster: ClusterConfig,
@@ -84,7 +88,9 @@ export class ModuleRunner {
     const dir = join(cluster.state_dir, module.name);
     this.store = new StateStore(dir);
     this.events = new EventLog(dir);
+    this.runningMarker = join(dir, 'running');
     const persisted = this.store.load();
+    this.lastState = persisted.lastState;
     if (module.mode === 'mirror') {
       const peerName = module.nodes.find((n) => n !== self.name)!;
       this.core = initMirror({
@@ -120,6 +126,7 @@ export class ModuleRunner {
     const { monitor, replication, vip, farm } = this.edge;
     await vip.removeLeftovers();
     await farm.removeLeftovers();
+    await this.stopLeftoverApplication();
     await replication.prepare();
     replication.onEvent((e) => {
       if (e.type === 'progress') return;
@@ -147,6 +154,22 @@ export class ModuleRunner {
         }),
       every,
     );
+  }
+
+  /**
+   * A daemon killed while primary (kill -9, OOM, power of the daemon only) leaves its application
+   * running: stop_prim runs once at start, after its VIPs were removed and before any role is taken,
+   * so that a node coming back as SECOND does not keep the old application serving. A clean shutdown
+   * ran stop_prim already and removed the marker, so a plain restart runs nothing more.
+   */
+  private async stopLeftoverApplication(): Promise<void> {
+    const crashed = existsSync(this.runningMarker);
+    writeFileSync(this.runningMarker, `${process.pid}\n`);
+    if (!crashed || this.module.mode !== 'mirror' || !isReady(this.lastState)) return;
+    const why = `the previous run ended without stopping while ${this.lastState}: stop_prim runs for the application it left`;
+    this.log.warn(why);
+    this.events.add({ kind: 'note', level: 'warn', msg: why });
+    await this.script(this.lastState, 'STOP', 'stop_prim', true);
   }
 
   /** farm: the VIP interfaces' link, reported to the core when it changes */
@@ -197,6 +220,7 @@ export class ModuleRunner {
     this.feed({ type: 'command', command: { type: 'shutdown' }, now: monotonic() });
     await this.idle();
     await this.saved;
+    rmSync(this.runningMarker, { force: true });
     // the stopped primary's lease goes back before the daemon exits: the peer need not wait for the ttl
     await this.releasing;
     this.edge.monitor.sendNow();
@@ -309,7 +333,6 @@ export class ModuleRunner {
   }
 
   private persist(data: Persisted): void {
-    this.savesPending += 1;
     this.saved = this.saved
       .then(() => this.store.save(data))
       .then(
@@ -320,26 +343,7 @@ export class ModuleRunner {
           this.saveError = e;
           this.log.error({ err: e.message, file: this.store.file }, 'state not saved: the transitions that depend on it fail until a save succeeds (check the state_dir filesystem)');
         },
-      )
-      .finally(() => {
-        this.savesPending -= 1;
-      });
-  }
-
-  /** the heartbeat advert, once what the core decided so far is on disk (what we would remember after a crash) */
-  private advertiseSaved(): void {
-    if (this.advertWaiting) return;
-    const go = (): void => {
-      if (this.savesPending > 0) {
-        void this.saved.then(go);
-        return;
-      }
-      this.advertWaiting = false;
-      this.advertise();
-      this.edge.monitor.sendNow();
-    };
-    this.advertWaiting = true;
-    go();
+      );
   }
 
   private advertise(): void {
@@ -359,7 +363,8 @@ export class ModuleRunner {
   private publish(): void {
     const before = this.published;
     this.published = this.core.state;
-    this.advertiseSaved();
+    this.advertise();
+    this.edge.monitor.sendNow();
     this.updateMetrics();
     if (before !== this.core.state) {
       this.metrics.transitions.inc({ module: this.module.name, from: before, to: this.core.state });
@@ -466,6 +471,34 @@ export class ModuleRunner {
     }
   }
 
+  /** runs one of the module's scripts (a stop script a second time, forced, if the first fails) and logs each run */
+  private async script(from: ModuleState, to: ModuleState, script: ScriptName, stop: boolean, signal?: AbortSignal): Promise<ScriptRun> {
+    const runs = await runScript(
+      {
+        dir: this.module.scripts_dir,
+        module: this.module.name,
+        node: this.self.name,
+        state: from,
+        nextState: to,
+        timeoutMs: this.module.scripts.timeout,
+        stopTimeoutMs: this.module.scripts.stop_timeout,
+        signal,
+      },
+      script,
+      stop,
+    );
+    for (const r of runs) {
+      if (!r.ran) continue;
+      this.events.add({ kind: 'script', script: r.script, action: r.action, ok: r.ok, code: r.code, signal: r.signal, timedOut: r.timedOut, durationMs: r.durationMs, output: r.output });
+      this.metrics.scriptRuns.inc({ module: this.module.name, script: r.script, result: r.ok ? 'ok' : r.timedOut ? 'timeout' : 'failed' });
+      this.metrics.scriptSeconds.observe({ module: this.module.name, script: r.script }, r.durationMs / 1000);
+      const line = { script: r.script, action: r.action, code: r.code, signal: r.signal, timedOut: r.timedOut, ms: r.durationMs, output: r.output.slice(-2000) };
+      if (r.ok) this.log.info(line, `script ${r.script} ok`);
+      else this.log.warn(line, `script ${r.script} failed`);
+    }
+    return runs.at(-1)!;
+  }
+
   /** returns a failure description, or undefined when every step succeeded */
   private async runSteps(t: Transition, signal: AbortSignal): Promise<string | undefined> {
     // the decision this transition carries out is on disk first (the core queued its persist before it)
@@ -492,30 +525,7 @@ export class ModuleRunner {
     const { vip, replication, farm } = this.edge;
     switch (s.type) {
       case 'script': {
-        const runs = await runScript(
-          {
-            dir: this.module.scripts_dir,
-            module: this.module.name,
-            node: this.self.name,
-            state: t.from,
-            nextState: t.to,
-            timeoutMs: this.module.scripts.timeout,
-            stopTimeoutMs: this.module.scripts.stop_timeout,
-            signal,
-          },
-          s.script,
-          s.stop,
-        );
-        for (const r of runs) {
-          if (!r.ran) continue;
-          this.events.add({ kind: 'script', script: r.script, action: r.action, ok: r.ok, code: r.code, signal: r.signal, timedOut: r.timedOut, durationMs: r.durationMs, output: r.output });
-          this.metrics.scriptRuns.inc({ module: this.module.name, script: r.script, result: r.ok ? 'ok' : r.timedOut ? 'timeout' : 'failed' });
-          this.metrics.scriptSeconds.observe({ module: this.module.name, script: r.script }, r.durationMs / 1000);
-          const line = { script: r.script, action: r.action, code: r.code, signal: r.signal, timedOut: r.timedOut, ms: r.durationMs, output: r.output.slice(-2000) };
-          if (r.ok) this.log.info(line, `script ${r.script} ok`);
-          else this.log.warn(line, `script ${r.script} failed`);
-        }
-        const last = runs.at(-1)!;
+        const last = await this.script(t.from, t.to, s.script, s.stop, signal);
         if (!last.ok && !s.stop) return `${s.script} ${last.timedOut ? 'timed out' : `exited ${last.code ?? last.signal}`}`;
         return undefined;
       }
