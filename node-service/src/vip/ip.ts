@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { GarpSocket } from './garp.ts';
 
@@ -78,10 +78,14 @@ export function holds(addrs: readonly HeldAddr[], v: Vip): HeldAddr | undefined 
   return addrs.find((a) => a.dev === v.dev && a.addr === v.addr && a.family === v.family);
 }
 
-/** Reads /proc/sys/net/<path>; undefined when it does not exist. */
+/**
+ * Reads /proc/sys/net/<path>; undefined when it does not exist. Synchronous on purpose: procfs never
+ * waits for a disk, and libuv's pool, where an async read would queue, is full of the fsyncs of every
+ * module taking over at the same time (the VIP step then waited up to 1.5 s for a sysctl).
+ */
 export async function readSysctl(path: string): Promise<string | undefined> {
   try {
-    return (await readFile(`/proc/sys/net/${path}`, 'utf8')).trim();
+    return readFileSync(`/proc/sys/net/${path}`, 'utf8').trim();
   } catch {
     return undefined;
   }
@@ -89,7 +93,7 @@ export async function readSysctl(path: string): Promise<string | undefined> {
 
 export async function writeSysctl(path: string, value: string): Promise<boolean> {
   try {
-    await writeFile(`/proc/sys/net/${path}`, value);
+    writeFileSync(`/proc/sys/net/${path}`, value);
     return true;
   } catch {
     return false;
