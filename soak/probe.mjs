@@ -1,11 +1,14 @@
 // The soak's eyes on the LAN, in the client's namespace (node soak/probe.mjs URL...): polls every URL
-// (the nodes' ready.txt) every 20 ms and prints {k:"ready", t, r:[status...]} whenever the answers change,
+// (the nodes' ready.txt) every 20 ms (VIGIL_PROBE_EVERY_MS) and prints {k:"ready", t, r:[status...]} whenever the answers change,
 // and {k:"rounds", n} every second; answers requests given on stdin as {id, url, method?, headers?, timeoutMs?}
 // with {k:"reply", id, status, body} (status 0: no answer).
 import http from 'node:http';
 import { createInterface } from 'node:readline';
 
 const urls = process.argv.slice(2);
+// the soak samples every 20 ms; --scale asks for less (64 URLs every 20 ms are 3,200 requests a second
+// on the node that is taking over, which then measures the probe more than the takeover)
+const EVERY_MS = Number(process.env.VIGIL_PROBE_EVERY_MS ?? 20);
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 function get(url, { method = 'GET', headers = {}, timeoutMs = 1000 } = {}) {
@@ -32,7 +35,7 @@ async function poll() {
     const key = r.join(',');
     if (key !== last || r.filter((s) => s === 200).length > 1) out({ k: 'ready', t, r });
     last = key;
-    await new Promise((res) => setTimeout(res, Math.max(0, 20 - (Date.now() - t))));
+    await new Promise((res) => setTimeout(res, Math.max(0, EVERY_MS - (Date.now() - t))));
   }
 }
 setInterval(() => out({ k: 'rounds', n: rounds }), 1000);
