@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Applier } from '../../node-service/src/mirror/apply.ts';
 import { ranges } from '../../node-service/src/mirror/copy.ts';
+import { isAligned } from '../../node-service/src/mirror/fuse/libc.ts';
 import { copyChunk } from '../../node-service/src/mirror/primary.ts';
+import { encodeFrameHead, FrameDecoder, POOL_ALIGN, POOLED_DATA, type Frame } from '../../node-service/src/mirror/protocol.ts';
 
 function pattern(len: number, seed: number): Buffer {
   const b = Buffer.alloc(len);
@@ -82,3 +84,38 @@ describe('mirror resync stream', () => {
     expect(copyChunk(64 << 10, 64 << 10)).toBe(64 << 10);
   });
 });
+
+describe('mirror stream decoder: large frames in reused, aligned buffers', () => {
+  it('under any chunking, large data arrives whole, 4 KiB-aligned, and a released buffer takes the next frame', () => {
+    const sizes = [300 * 1024, 4 << 20, 1000, (1 << 20) + 17];
+    const frames = sizes.map((n, i) => ({ h: { t: 'data', q: i + 1, p: `f${i}`.repeat(i + 1) }, data: pattern(n, i) }));
+    const wire = Buffer.concat(frames.map((f) => Buffer.concat(encodeOpPartsLike(f.h, f.data))));
+    for (const cut of [1000, 4096, 65536, 1 << 20]) {
+      const dec = new FrameDecoder();
+      const got: Frame[] = [];
+      let seed = cut;
+      for (let at = 0; at < wire.length; ) {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        const n = 1 + (seed % (cut * 2));
+        got.push(...dec.push(wire.subarray(at, at + n)));
+        at += n;
+      }
+      expect(got.map((f) => f.h.q)).toEqual([1, 2, 3, 4]);
+      for (const [i, f] of got.entries()) {
+        expect(f.data.equals(frames[i].data)).toBe(true);
+        expect(f.h.p).toBe(frames[i].h.p);
+        if (sizes[i] >= POOLED_DATA) expect(isAligned(f.data, POOL_ALIGN)).toBe(true);
+        else expect(f.release).toBeUndefined();
+      }
+      // released: the next large frame reuses that buffer
+      got[0].release!();
+      const again = dec.push(Buffer.concat(encodeOpPartsLike({ t: 'data', q: 5, p: 'x' }, pattern(POOLED_DATA, 5))));
+      expect(again[0].data.buffer).toBe(got[0].data.buffer);
+      expect(again[0].data.equals(pattern(POOLED_DATA, 5))).toBe(true);
+    }
+  });
+});
+
+function encodeOpPartsLike(h: object, data: Buffer): Buffer[] {
+  return [encodeFrameHead(h, data.length), data];
+}

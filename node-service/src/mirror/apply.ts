@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { confinedParent } from './paths.ts';
-import { alignedBuffer, allXattrs, check, fallocate, removeXattr, setTimes, setXattr, syncFs } from './fuse/libc.ts';
+import { alignedBuffer, allXattrs, isAligned, check, fallocate, removeXattr, setTimes, setXattr, syncFs } from './fuse/libc.ts';
 import type { FsyncOp, Op, PathOp } from './ops.ts';
 import { FrameError } from './protocol.ts';
 
@@ -261,12 +261,17 @@ export class Applier {
       this.direct.set(k, fd);
     }
     const len = data.length - (data.length % DIRECT_ALIGN);
-    if (!this.dio || this.dio.length < len) this.dio = alignedBuffer(len, DIRECT_ALIGN);
-    data.copy(this.dio, 0, 0, len);
+    // the stream's decoder puts large data at an aligned address (protocol.ts POOLED_DATA): no copy
+    let src = data;
+    if (!isAligned(data, DIRECT_ALIGN)) {
+      if (!this.dio || this.dio.length < len) this.dio = alignedBuffer(len, DIRECT_ALIGN);
+      data.copy(this.dio, 0, 0, len);
+      src = this.dio;
+    }
     let done = 0;
     try {
       // on the thread pool: the disk works while the event loop receives what follows
-      while (done < len) done += await writeAt(fd, this.dio, done, len - done, o + done);
+      while (done < len) done += await writeAt(fd, src, done, len - done, o + done);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
       // an alignment this device does not take: the page cache from now on

@@ -51,10 +51,20 @@ export class Channel {
 
   private corked = false;
 
-  /** sends buf now, together with what sendSoon() held back */
-  send(buf: Buffer): boolean {
+  /** sends buf (or its parts, in one write) now, together with what sendSoon() held back */
+  send(buf: Buffer | Buffer[]): boolean {
     if (this.closed) return false;
-    const ok = this.socket.write(buf);
+    if (!Array.isArray(buf)) {
+      const ok = this.socket.write(buf);
+      this.flush();
+      return ok;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+    }
+    let ok = true;
+    for (const b of buf) ok = this.socket.write(b);
     this.flush();
     return ok;
   }

@@ -1,5 +1,5 @@
 import { checkRel } from './paths.ts';
-import { encodeFrame, FrameError, type Frame } from './protocol.ts';
+import { encodeFrame, encodeFrameHead, FrameError, type Frame } from './protocol.ts';
 import type { Entry } from './manifest.ts';
 
 /**
@@ -131,6 +131,17 @@ export function encodeOp(q: number, op: Op): Buffer {
     default:
       return encodeFrame({ ...op, q });
   }
+}
+
+/**
+ * encodeOp as the parts to send: a resync copy's data goes out from the copier's own buffer, behind its
+ * header, without being copied into the frame (a live write's bytes are copied: the kernel reuses its
+ * buffer as soon as the view answers).
+ */
+export function encodeOpParts(q: number, op: Op): Buffer[] {
+  if (op.t !== 'data') return [encodeOp(q, op)];
+  const { data, ...h } = op;
+  return [encodeFrameHead({ ...h, q }, data.length), data];
 }
 
 /** A frame from the primary, validated: every field of its operation is present and well-formed. */

@@ -6,7 +6,7 @@ import { copyEntry, estimate } from './copy.ts';
 import type { Excludes } from './excludes.ts';
 import type { Throttle } from './throttle.ts';
 import { buildManifest, diffManifests, type Entry } from './manifest.ts';
-import { decodeToPrimary, encodeManifestReq, encodeOp, type FsyncOp, type Op, type PathOp } from './ops.ts';
+import { decodeToPrimary, encodeManifestReq, encodeOp, encodeOpParts, type FsyncOp, type Op, type PathOp } from './ops.ts';
 import { key, type Key, type Tracking } from './tracking.ts';
 import type { LastResync, MirrorDir, MirrorEvent, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
 
@@ -68,6 +68,8 @@ const LOST = 'lost';
 const DIGEST_WITHOUT_ASKING = 1 << 20;
 /** resync entries copied at the same time */
 const COPIERS = 8;
+/** resync data above this size is sent without a copy (smaller operations are batched by sendSoon, copied) */
+const COPY_FREE = 64 * 1024;
 /** the largest resync data operation: fewer frames and larger disk writes (the frame limit is 4 MiB of data) */
 const MAX_CHUNK = 4 << 20;
 
@@ -199,12 +201,21 @@ export class PrimaryRole {
   /** sends one operation; done/mark as for Pending; soon: nobody waits for it, it may leave with what follows in this tick */
   post(s: Session, op: Op, p: Omit<Pending, 'seq' | 't0' | 'bytes'> = {}, soon = false): void {
     const seq = ++s.seq;
+    const now = Date.now();
+    s.lastSend = now;
+    if (op.t === 'data' && op.data.length > COPY_FREE) {
+      // a large resync copy's bytes: sent from the copier's buffer, not copied into a frame
+      const parts = encodeOpParts(seq, op);
+      const bytes = parts[0].length + parts[1].length;
+      s.pending.push({ seq, t0: now, bytes, ...p });
+      s.unacked += bytes;
+      s.ch.send(parts);
+      return;
+    }
     // encodeOp copies the bytes: the kernel's write buffer is reused as soon as the view answers
     const buf = encodeOp(seq, op);
-    const now = Date.now();
     s.pending.push({ seq, t0: now, bytes: buf.length, ...p });
     s.unacked += buf.length;
-    s.lastSend = now;
     if (soon) s.ch.sendSoon(buf);
     else s.ch.send(buf);
   }

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { alignedBuffer } from './fuse/libc.ts';
 
 /**
  * Wire format of the replication channel. Every frame is
@@ -16,9 +17,35 @@ export const PROTOCOL_VERSION = 1;
 export interface Frame {
   readonly h: Record<string, unknown>;
   readonly data: Buffer;
+  /**
+   * A large frame is assembled in a buffer of its decoder's pool: release() hands it back once its data
+   * was used (written). Never calling it is safe (the buffer is then left to the garbage collector).
+   */
+  release?: () => void;
 }
 
+/**
+ * Frames carrying at least this much data are assembled in reused buffers, with the data starting at a
+ * multiple of POOL_ALIGN: the applier writes resync data from there with O_DIRECT, without a copy, and
+ * the stream does not allocate a large buffer per frame (a 1 GiB resync in fresh 4 MiB buffers spent a
+ * third of the secondary's CPU in the garbage collector).
+ */
+export const POOLED_DATA = 256 * 1024;
+export const POOL_ALIGN = 4096;
+/** buffers kept for reuse: the window's worth of 4 MiB frames, about */
+const POOL_MAX = 8;
+
 export class FrameError extends Error {}
+
+/** the length words and header of a frame whose dataLen bytes of data are sent after it, as they are */
+export function encodeFrameHead(header: object, dataLen: number): Buffer {
+  const hj = Buffer.from(JSON.stringify(header), 'utf8');
+  const out = Buffer.allocUnsafe(8 + hj.length);
+  out.writeUInt32BE(4 + hj.length + dataLen, 0);
+  out.writeUInt32BE(hj.length, 4);
+  hj.copy(out, 8);
+  return out;
+}
 
 export function encodeFrame(header: object, data?: Buffer | Uint8Array, dataLen = data?.length ?? 0): Buffer {
   const hj = Buffer.from(JSON.stringify(header), 'utf8');
@@ -35,6 +62,7 @@ export function encodeFrame(header: object, data?: Buffer | Uint8Array, dataLen 
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  private readonly pool: Buffer[] = [];
   maxBody: number;
   constructor(maxBody = MAX_BODY) {
     this.maxBody = maxBody;
@@ -50,9 +78,25 @@ export class FrameDecoder {
       const body = head.readUInt32BE(0);
       if (body < 4 || body > this.maxBody) throw new FrameError(`frame length ${body} out of range`);
       if (this.buffered < 4 + body) break;
-      const buf = this.take(4 + body);
-      const hlen = buf.readUInt32BE(4);
+      const hlen = this.peek(8).readUInt32BE(4);
       if (hlen < 2 || hlen > MAX_HEADER || hlen > body - 4) throw new FrameError(`header length ${hlen} out of range`);
+      let buf: Buffer;
+      let release: (() => void) | undefined;
+      if (body - 4 - hlen >= POOLED_DATA) {
+        // placed so that the data (after the 8 length bytes and the header) starts aligned
+        const pad = (POOL_ALIGN - ((8 + hlen) % POOL_ALIGN)) % POOL_ALIGN;
+        const whole = this.pool.pop() ?? alignedBuffer(POOL_ALIGN + 4 + MAX_BODY, POOL_ALIGN);
+        buf = whole.subarray(pad, pad + 4 + body);
+        this.copyOut(buf);
+        let given = false;
+        release = () => {
+          if (given) return;
+          given = true;
+          if (this.pool.length < POOL_MAX) this.pool.push(whole);
+        };
+      } else {
+        buf = this.take(4 + body);
+      }
       let h: unknown;
       try {
         h = JSON.parse(buf.toString('utf8', 8, 8 + hlen));
@@ -61,7 +105,7 @@ export class FrameDecoder {
       }
       if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new FrameError('header is not an object');
       if (typeof (h as { t?: unknown }).t !== 'string') throw new FrameError('header has no type');
-      out.push({ h: h as Record<string, unknown>, data: buf.subarray(8 + hlen) });
+      out.push({ h: h as Record<string, unknown>, data: buf.subarray(8 + hlen), ...(release ? { release } : {}) });
     }
     return out;
   }
@@ -77,6 +121,20 @@ export class FrameDecoder {
     const out = this.chunks[0].length >= n ? this.split(n) : this.gather(n);
     this.buffered -= n;
     return out;
+  }
+
+  /** moves the first out.length bytes into out */
+  private copyOut(out: Buffer): void {
+    let have = 0;
+    while (have < out.length) {
+      const c = this.chunks[0];
+      const n = Math.min(c.length, out.length - have);
+      c.copy(out, have, 0, n);
+      have += n;
+      if (n === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(n);
+    }
+    this.buffered -= out.length;
   }
 
   /** the first n bytes of the first chunk, which holds at least n */

@@ -12,7 +12,7 @@ import type { Tracking } from './tracking.ts';
 import type { MirrorEvent, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
 
 /** One received operation, or the reason it was refused (acknowledged as a failure, in order). */
-type Received = { q: number; op: Op; bad?: undefined } | { q: number; bad: string };
+type Received = ({ q: number; op: Op; bad?: undefined } | { q: number; bad: string }) & { release?: () => void };
 
 const ACK_BYTES = 1 << 20;
 
@@ -165,7 +165,7 @@ export class SecondaryRole {
       this.sendManifest(ch).catch((err) => ch.close(`cannot list the tree for the primary: ${(err as Error).message}`));
       return;
     }
-    this.applyQueue.push(m.t === 'op' ? { q: m.q, op: m.op } : { q: m.q, bad: m.reason });
+    this.applyQueue.push(m.t === 'op' ? { q: m.q, op: m.op, release: f.release } : { q: m.q, bad: m.reason, release: f.release });
     if (!this.applying) void this.pump(ch);
   }
 
@@ -220,6 +220,8 @@ export class SecondaryRole {
           } catch (e) {
             this.failed(r.q, e);
           }
+          // its bytes are written: the frame's buffer may take the next one
+          r.release?.();
         }
         this.applied = r.q;
         if (this.applyQueue.length === 0 || ++sinceAck >= 64 || bytesSinceAck >= ACK_BYTES) {

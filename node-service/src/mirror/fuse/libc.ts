@@ -98,6 +98,11 @@ export function alignedBuffer(size: number, align: number): Buffer {
   return raw.subarray(pad, pad + size);
 }
 
+/** true when buf's memory starts at a multiple of align */
+export function isAligned(buf: Buffer, align: number): boolean {
+  return koffi.address(buf) % BigInt(align) === 0n;
+}
+
 /** every xattr of path as name → value (for resync); empty where the filesystem has none */
 export function allXattrs(path: string): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
