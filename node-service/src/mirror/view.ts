@@ -83,6 +83,8 @@ interface FileHandle {
   node: FuseNode;
   /** served by passthrough: the kernel reads the backing file itself */
   passthrough: boolean;
+  /** opened while the view was writable (primary): a sync of it later promises what the primary wrote */
+  primaryEra: boolean;
 }
 
 /** a backing file registered with the kernel for a node's passthrough opens */
@@ -94,6 +96,7 @@ interface Backing {
 interface DirHandle {
   node: FuseNode;
   entries: { name: string; type: number }[] | null;
+  primaryEra: boolean;
 }
 
 /**
@@ -122,6 +125,8 @@ function made(p: string, finish: () => void, dir = false): void {
  */
 export class View {
   private dev: FuseDevice | null = null;
+  /** the connection this view serves now (a fresh token per mount): requests on an older one are stale */
+  private conn: object | null = null;
   private nodes = new NodeTable();
   private readonly files = new Map<number, FileHandle>();
   private readonly dirs = new Map<number, DirHandle>();
@@ -149,7 +154,23 @@ export class View {
     await unmountStale(this.mountpoint);
     fs.mkdirSync(this.mountpoint, { recursive: true });
     this.nodes = new NodeTable();
-    this.dev = await FuseDevice.mount(this.mountpoint, (h, body, reply) => this.handle(h, body, reply));
+    const conn = {};
+    this.conn = conn;
+    this.dev = await FuseDevice.mount(this.mountpoint, (h, body, reply) => (this.conn === conn ? this.handle(h, body, reply) : this.stale(h, body, reply)));
+  }
+
+  /**
+   * A request on a connection this view no longer serves: one left alive by a lazy unmount (a process
+   * held a file open across a role change). Its kernel state (sizes, append offsets, node ids) is from
+   * the old role: served with the new one, a write could land at a stale offset over newer data, and a
+   * sync could acknowledge what the role no longer owns (found by the soak: an application stopped
+   * with its daemon wrote through the old mount after the node stepped down and became primary again,
+   * over records written since). Only closing its files is served; everything else fails.
+   */
+  private stale(h: InHeader, b: Buffer, reply: Reply): void {
+    if (h.opcode === Op.RELEASE || h.opcode === Op.RELEASEDIR) return this.handle(h, b, reply);
+    // FORGET, BATCH_FORGET and INTERRUPT take no answer; the old connection's node ids are gone with its table
+    reply(-E.EIO);
   }
 
   /** the engine changed roles: pages the kernel cached under the old role are not trusted any more */
@@ -162,6 +183,7 @@ export class View {
     const dev = this.dev;
     if (!dev) return;
     this.dev = null;
+    this.conn = null;
     await dev.unmount();
   }
 
@@ -239,7 +261,13 @@ export class View {
     return this.dev?.pending === 1 && now >= this.sharedUntil;
   }
 
-  private fsyncBoth(rel: string | null, ds: boolean, local: () => Promise<void>, reply: Reply): void {
+  /**
+   * primaryEra: the handle was opened while this node was primary. Once it is not any more, a sync of
+   * such a handle fails (EIO): what it wrote may not be on the node that serves now, so the
+   * application must not take it as durable (found by the soak). A secondary's own handles sync locally.
+   */
+  private fsyncBoth(rel: string | null, ds: boolean, primaryEra: boolean, local: () => Promise<void>, reply: Reply): void {
+    if (!this.sink.writable() && primaryEra) return reply(-E.EIO);
     if (rel === null || !this.sink.writable()) return void local().then(() => reply(0), (e) => reply(errno(e)));
     this.sink.replicateFsync(this.dir, { t: 'fsync', d: this.dir, p: rel, ds }, local).then(
       () => reply(0),
@@ -397,7 +425,7 @@ export class View {
         // waiting, or several processes syncing lately (concurrent commits about to arrive), it goes to
         // the thread pool so that concurrent syncs overlap.
         const local = this.syncAlone(h.pid) ? () => syncNow(fd, ds) : () => new Promise<void>((res, rej) => (ds ? fs.fdatasync : fs.fsync)(fd, (e) => (e ? rej(e) : res())));
-        return this.fsyncBoth(this.nodes.rel(f.node), ds, local, reply);
+        return this.fsyncBoth(this.nodes.rel(f.node), ds, f.primaryEra, local, reply);
       }
       case Op.FSYNCDIR: {
         const d = this.dirs.get(u64(b, 0));
@@ -405,7 +433,7 @@ export class View {
         const { rel, p } = this.pathOf(n);
         const local = () =>
           new Promise<void>((res, rej) => fs.open(p, C.O_RDONLY | C.O_DIRECTORY, (e, fd) => (e ? rej(e) : fs.fsync(fd, (e2) => fs.close(fd, () => (e2 ? rej(e2) : res()))))));
-        return this.fsyncBoth(rel, (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0, local, reply);
+        return this.fsyncBoth(rel, (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0, d?.primaryEra ?? false, local, reply);
       }
       case Op.SETXATTR: {
         this.writableOrThrow();
@@ -440,7 +468,7 @@ export class View {
         const n = this.node(h.nodeid);
         this.pathOf(n);
         const fh = this.nextFh++;
-        this.dirs.set(fh, { node: n, entries: null });
+        this.dirs.set(fh, { node: n, entries: null, primaryEra: this.sink.writable() });
         return reply(0, openOut(fh, 0));
       }
       case Op.READDIR:
@@ -515,12 +543,12 @@ export class View {
     if (readOnly && !this.sink.writable() && !this.cachedOpens.get(node)) {
       const id = this.backingFor(node, fd);
       if (id !== null) {
-        this.files.set(fh, { fd, node, passthrough: true });
+        this.files.set(fh, { fd, node, passthrough: true, primaryEra: false });
         this.passthroughOpens++;
         return openOut(fh, FOPEN_PASSTHROUGH, id);
       }
     }
-    this.files.set(fh, { fd, node, passthrough: false });
+    this.files.set(fh, { fd, node, passthrough: false, primaryEra: this.sink.writable() });
     this.cachedOpens.set(node, (this.cachedOpens.get(node) ?? 0) + 1);
     const keep = this.sink.writable() && this.openedIn.get(node) === this.epoch;
     this.openedIn.set(node, this.epoch);
