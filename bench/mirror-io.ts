@@ -4,13 +4,71 @@
  *   fsync4k DIR SECONDS [NAME START] 4 KiB write + fdatasync in a loop; with START (epoch ms) it waits
  *                                    until then, so concurrent writers measure the same window
  *   read DIR MiB SECONDS             writes and syncs a file of MiB, then reads it sequentially (1 MiB
- *                                    reads, fresh open) and at random 4 KiB offsets (pread) for SECONDS
+ *                                    reads, a fresh open each pass) for SECONDS, then at random 4 KiB
+ *                                    offsets (pread) for SECONDS
  *   tree DIR MiB COUNT               one file of MiB and COUNT small files (the resync benchmark's data)
+ *   write FILE MiB                   writes and syncs FILE (kept, for readfile elsewhere)
+ *   readfile FILE SECONDS            reads an existing FILE as `read` does (sequential passes, then random)
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 
 const [mode, dir, arg, name, start] = process.argv.slice(2);
+/** a file of mib MiB whose every 4 KiB page starts with its offset, synced */
+function writeFile(f: string, mib: number): void {
+  const buf = Buffer.alloc(1 << 20);
+  for (let i = 0; i < buf.length; i += 4096) buf.writeUInt32LE(i, i);
+  const w = fs.openSync(f, 'w');
+  for (let i = 0; i < mib; i++) fs.writeSync(w, buf, 0, buf.length, i * buf.length);
+  fs.fsyncSync(w);
+  fs.closeSync(w);
+}
+
+/**
+ * Sequential 1 MiB reads to the end, a fresh open each pass, passes repeated for secs (one pass of a
+ * cached file takes ~50 ms: measured once, a preemption on this shared machine halved the figure);
+ * then random 4 KiB reads (a database's index and heap lookups) for secs.
+ */
+function readFile(f: string, secs: number): { seqMbps: number; passes: number; randOpsps: number } {
+  const size = fs.statSync(f).size;
+  const buf = Buffer.alloc(1 << 20);
+  let t0 = process.hrtime.bigint();
+  let bytes = 0;
+  let passes = 0;
+  const seqEnd = Date.now() + secs * 1000;
+  do {
+    const fd = fs.openSync(f, 'r');
+    let got = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      got += n;
+    }
+    fs.closeSync(fd);
+    if (got !== size) throw new Error(`read ${got} bytes of ${size}`);
+    bytes += got;
+    passes++;
+  } while (Date.now() < seqEnd);
+  const seqS = seconds(t0);
+  const fd = fs.openSync(f, 'r');
+  const pages = Math.floor(size / 4096);
+  let seed = 12345;
+  let n = 0;
+  const small = Buffer.alloc(4096);
+  t0 = process.hrtime.bigint();
+  const end = Date.now() + secs * 1000;
+  while ((n & 255) !== 0 || Date.now() < end) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const page = seed % pages;
+    fs.readSync(fd, small, 0, 4096, page * 4096);
+    if (small.readUInt32LE(0) !== (page * 4096) % (1 << 20)) throw new Error(`page ${page} of ${f} holds other data`);
+    n++;
+  }
+  const randS = seconds(t0);
+  fs.closeSync(fd);
+  return { seqMbps: bytes / (1 << 20) / seqS, passes, randOpsps: n / randS };
+}
+
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ mode, ...o })}\n`);
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
@@ -45,43 +103,16 @@ if (mode === 'seq') {
   out({ ops: n, seconds: s, opsps: n / s });
 } else if (mode === 'read') {
   const mib = Number(arg ?? 256);
-  const secs = Number(name ?? 5);
   const f = join(dir, 'read.bin');
-  const buf = Buffer.alloc(1 << 20);
-  for (let i = 0; i < buf.length; i += 4096) buf.writeUInt32LE(i, i);
-  const w = fs.openSync(f, 'w');
-  for (let i = 0; i < mib; i++) fs.writeSync(w, buf, 0, buf.length, i * buf.length);
-  fs.fsyncSync(w);
-  fs.closeSync(w);
-  // sequential: a fresh open, 1 MiB reads to the end
-  let t0 = process.hrtime.bigint();
-  let fd = fs.openSync(f, 'r');
-  let bytes = 0;
-  for (;;) {
-    const n = fs.readSync(fd, buf, 0, buf.length, null);
-    if (n === 0) break;
-    bytes += n;
-  }
-  fs.closeSync(fd);
-  const seqS = seconds(t0);
-  // random 4 KiB reads (a database's index and heap lookups)
-  fd = fs.openSync(f, 'r');
-  const pages = (mib << 20) / 4096;
-  let seed = 12345;
-  let n = 0;
-  const small = Buffer.alloc(4096);
-  t0 = process.hrtime.bigint();
-  const end = Date.now() + secs * 1000;
-  while ((n & 255) !== 0 || Date.now() < end) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    fs.readSync(fd, small, 0, 4096, (seed % pages) * 4096);
-    n++;
-  }
-  const randS = seconds(t0);
-  fs.closeSync(fd);
+  writeFile(f, mib);
+  const r = readFile(f, Number(name ?? 5));
   fs.unlinkSync(f);
-  if (bytes !== mib << 20) throw new Error(`read ${bytes} bytes of ${mib << 20}`);
-  out({ seqMbps: bytes / (1 << 20) / seqS, randOpsps: n / randS });
+  out(r);
+} else if (mode === 'write') {
+  writeFile(dir, Number(arg));
+  out({ bytes: Number(arg) << 20 });
+} else if (mode === 'readfile') {
+  out(readFile(dir, Number(arg)));
 } else if (mode === 'tree') {
   // the resync benchmark's data: one large file of MiB and COUNT small files (1-8 KiB) in 100 folders
   const mib = Number(arg);

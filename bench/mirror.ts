@@ -3,9 +3,11 @@
  *   (a) a plain directory, (b) a bindfs passthrough mount, (c) the Vigil view alone (no peer),
  *   (d) the Vigil view replicating to a peer in another network namespace (PRIM, replication.ack: fsync).
  * In each: sequential 1 MiB writes (fsync at the end), fsync'd 4 KiB writes with 1 and with 8 writers,
- * sequential (1 MiB) and random (4 KiB) reads of a file just written; median of ROUNDS runs. Then
+ * sequential (1 MiB) and random (4 KiB) reads of a file just written; median of ROUNDS runs; reads on the
+ * secondary's view (FUSE passthrough) against its backing file. Then
  * PostgreSQL 15 pgbench (1 and 4 clients) on (a) and (d); a full resync of a 1 GiB file plus 10,000
- * small ones to an empty secondary against the raw TCP throughput between the two namespaces; the
+ * small ones to an empty secondary against the raw TCP throughput between the two namespaces (and against a
+ * local cp -a of the same tree on the same filesystem); the
  * checksum comparison of trees of 25,000 / 50,000 / 100,000 small files.
  * Every I/O runs inside node a's network and mount namespace (nsenter), so all mounts die with it.
  * The machine is shared and noisy: each round measures the baseline and the candidate back to back
@@ -203,6 +205,25 @@ async function main(): Promise<void> {
       { label: '(a) plain directory, again', dir: plain },
       { label: '(d) Vigil view, PRIM (ack: fsync)', dir: view },
     ], [a.proc!.pid!, b.proc!.pid!]);
+    // reads on the secondary's read-only view, where opens use FUSE passthrough (the kernel reads b's
+    // backing file itself), against that same backing file read directly, back to back
+    const ptName = 'passthrough.bin';
+    await io(pid, 'write', join(view, ptName), String(READ_MIB)); // its fsync returns once b has it
+    const bpid = b.proc!.pid!;
+    const opens0 = ((await b.call('status')) as { passthroughOpens?: number }).passthroughOpens ?? 0;
+    const ptRuns: { plain: { seqMbps: number; randOpsps: number }[]; view: { seqMbps: number; randOpsps: number }[] } = { plain: [], view: [] };
+    for (let i = 0; i < ROUNDS; i++) {
+      const secs = String(Math.max(2, FSYNC_S / 2));
+      ptRuns.plain.push(await io(bpid, 'readfile', join(ROOT, 'b', '.data.vigil-data', ptName), secs));
+      ptRuns.view.push(await io(bpid, 'readfile', join(ROOT, 'b', 'data', ptName), secs));
+    }
+    const opens = (((await b.call('status')) as { passthroughOpens?: number }).passthroughOpens ?? 0) - opens0;
+    await runIn(pid, ['rm', join(view, ptName)]);
+    const ptSeq = median(ptRuns.view.map((x) => x.seqMbps)) / median(ptRuns.plain.map((x) => x.seqMbps));
+    const ptRand = median(ptRuns.view.map((x) => x.randOpsps)) / median(ptRuns.plain.map((x) => x.randOpsps));
+    console.log(
+      `reads on the secondary's view (passthrough opens: ${opens}) vs its backing file: seq ${median(ptRuns.view.map((x) => x.seqMbps)).toFixed(0)} / ${median(ptRuns.plain.map((x) => x.seqMbps)).toFixed(0)} MB/s = ${ptSeq.toFixed(2)}, rand 4K ${median(ptRuns.view.map((x) => x.randOpsps)).toFixed(0)} / ${median(ptRuns.plain.map((x) => x.randOpsps)).toFixed(0)} /s = ${ptRand.toFixed(2)}`,
+    );
     const run = (cmd: string[]) => runIn(pid, cmd);
     const pgPlain = new PgCluster(run, join(plain, 'pg'), join(ROOT, 'sock-plain'));
     const pgView = new PgCluster(run, join(view, 'pg'), join(ROOT, 'sock-view'));
@@ -236,7 +257,16 @@ async function main(): Promise<void> {
     const resyncS = Number(process.hrtime.bigint() - t0) / 1e9;
     const last = ((await a.call('status')) as { lastResync?: { bytesSent: number; mode: string } }).lastResync;
     const resyncMbps = tree.bytes / (1 << 20) / resyncS;
-    console.log(`full resync of ${(tree.bytes / (1 << 20)).toFixed(0)} MiB (1 file of ${RESYNC_MIB} MiB + ${RESYNC_FILES} small) to an empty secondary: ${resyncS.toFixed(1)} s, ${resyncMbps.toFixed(0)} MB/s (${last?.mode}, ${last?.bytesSent} bytes sent) = ${(resyncMbps / tcp.mbps).toFixed(2)} of raw TCP`);
+    // what this disk and filesystem take to make the same copy locally, without the network: cp -a from
+    // a's backing tree, then syncfs (the resync ends with one too); on this VM creating 10,000 files
+    // alone costs seconds of kernel time
+    const cpDst = join(ROOT, 'cp-ref');
+    const c0 = process.hrtime.bigint();
+    await runIn(pid, ['cp', '-a', join(ROOT, 'a', '.data.vigil-data', 'resync'), cpDst]);
+    await runIn(pid, ['sync', '-f', cpDst]);
+    const cpS = Number(process.hrtime.bigint() - c0) / 1e9;
+    rmSync(cpDst, { recursive: true, force: true });
+    console.log(`full resync of ${(tree.bytes / (1 << 20)).toFixed(0)} MiB (1 file of ${RESYNC_MIB} MiB + ${RESYNC_FILES} small) to an empty secondary: ${resyncS.toFixed(1)} s, ${resyncMbps.toFixed(0)} MB/s (${last?.mode}, ${last?.bytesSent} bytes sent) = ${(resyncMbps / tcp.mbps).toFixed(2)} of raw TCP; a local copy of the same tree (cp -a, syncfs): ${cpS.toFixed(1)} s, the resync ${(cpS / resyncS).toFixed(2)} of its speed`);
     await cleanup();
 
     const r = (x: number, y: number) => (y > 0 ? x / y : 0);
