@@ -53,6 +53,26 @@ describe('gratuitous ARP from the daemon process (packet socket)', () => {
     expect(clientEntry()).toBe(mac);
   });
 
+  it('a link that is not Ethernet is announced by arping, as before the socket', () => {
+    // arping refuses lo (exit 2), and says so: the warning carries arping's exit code, not the socket's reason
+    const out = inHolder(`
+      import { Writable } from 'node:stream';
+      import { VipManager } from './node-service/src/vip/index.ts';
+      import { createLogger } from './node-service/src/log/logger.ts';
+      const lines = [];
+      const destination = new Writable({ write(c, _e, cb) { lines.push(JSON.parse(String(c))); cb(); } });
+      const m = new VipManager({ vips: [{ addr: '127.0.0.9/8', interface: 'lo' }], arp: { count: 1, interval: 50 }, log: createLogger({ level: 'info', destination }) });
+      await m.takeover();
+      await new Promise((r) => setTimeout(r, 1500));
+      await m.release();
+      m.close();
+      console.log(JSON.stringify(lines.filter((l) => /gratuitous ARP/.test(l.msg))));
+    `);
+    const warnings = JSON.parse(out) as { msg: string; code?: number; err?: string }[];
+    expect(warnings).toMatchObject([{ msg: 'gratuitous ARP not sent', code: 2 }]);
+    expect(warnings[0].err).toBeUndefined();
+  });
+
   it('names the reason when a packet cannot go out (no such interface, not Ethernet)', () => {
     const out = inHolder(`
       import { GarpSocket } from './node-service/src/vip/garp.ts';

@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../log/logger.ts';
-import type { GarpSocket } from './garp.ts';
+import { type GarpSocket, NOT_ETHERNET } from './garp.ts';
 import type { Vip } from './ip.ts';
 
 /**
  * Gratuitous ARP for IPv4 VIPs, one packet at a time so that the interval is ours to choose in
  * milliseconds and a release can stop a burst that is still running. Each packet goes out through the
  * daemon's packet socket (vip/garp.ts) when it has one; otherwise (VIPs in another namespace, no
- * CAP_NET_RAW) through one `arping -U` (iputils) per packet. arping keeps waiting for replies that
+ * CAP_NET_RAW, a link that is not Ethernet) through one `arping -U` (iputils) per packet. arping keeps waiting for replies that
  * never come to an unsolicited ARP: it is left to exit by itself (-w 1), or killed by stop().
  *
  * IPv6 VIPs get their unsolicited neighbour advertisement from the kernel when they are added (see
@@ -61,13 +61,18 @@ export class Announcer {
 
   private send(v: Vip): void {
     if (this.socket) {
-      this.sent += 1;
       try {
         this.socket.send(v.dev, v.addr);
+        this.sent += 1;
+        return;
       } catch (e) {
-        this.log.warn({ vip: v.text, dev: v.dev, err: (e as Error).message }, 'gratuitous ARP not sent');
+        // another link type (InfiniBand, ...): arping knows its ARP
+        if ((e as NodeJS.ErrnoException).code !== NOT_ETHERNET) {
+          this.sent += 1;
+          this.log.warn({ vip: v.text, dev: v.dev, err: (e as Error).message }, 'gratuitous ARP not sent');
+          return;
+        }
       }
-      return;
     }
     if (this.missingTool) return;
     const child = spawn(this.arping[0], [...this.arping.slice(1), '-q', '-U', '-c', '1', '-w', '1', '-I', v.dev, '-s', v.addr, v.addr], { stdio: 'ignore' });

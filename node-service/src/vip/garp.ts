@@ -57,6 +57,9 @@ const ARPOP_REQUEST = 1;
 const SIOCGIFHWADDR = 0x8927;
 const IFNAMSIZ = 16;
 
+/** the error code of send() on an interface this socket cannot announce on (InfiniBand, ...): arping can */
+export const NOT_ETHERNET = 'ENOTETHER';
+
 /** One AF_PACKET datagram socket for the whole daemon (its network namespace). */
 export class GarpSocket {
   private constructor(private readonly c: Libc, private fd: number) {}
@@ -78,7 +81,7 @@ export class GarpSocket {
     const ifr = Buffer.alloc(40);
     ifr.write(dev, 0, IFNAMSIZ - 1, 'utf8');
     if (this.c.ioctl(this.fd, SIOCGIFHWADDR, ifr) < 0) throw new Error(`interface ${dev}: hardware address: ${this.errName()}`);
-    if (ifr.readUInt16LE(16) !== ARPHRD_ETHER) throw new Error(`interface ${dev} is not Ethernet (hardware type ${ifr.readUInt16LE(16)}): no ARP`);
+    if (ifr.readUInt16LE(16) !== ARPHRD_ETHER) throw Object.assign(new Error(`interface ${dev} is not Ethernet (hardware type ${ifr.readUInt16LE(16)})`), { code: NOT_ETHERNET });
     const mac = ifr.subarray(18, 24);
     const ip = Buffer.from(addr.split('.').map(Number));
     const arp = Buffer.alloc(28);
