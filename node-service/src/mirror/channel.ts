@@ -51,8 +51,11 @@ export class Channel {
 
   private corked = false;
 
-  /** sends buf (or its parts, in one write) now, together with what sendSoon() held back */
-  send(buf: Buffer | Buffer[]): boolean {
+  /**
+   * Sends buf (or its parts, in one write) now, together with what sendSoon() held back; written (parts
+   * only) is called once the socket let go of them (written to the kernel, or the connection ended).
+   */
+  send(buf: Buffer | Buffer[], written?: () => void): boolean {
     if (this.closed) return false;
     if (!Array.isArray(buf)) {
       const ok = this.socket.write(buf);
@@ -64,7 +67,7 @@ export class Channel {
       this.socket.cork();
     }
     let ok = true;
-    for (const b of buf) ok = this.socket.write(b);
+    for (const [i, b] of buf.entries()) ok = i === buf.length - 1 && written ? this.socket.write(b, () => written()) : this.socket.write(b);
     this.flush();
     return ok;
   }

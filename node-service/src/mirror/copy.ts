@@ -36,6 +36,8 @@ export interface CopyContext {
   pace(n: number): Promise<void>;
   /** the largest data operation to send (a multiple of 4 KiB; see PrimaryRole's copyChunk) */
   chunk: number;
+  /** a buffer of c.chunk bytes to read into; it comes back to the role once its operation is written */
+  buffer(): Buffer;
   /** what the module leaves out of replication: never copied, never removed on the secondary */
   excludes: Excludes;
   /** the entry's last operation was acknowledged (or nothing needed sending) */
@@ -192,7 +194,7 @@ async function copy(c: CopyContext): Promise<void> {
           for (let off = from; off < to; off += c.chunk) {
             const len = Math.min(c.chunk, to - off);
             await c.pace(len);
-            const buf = Buffer.allocUnsafe(len);
+            const buf = c.buffer();
             const { bytesRead } = await fh.read(buf, 0, len, off);
             if (bytesRead === 0) break;
             out({ t: 'data', d, p: rel, o: off, data: buf.subarray(0, bytesRead) });
