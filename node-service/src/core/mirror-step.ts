@@ -82,6 +82,8 @@ export interface MirrorCore extends Base {
   readonly operatorPrim?: { readonly reason: string; readonly tookOver: boolean; readonly force: boolean };
   /** what the edge was last told (durableAlone action): writes may be acknowledged without the secondary */
   readonly durableAlone: boolean;
+  /** and until when (the lease's serveUntil) */
+  readonly durableUntil: number;
 }
 
 export interface MirrorInit {
@@ -127,6 +129,7 @@ export function initMirror(i: MirrorInit): MirrorCore {
     arbiter: i.arbiterTtlMs === undefined ? undefined : leaseTiming(i.arbiterTtlMs),
     lease: NO_LEASE,
     durableAlone: true,
+    durableUntil: Infinity,
     live: initLiveness([i.peerName], i.heartbeat ?? DEFAULT_LIVENESS),
   };
 }
@@ -539,8 +542,9 @@ function withClaims(r: R): R {
     out = { ...r, state: { ...s, lease: leaseDropped(s.lease) }, actions: [...r.actions, { type: 'lease', op: 'release' }] };
   }
   const allowed = !behind;
-  if (allowed === out.state.durableAlone) return out;
-  return { ...out, state: { ...out.state, durableAlone: allowed }, actions: [...out.actions, { type: 'durableAlone', allowed }] };
+  const until = out.state.lease.serveUntil;
+  if (allowed === out.state.durableAlone && (!allowed || until === out.state.durableUntil)) return out;
+  return { ...out, state: { ...out.state, durableAlone: allowed, durableUntil: until }, actions: [...out.actions, { type: 'durableAlone', allowed, until }] };
 }
 
 /** Level-triggered decisions: given everything we know now, where should this node be? */

@@ -127,9 +127,11 @@ export type Action =
    * mirror primary: whether a durability point (fsync, or every write with ack: write) may be answered
    * without the secondary's acknowledgement (ALONE, or the secondary lost while it waited). With an
    * arbiter, only once the store recorded our data generation as its fence (core/lease.ts recordedGen);
-   * until then such an answer waits, and fails if the node steps down.
+   * until then such an answer waits, and fails if the node steps down. `until` (monotonic ms): the
+   * lease's serve-until, checked at the moment of answering, so a daemon that stalled past its lease
+   * (a frozen disk, a stopped process) answers nothing alone before the core stepped it down.
    */
-  | { readonly type: 'durableAlone'; readonly allowed: boolean }
+  | { readonly type: 'durableAlone'; readonly allowed: boolean; readonly until: number }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string };
 
 export interface StepResult<S> {

@@ -10,7 +10,8 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { createMirrorReplicator, type MirrorReplicator } from '../mirror/index.ts';
 import { MirrorReplication } from './mirror-replication.ts';
 import { createArbiter } from '../arbiter/index.ts';
-import { type Edge, monotonic } from './module-runner.ts';
+import { monotonic } from '../clock.ts';
+import type { Edge } from './module-runner.ts';
 import { NoReplication, nullFarm, nullVip, type ReplicationPort } from './ports.ts';
 import type { SharedWitnesses } from './shared-witness.ts';
 

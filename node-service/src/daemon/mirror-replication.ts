@@ -49,8 +49,8 @@ export class MirrorReplication implements ReplicationPort {
     this.role = 'none';
   }
 
-  durableAlone(allowed: boolean): void {
-    this.engine.durableAlone(allowed);
+  durableAlone(allowed: boolean, until: number): void {
+    this.engine.durableAlone(allowed, until);
   }
 
   peerChanged(_peer: PeerView | undefined): void {

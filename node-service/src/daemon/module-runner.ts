@@ -16,6 +16,7 @@ import { StateStore } from '../persist/state-store.ts';
 import { runScript, type ScriptRun } from '../scripts/runner.ts';
 import { EventLog, type LogRecord } from './event-log.ts';
 import type { FarmPort, ReplicationPort, VipPort } from './ports.ts';
+import { monotonic } from '../clock.ts';
 
 export interface Edge {
   readonly vip: VipPort;
@@ -33,9 +34,6 @@ export interface Edge {
 
 /** the `vigil state --json` object (contract/module-status.ts) */
 export type { ModuleStatus } from '../contract/module-status.ts';
-
-/** the core's clock: monotonic milliseconds (adapters that report times, like the arbiter, read the same) */
-export const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
 
 /**
  * The thin shell around one module's pure core: turns sockets, timers and script exits into events,
@@ -307,7 +305,7 @@ export class ModuleRunner {
         this.lease(a);
         return;
       case 'durableAlone':
-        this.edge.replication.durableAlone(a.allowed);
+        this.edge.replication.durableAlone(a.allowed, a.until);
         return;
       case 'peerView':
         this.peerView(a);

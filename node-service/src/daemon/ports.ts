@@ -29,8 +29,8 @@ export interface ReplicationPort {
   stop(): Promise<void>;
   /** peer heartbeat view changed (lets the no-replication port derive "synced") */
   peerChanged(peer: PeerView | undefined): void;
-  /** the core's durableAlone action: whether a durability point may be answered without the secondary */
-  durableAlone(allowed: boolean): void;
+  /** the core's durableAlone action: whether a durability point may be answered without the secondary, until when (monotonic ms) */
+  durableAlone(allowed: boolean, until: number): void;
   status(): { peer?: string; resync?: ResyncProgress; trackedBytes?: number } | undefined;
   onEvent(cb: (e: ReplicationEvent) => void): void;
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { DatagramKeys } from '../secure/keyring.ts';
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from './packet.ts';
+import { monotonic } from '../clock.ts';
 
 export type Advert = Omit<PeerView, 'node' | 'fresh'>;
 
@@ -25,7 +26,6 @@ export interface MonitorOptions {
   readonly now?: () => number;
 }
 
-const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
 
 interface PeerTrack {
   highest: number;

@@ -14,6 +14,7 @@ import { Throttle } from './throttle.ts';
 import { key, Tracking, type TrackingSnapshot } from './tracking.ts';
 import type { LastResync, MirrorDir, MirrorEvent, MirrorInspection, MirrorReplicator, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
 import { View, type ViewSink } from './view.ts';
+import { monotonic } from '../clock.ts';
 
 /** `<stateDir>/mirror-state.json`: what a restart needs to know (see README.md in this folder) */
 interface Persisted extends TrackingSnapshot {
@@ -55,6 +56,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private primary: PrimaryRole | null = null;
   /** the core's durableAlone, and the durability points waiting for it */
   private aloneAcks = true;
+  private aloneUntil = Infinity;
   private aloneWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private secondary: SecondaryRole | null = null;
 
@@ -359,9 +361,10 @@ export class Replicator implements MirrorReplicator, ViewSink {
     return this.primary.replicateFsync(op, local).then(() => this.heldAlone());
   }
 
-  durableAlone(allowed: boolean): void {
+  durableAlone(allowed: boolean, until: number): void {
     this.aloneAcks = allowed;
-    if (allowed) for (const w of this.aloneWaiters.splice(0)) w.resolve();
+    this.aloneUntil = until;
+    if (allowed && monotonic() < until) for (const w of this.aloneWaiters.splice(0)) w.resolve();
   }
 
   /**
@@ -369,7 +372,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
    * acknowledged, or copied by the resync that synced it) or when the core allows answering alone.
    */
   private heldAlone(): Promise<void> {
-    if (this.aloneAcks || this.primary?.status().peer === 'synced') return RESOLVED;
+    if ((this.aloneAcks && monotonic() < this.aloneUntil) || this.primary?.status().peer === 'synced') return RESOLVED;
     return new Promise((resolve, reject) => this.aloneWaiters.push({ resolve, reject }));
   }
 

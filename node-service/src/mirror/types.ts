@@ -54,10 +54,11 @@ export interface MirrorReplicator {
   status(): MirrorStatus;
   onEvent(cb: (e: MirrorEvent) => void): void;
   /**
-   * the core's durableAlone (core/types.ts): while false, a durability point the secondary does not hold
-   * (no synced session) waits, and fails with EIO if the primary role ends first
+   * the core's durableAlone (core/types.ts): while false, or once `until` (monotonic ms, clock.ts) has
+   * passed, a durability point the secondary does not hold (no synced session) waits, and fails with EIO
+   * if the primary role ends first
    */
-  durableAlone(allowed: boolean): void;
+  durableAlone(allowed: boolean, until: number): void;
   /** replication.resync_bandwidth changed while the module runs (bytes per second, null: unlimited) */
   setResyncBandwidth(bps: number | null): void;
   /** what verify and diff read: the tracking, the directories and what they leave out (read-only use) */
