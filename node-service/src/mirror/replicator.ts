@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log/logger.ts';
-import { writeFileAtomic } from '../persist/atomic-file.ts';
+import { writeFileAtomicAsync } from '../persist/atomic-file.ts';
 import { dirPath } from '../config/schema.ts';
 import { Applier } from './apply.ts';
 import { estimate, estimateNow } from './copy.ts';
@@ -307,12 +307,12 @@ export class Replicator implements MirrorReplicator, ViewSink {
     return run;
   }
 
-  private persistNow(force: boolean): void {
+  private async persistNow(force: boolean): Promise<void> {
     if (!force && !this.tracking.changed) return;
     this.tracking.changed = false;
     this.persisted = { ...this.persisted, ...this.tracking.snapshot() };
     try {
-      writeFileAtomic(this.stateFile, JSON.stringify(this.persisted));
+      await writeFileAtomicAsync(this.stateFile, JSON.stringify(this.persisted));
     } catch (e) {
       this.tracking.changed = true;
       throw e;
