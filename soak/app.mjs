@@ -66,7 +66,11 @@ function bulk(mb) {
 
 function state() {
   let text = '';
-  try { text = fs.readFileSync(`${data}/records.log`, 'utf8'); } catch (e) { if (e.code !== 'ENOENT') throw e; }
+  let statSize = -1;
+  try {
+    statSize = fs.statSync(`${data}/records.log`).size;
+    text = fs.readFileSync(`${data}/records.log`, 'utf8');
+  } catch (e) { if (e.code !== 'ENOENT') throw e; }
   const seqs = [];
   let bad = 0;
   for (const l of text.split('\n')) {
@@ -88,7 +92,8 @@ function state() {
     const v = fs.readFileSync(`${data}/slots/${f}`, 'utf8');
     slots[f] = /^\d+\n$/.test(v) ? Number(v) : -1;
   }
-  return { node, ranges, bad, slots };
+  // what the view said: its size and what a read gave (a short view shows here against the backing file)
+  return { node, ranges, bad, slots, statSize, readBytes: Buffer.byteLength(text) };
 }
 
 createServer((q, s) => {

@@ -26,6 +26,9 @@ export interface AppState {
   ranges: [number, number][];
   bad: number;
   slots: Record<string, number>;
+  /** records.log through the view: stat size and bytes read */
+  statSize?: number;
+  readBytes?: number;
 }
 
 /** Watches the VIP on each node's interface through `ip monitor address`: exact, not sampled. */

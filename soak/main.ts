@@ -19,6 +19,9 @@ const { values } = parseArgs({
     kinds: { type: 'string' },
     'no-split-brain': { type: 'boolean', default: false },
     'no-arbiter': { type: 'boolean', default: false },
+    // a second soak beside a running one needs its own namespaces and subnet (e.g. --prefix sq --subnet 198.18.174)
+    prefix: { type: 'string' },
+    subnet: { type: 'string' },
   },
 });
 
@@ -63,6 +66,8 @@ if (values.scale) {
     episodes: values.episodes === undefined ? undefined : int('episodes', values.episodes, 1),
     kinds,
     arbiter,
+    prefix: values.prefix,
+    subnet: values.subnet,
   });
   const text = soakReport(r);
   const file = saveReport(r, text);

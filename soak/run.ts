@@ -229,7 +229,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const lost = missingDurable(acks, s, reported);
     if (lost.length) {
       durableLost += lost.length;
-      violate('durable_lost', `${lost.length} acknowledged records missing on ${s.node}, serving: ${lost.slice(0, 10).join('; ')}${lost.length > 10 ? ' …' : ''}; ${onDisk(s.node as NodeName, lost)}`);
+      // read again a second later: a view that showed a short file once, or data that is gone
+      await sleep(1000);
+      const again = await appState(0);
+      const still = again && again.node === s.node ? missingDurable(acks, again, new Set()).length : undefined;
+      violate('durable_lost', `${lost.length} acknowledged records missing on ${s.node}, serving: ${lost.slice(0, 10).join('; ')}${lost.length > 10 ? ' …' : ''}; the view's records.log: stat ${s.statSize} bytes, read ${s.readBytes}; a second later ${still === undefined ? 'no answer' : `${still} missing (stat ${again!.statSize}, read ${again!.readBytes})`}; ${onDisk(s.node as NodeName, lost)}`);
     }
   };
   /**
@@ -243,7 +247,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       const have = new Set(lines);
       const appends = lost.map((l) => /^append (\d+) /.exec(l)?.[1]).filter((x): x is string => !!x);
       const there = appends.filter((x) => have.has(x));
-      return `the backing records.log on ${n} (read from the host): ${lines.length - 1} lines, ${there.length} of the ${appends.length} lost appends in it${there.length ? ` (${there.slice(0, 5).join(',')}: the view did not show them)` : ''}, ending ${lines.slice(-8).join(',')}`;
+      return `the backing records.log on ${n} (read from the host): ${lines.join('\n').length} bytes, ${lines.length - 1} lines, ${there.length} of the ${appends.length} lost appends in it${there.length ? ` (${there.slice(0, 5).join(',')}: the view did not show them)` : ''}, ending ${lines.slice(-8).join(',')}`;
     } catch (e) {
       return `the backing records.log on ${n} could not be read: ${(e as Error).message}`;
     }
