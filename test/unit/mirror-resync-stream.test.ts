@@ -86,7 +86,7 @@ describe('mirror resync stream', () => {
 });
 
 describe('mirror stream decoder: large frames in reused, aligned buffers', () => {
-  it('under any chunking, large data arrives whole, 4 KiB-aligned, and a released buffer takes the next frame', () => {
+  it('under any chunking, large data arrives whole, 4 KiB-aligned, in a buffer of about its size, and a released buffer takes the next frame', () => {
     const sizes = [300 * 1024, 4 << 20, 1000, (1 << 20) + 17];
     const frames = sizes.map((n, i) => ({ h: { t: 'data', q: i + 1, p: `f${i}`.repeat(i + 1) }, data: pattern(n, i) }));
     const wire = Buffer.concat(frames.map((f) => Buffer.concat(encodeOpPartsLike(f.h, f.data))));
@@ -107,6 +107,8 @@ describe('mirror stream decoder: large frames in reused, aligned buffers', () =>
         if (sizes[i] >= POOLED_DATA) expect(isAligned(f.data, POOL_ALIGN)).toBe(true);
         else expect(f.release).toBeUndefined();
       }
+      // what a queued frame holds is about what it carries (a 1 MiB write does not hold a 4 MiB buffer)
+      for (const f of got) if (f.release) expect(f.data.buffer.byteLength).toBeLessThan(f.data.length + 3 * POOL_ALIGN + 1024);
       // released: the next large frame reuses that buffer
       got[0].release!();
       const again = dec.push(Buffer.concat(encodeOpPartsLike({ t: 'data', q: 5, p: 'x' }, pattern(POOLED_DATA, 5))));

@@ -32,7 +32,7 @@ export interface Frame {
  */
 export const POOLED_DATA = 256 * 1024;
 export const POOL_ALIGN = 4096;
-/** buffers kept for reuse: the window's worth of 4 MiB frames, about */
+/** free buffers kept for reuse (the default window holds four 4 MiB resync frames) */
 const POOL_MAX = 8;
 
 export class FrameError extends Error {}
@@ -85,7 +85,7 @@ export class FrameDecoder {
       if (body - 4 - hlen >= POOLED_DATA) {
         // placed so that the data (after the 8 length bytes and the header) starts aligned
         const pad = (POOL_ALIGN - ((8 + hlen) % POOL_ALIGN)) % POOL_ALIGN;
-        const whole = this.pool.pop() ?? alignedBuffer(POOL_ALIGN + 4 + MAX_BODY, POOL_ALIGN);
+        const whole = this.pooled(pad + 4 + body);
         buf = whole.subarray(pad, pad + 4 + body);
         this.copyOut(buf);
         let given = false;
@@ -121,6 +121,16 @@ export class FrameDecoder {
     const out = this.chunks[0].length >= n ? this.split(n) : this.gather(n);
     this.buffered -= n;
     return out;
+  }
+
+  /**
+   * A free pool buffer of at least n bytes (and at most twice that: a 1 MiB write does not hold a 4 MiB
+   * buffer), or a new one: what the queued frames hold stays about what they carry.
+   */
+  private pooled(n: number): Buffer {
+    const i = this.pool.findIndex((b) => b.length >= n && b.length <= 2 * n);
+    if (i >= 0) return this.pool.splice(i, 1)[0];
+    return alignedBuffer(n, POOL_ALIGN);
   }
 
   /** moves the first out.length bytes into out */
