@@ -389,7 +389,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         mark('still not recovered 3 minutes after the heal: restarting both daemons');
         for (const n of NODES) await killDaemon(n);
         for (const n of NODES) startDaemon(n);
-        if (!(await waitHealthy(120_000))) throw new Error(`the pair did not recover, even after a restart, after episode #${e.index}: stopping the soak (node logs in ${t.c.dir})`);
+        if (!(await waitHealthy(120_000))) {
+          const last = timeline.slice(-20).map((x) => `  ${rel(x.t)} ${x.what}`).join('\n');
+          throw new Error(`the pair did not recover, even after a restart, after episode #${e.index}: stopping the soak (node logs in ${t.c.dir}); the timeline's end:\n${last}`);
+        }
       }
       recoveries.push(Date.now() - healed);
     }

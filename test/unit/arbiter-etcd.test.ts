@@ -54,7 +54,8 @@ describe('etcd lease store (real etcd)', () => {
     expect(await b.claim(1, false)).toMatchObject({ outcome: 'taken', holder: 'node1' });
     let answer = await b.claim(1, false);
     while (answer.outcome !== 'held' && performance.now() - t0 < 10_000) {
-      expect(answer).toMatchObject({ outcome: 'taken' });
+      // on a loaded machine a claim can miss its answer timeout (unreachable): never held early
+      expect(['taken', 'unreachable']).toContain(answer.outcome);
       await sleep(200);
       answer = await b.claim(1, false);
     }
