@@ -10,7 +10,7 @@ import { FrameError } from './protocol.ts';
 const MAX_OPEN = 128;
 /**
  * Resync data from this size on, at an offset that is a multiple of DIRECT_ALIGN, is written with
- * O_DIRECT: straight from one reused buffer to the disk. Through the page cache every byte is copied
+ * O_DIRECT: straight from the frame's aligned buffer (protocol.ts POOLED_DATA) to the disk. Through the page cache every byte is copied
  * into a freshly allocated page (on this VM the largest CPU cost of a resync: 54% of the secondary's
  * samples for a 256 MiB file) and then written back anyway by the sync that ends the resync.
  */
