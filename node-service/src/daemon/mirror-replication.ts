@@ -32,7 +32,7 @@ export class MirrorReplication implements ReplicationPort {
   async idle(): Promise<void> {
     if (this.role === 'none') return;
     if (this.role === 'stopped') return this.prepareAfterStop();
-    await this.engine.stop();
+    await this.engine.stop({ remount: true });
     await this.engine.prepare();
     this.role = 'none';
   }

@@ -214,7 +214,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
     role.listen().catch((err) => this.log.error({ err }, 'replication listener failed; not accepting the primary until the next role change'));
   }
 
-  async stop(): Promise<void> {
+  async stop(opts: { remount?: boolean } = {}): Promise<void> {
     if (!this.prepared) return;
     this.generation++;
     if (this.role === 'primary') await this.leavePrimary();
@@ -222,7 +222,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
     this.role = 'stopped';
     if (this.persistTimer) clearInterval(this.persistTimer);
     this.persistTimer = null;
-    for (const v of this.views) await v.unmount().catch((err) => this.log.error({ err, dir: v.mountpoint }, 'unmount failed'));
+    for (const v of this.views) await v.unmount(opts.remount).catch((err) => this.log.error({ err, dir: v.mountpoint }, 'unmount failed'));
     await this.applier.close();
     this.persisted.running = false;
     this.persisted.stoppedAt = Date.now();

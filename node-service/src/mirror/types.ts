@@ -50,7 +50,8 @@ export interface MirrorReplicator {
   /** fullSync: the next resync (or the one running now) compares checksums of both trees */
   becomePrimary(opts?: { fullSync?: boolean }): Promise<void>;
   becomeSecondary(opts?: { fullSync?: boolean; divergent?: boolean }): Promise<void>;
-  stop(): Promise<void>;
+  /** remount: prepare() follows at once (a role change): the directory stays shielded meanwhile (fuse/device.ts shield) */
+  stop(opts?: { remount?: boolean }): Promise<void>;
   status(): MirrorStatus;
   onEvent(cb: (e: MirrorEvent) => void): void;
   /**

@@ -4,7 +4,7 @@ import { constants as osConstants } from 'node:os';
 import type { FsyncOp, PathOp } from './ops.ts';
 import { abs } from './paths.ts';
 import { attrOut, cstrings, dirent, entryOut, Fattr, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FSYNC_FDATASYNC, FUSE_WRITE_KILL_SUIDGID, openOut, Op, RENAME_NOREPLACE, sizeOut, statfsOut, u64, type Attr, type InHeader } from './fuse/abi.ts';
-import { FuseDevice, unmountStale, type Reply } from './fuse/device.ts';
+import { FuseDevice, shield, unmountStale, unshield, type Reply } from './fuse/device.ts';
 import { check, fallocate, getXattr, listXattr, removeXattr, setTimes, setXattr, sysError, type TimeSpec } from './fuse/libc.ts';
 import { NodeTable, type FuseNode } from './fuse/nodes.ts';
 
@@ -153,6 +153,7 @@ export class View {
   async mount(): Promise<void> {
     await unmountStale(this.mountpoint);
     fs.mkdirSync(this.mountpoint, { recursive: true });
+    await shield(this.mountpoint, this.backing);
     this.nodes = new NodeTable();
     const conn = {};
     this.conn = conn;
@@ -179,12 +180,13 @@ export class View {
     this.nodes.forgetInodes();
   }
 
-  async unmount(): Promise<void> {
+  /** keep: the view is mounted again next (a role change): the shield stays under it meanwhile */
+  async unmount(keep = false): Promise<void> {
     const dev = this.dev;
-    if (!dev) return;
     this.dev = null;
     this.conn = null;
-    await dev.unmount();
+    if (dev) await dev.unmount();
+    if (!keep) await unshield(this.mountpoint);
   }
 
   // ------------------------------------------------------------------ helpers

@@ -268,14 +268,42 @@ export class FuseDevice {
   }
 }
 
-/** A mount left by a process that died ("Transport endpoint is not connected") is detached first. */
+/** the mounts at mnt, bottom to top: [fstype, options] */
+function mountsAt(mnt: string): [string, string][] {
+  return fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[1] === mnt)
+    .map((f) => [f[2], f[3]]);
+}
+
+/** FUSE mounts left by a process that died ("Transport endpoint is not connected") are detached first; the shield below stays. */
 export async function unmountStale(mnt: string): Promise<void> {
-  try {
-    fs.statSync(mnt);
-    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-    if (!mounts.split('\n').some((l) => l.split(' ')[1] === mnt)) return;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+  for (let i = 0; i < 8; i++) {
+    const top = mountsAt(mnt).at(-1);
+    if (!top || !top[0].startsWith('fuse')) return;
+    await run('umount', ['-l', mnt]).catch(() => undefined);
   }
-  await run('umount', ['-l', mnt]).catch(() => undefined);
+}
+
+/**
+ * Between two mounts of a view (a role change remounts it), the directory must neither take writes
+ * nor look empty: an application still running wrote into the bare directory, beneath the next mount,
+ * and was told it was durable, and read a records file there that held only those (found by the
+ * soak: an append acknowledged that no node held; a read that missed 218 records). Under the view the
+ * directory is a read-only bind of the data (`source`, the backing directory): between two mounts
+ * reads see the data as it is, writes fail with EROFS.
+ */
+export async function shield(mnt: string, source: string): Promise<void> {
+  if (mountsAt(mnt).some(([type, o]) => !type.startsWith('fuse') && o.split(',').includes('ro'))) return;
+  await run('mount', ['--bind', source, mnt]);
+  await run('mount', ['-o', 'remount,bind,ro', mnt]);
+}
+
+/** the module stops for good: the directory is given back (no view, no shield) */
+export async function unshield(mnt: string): Promise<void> {
+  await unmountStale(mnt);
+  const top = mountsAt(mnt).at(-1);
+  if (top && !top[0].startsWith('fuse') && top[1].split(',').includes('ro')) await run('umount', [mnt]).catch(() => run('umount', ['-l', mnt]).catch(() => undefined));
 }
