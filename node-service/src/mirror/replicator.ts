@@ -14,7 +14,7 @@ import { Throttle } from './throttle.ts';
 import { key, Tracking, type TrackingSnapshot } from './tracking.ts';
 import type { LastResync, MirrorDir, MirrorEvent, MirrorInspection, MirrorReplicator, MirrorReplicatorOptions, MirrorStatus } from './types.ts';
 import { View, type ViewSink } from './view.ts';
-import { monotonic } from '../clock.ts';
+import { AloneGate } from './alone-gate.ts';
 
 /** `<stateDir>/mirror-state.json`: what a restart needs to know (see README.md in this folder) */
 interface Persisted extends TrackingSnapshot {
@@ -55,9 +55,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
   private largestWrite = 0;
   private primary: PrimaryRole | null = null;
   /** the core's durableAlone, and the durability points waiting for it */
-  private aloneAcks = true;
-  private aloneUntil = Infinity;
-  private aloneWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readonly alone = new AloneGate();
   private secondary: SecondaryRole | null = null;
 
   constructor(private readonly opts: MirrorReplicatorOptions) {
@@ -362,9 +360,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
   }
 
   durableAlone(allowed: boolean, until: number): void {
-    this.aloneAcks = allowed;
-    this.aloneUntil = until;
-    if (allowed && monotonic() < until) for (const w of this.aloneWaiters.splice(0)) w.resolve();
+    this.alone.set(allowed, until);
   }
 
   /**
@@ -372,8 +368,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
    * acknowledged, or copied by the resync that synced it) or when the core allows answering alone.
    */
   private heldAlone(): Promise<void> {
-    if ((this.aloneAcks && monotonic() < this.aloneUntil) || this.primary?.status().peer === 'synced') return RESOLVED;
-    return new Promise((resolve, reject) => this.aloneWaiters.push({ resolve, reject }));
+    return this.alone.pass(this.primary?.status().peer === 'synced');
   }
 
   diverged(_dir: number, op: PathOp): void {
@@ -392,7 +387,7 @@ export class Replicator implements MirrorReplicator, ViewSink {
 
   private async leavePrimary(): Promise<void> {
     // never acknowledged: the application's fsync fails (EIO) rather than claim a durability we lost the right to
-    for (const w of this.aloneWaiters.splice(0)) w.reject(Object.assign(new Error('stepped down before the arbiter recorded this generation'), { errno: -5 }));
+    this.alone.fail();
     await this.primary?.leave();
     this.primary = null;
     this.role = 'stopped';

@@ -278,6 +278,9 @@ function mountsAt(mnt: string): [string, string][] {
     .map((f) => [f[2], f[3]]);
 }
 
+/** a read-only mount that is not FUSE: the shield under a view (below) */
+const isShield = ([type, options]: [string, string]): boolean => !type.startsWith('fuse') && options.split(',').includes('ro');
+
 /** FUSE mounts left by a process that died ("Transport endpoint is not connected") are detached first; the shield below stays. */
 export async function unmountStale(mnt: string): Promise<void> {
   for (let i = 0; i < 8; i++) {
@@ -296,7 +299,7 @@ export async function unmountStale(mnt: string): Promise<void> {
  * reads see the data as it is, writes fail with EROFS.
  */
 export async function shield(mnt: string, source: string): Promise<void> {
-  if (mountsAt(mnt).some(([type, o]) => !type.startsWith('fuse') && o.split(',').includes('ro'))) return;
+  if (mountsAt(mnt).some(isShield)) return;
   await run('mount', ['--bind', source, mnt]);
   await run('mount', ['-o', 'remount,bind,ro', mnt]);
 }
@@ -305,5 +308,5 @@ export async function shield(mnt: string, source: string): Promise<void> {
 export async function unshield(mnt: string): Promise<void> {
   await unmountStale(mnt);
   const top = mountsAt(mnt).at(-1);
-  if (top && !top[0].startsWith('fuse') && top[1].split(',').includes('ro')) await run('umount', [mnt]).catch(() => run('umount', ['-l', mnt]).catch(() => undefined));
+  if (top && isShield(top)) await run('umount', [mnt]).catch(() => run('umount', ['-l', mnt]).catch(() => undefined));
 }
