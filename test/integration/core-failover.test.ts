@@ -92,6 +92,8 @@ describe('two real daemons: failover, return, swap', () => {
     });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/forse/);
+    const prose = await fetch(c.url('node1', '/api/v1/modules/app/prim'), { method: 'POST', headers: { authorization: `Bearer ${c.token}` }, body: 'prim please' });
+    expect([prose.status, ((await prose.json()) as { error: string }).error]).toEqual([400, 'body is not JSON: send {} or {"force":true} / {"fullsync":true} / {"on":true}']);
     expect((await c.status('node1'))?.state).toBe('PRIM');
   });
 

@@ -44,6 +44,16 @@ describe('config: replication.resync_bandwidth and include/exclude patterns', ()
     }
   });
 
+  it('reads replication.window in the same units as the bandwidth (decimal, binary, fractions), and refuses what is not a size', () => {
+    expect(config({ dirs: ['/srv/a'] }).window).toBe(16 * MiB);
+    expect(config({ dirs: ['/srv/a'], window: '1.5MiB' }).window).toBe(1.5 * MiB);
+    expect(config({ dirs: ['/srv/a'], window: '64 MB' }).window).toBe(64e6);
+    expect(config({ dirs: ['/srv/a'], window: 131072 }).window).toBe(131072);
+    for (const bad of ['16MiB/s', 'big', '4KiB', '2GiB']) {
+      expect(() => config({ dirs: ['/srv/a'], window: bad })).toThrow(`modules[0].replication.window: "${bad}" must be a size between 64KiB and 1GiB, e.g. 16MiB`);
+    }
+  });
+
   it('keeps the plain form of dirs, accepts { path, exclude, include }, refuses absolute or ".." patterns and nested paths', () => {
     expect(config({ dirs: ['/srv/a', { path: '/srv/b', exclude: ['*.tmp', 'cache/**'] }] }).dirs).toEqual(['/srv/a', { path: '/srv/b', exclude: ['*.tmp', 'cache/**'] }]);
     expect(() => config({ dirs: [{ path: '/srv/b', exclude: ['/srv/b/x'] }] })).toThrow(/dirs\[0\]\.exclude\[0\]: "\/srv\/b\/x" must be relative to the replicated directory/);

@@ -5,6 +5,7 @@ import type { Command } from '../core/types.ts';
 import type { ModuleRunner } from '../daemon/module-runner.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { bearerAuth, requireRole } from './auth.ts';
+import { jsonBody } from './json-body.ts';
 import { registerMirrorRoutes } from './mirror-routes.ts';
 import type { MirrorReplicator } from '../mirror/index.ts';
 import type { KeyStatus } from '../secure/keyring.ts';
@@ -102,19 +103,10 @@ export function createApi(d: ApiDeps): Hono {
     if (!r) return c.json({ error: `unknown module "${c.req.param('m')}"` }, 404);
     const verb = c.req.param('verb');
     if (!(VERBS as readonly string[]).includes(verb)) return c.json({ error: `unknown command "${verb}" (one of ${VERBS.join(', ')})` }, 404);
-    let raw: unknown = {};
-    const text = await c.req.text();
-    if (text.trim() !== '') {
-      try {
-        raw = JSON.parse(text);
-      } catch {
-        return c.json({ error: 'body is not JSON: send {} or {"force":true} / {"fullsync":true}' }, 400);
-      }
-    }
-    const body = commandBody.safeParse(raw);
-    if (!body.success) return c.json({ error: `bad body: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}` }, 400);
-    if ((verb === 'failover') !== (body.data.on !== undefined)) return c.json({ error: verb === 'failover' ? 'failover needs a body {"on": true} or {"on": false}' : `"on" applies to failover, not ${verb}` }, 400);
-    const reply = r.command(toCommand(verb as (typeof VERBS)[number], body.data));
+    const body = await jsonBody(c, commandBody, '{} or {"force":true} / {"fullsync":true} / {"on":true}', true);
+    if (body instanceof Response) return body;
+    if ((verb === 'failover') !== (body.on !== undefined)) return c.json({ error: verb === 'failover' ? 'failover needs a body {"on": true} or {"on": false}' : `"on" applies to failover, not ${verb}` }, 400);
+    const reply = r.command(toCommand(verb as (typeof VERBS)[number], body));
     return c.json({ ...reply, state: r.state }, reply.ok ? 200 : 409);
   });
   d.metrics.observeStatuses(d.cluster, d.node, () => [...d.runners.values()].map((r) => r.status()));

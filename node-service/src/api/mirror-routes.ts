@@ -4,7 +4,9 @@ import { BANDWIDTH_HINT, formatBandwidth, parseBandwidth } from '../config/bandw
 import type { ModuleRunner } from '../daemon/module-runner.ts';
 import type { MirrorReplicator } from '../mirror/index.ts';
 import { listing, trackedPlan } from '../mirror/verify.ts';
+import { jsonBody } from './json-body.ts';
 
+/** the shape only: the value is parsed after, so that a bad one is answered in the words of cluster.yaml's check */
 const bandwidthBody = z.object({ bandwidth: z.union([z.string(), z.number(), z.null()]) }).strict();
 
 /**
@@ -37,16 +39,10 @@ export function registerMirrorRoutes(api: Hono, runners: ReadonlyMap<string, Mod
   api.post('/modules/:m/resync-bandwidth', async (c) => {
     const e = engine(c);
     if (e instanceof Response) return e;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(await c.req.text());
-    } catch {
-      return c.json({ error: `body is not JSON: send {"bandwidth": "50MB/s"} (${BANDWIDTH_HINT})` }, 400);
-    }
-    const body = bandwidthBody.safeParse(raw);
-    if (!body.success) return c.json({ error: `bad body: send {"bandwidth": "50MB/s"} (${BANDWIDTH_HINT})` }, 400);
-    const bps = body.data.bandwidth === null ? null : parseBandwidth(body.data.bandwidth);
-    if (bps === undefined) return c.json({ error: `"${body.data.bandwidth}" is not a bandwidth: ${BANDWIDTH_HINT}` }, 400);
+    const body = await jsonBody(c, bandwidthBody, `{"bandwidth": "50MB/s"} (${BANDWIDTH_HINT})`);
+    if (body instanceof Response) return body;
+    const bps = body.bandwidth === null ? null : parseBandwidth(body.bandwidth);
+    if (bps === undefined) return c.json({ error: `"${body.bandwidth}" is not a bandwidth: ${BANDWIDTH_HINT}` }, 400);
     e.m.setResyncBandwidth(bps);
     const s = about(e.r);
     const role = e.m.status().role;

@@ -1,7 +1,18 @@
 import { z } from 'zod';
 
 /** Size units of cluster.yaml: decimal (KB, MB, GB) and binary (KiB, MiB, GiB). */
-export const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, B: 1, KB: 1e3, KiB: 1024, MB: 1e6, MiB: 1 << 20, GB: 1e9, GiB: 1 << 30 };
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, B: 1, KB: 1e3, KiB: 1024, MB: 1e6, MiB: 1 << 20, GB: 1e9, GiB: 1 << 30 };
+
+const UNIT = Object.keys(SIZE_UNITS).filter((u) => u !== '').join('|');
+
+/**
+ * A byte count written with SIZE_UNITS ("16MiB", "1.5 GB", "4096"), followed by `suffix` (a regular
+ * expression source, e.g. "/s"): bytes, rounded; undefined when the text is not one.
+ */
+export function parseBytes(text: string, suffix = ''): number | undefined {
+  const m = new RegExp(`^\\s*([0-9]+(?:\\.[0-9]+)?)\\s*(${UNIT})?${suffix}\\s*$`).exec(text);
+  return m ? Math.round(Number(m[1]) * SIZE_UNITS[m[2] ?? '']) : undefined;
+}
 
 /** below this a resync would crawl for hours; a typo ("50B/s") is more likely than the intent */
 export const MIN_BANDWIDTH = 64 * 1024;
@@ -12,10 +23,8 @@ export const MIN_BANDWIDTH = 64 * 1024;
  */
 export function parseBandwidth(input: string | number): number | null | undefined {
   if (input === 0 || (typeof input === 'string' && /^\s*(unlimited|0)\s*$/i.test(input))) return null;
-  const m = typeof input === 'number' ? [String(input), String(input), ''] : /^\s*([0-9]+(?:\.[0-9]+)?)\s*(|B|KB|KiB|MB|MiB|GB|GiB)\/s\s*$/.exec(input);
-  if (!m) return undefined;
-  const n = Math.round(Number(m[1]) * SIZE_UNITS[m[2]]);
-  return Number.isSafeInteger(n) && n >= MIN_BANDWIDTH ? n : undefined;
+  const n = typeof input === 'number' ? Math.round(input) : parseBytes(input, '/s');
+  return n !== undefined && Number.isSafeInteger(n) && n >= MIN_BANDWIDTH ? n : undefined;
 }
 
 export const BANDWIDTH_HINT = 'write e.g. 50MB/s, 20MiB/s or 800KB/s (at least 64KiB/s), or unlimited';

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { bandwidth, SIZE_UNITS } from './bandwidth.ts';
+import { bandwidth, parseBytes } from './bandwidth.ts';
 import { arbiterSchema } from './arbiter.ts';
 import { duration } from './duration.ts';
 import { parseCidr } from './net.ts';
@@ -23,9 +23,8 @@ const hostPort = z.string().refine(
 
 /** a size in bytes: a number, or "16MiB" / "64MB" / "512KiB" */
 const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  const m = typeof v === 'number' ? [String(v), String(v), ''] : /^([0-9]+)\s*(|B|KB|KiB|MB|MiB|GB|GiB)$/.exec(v.trim());
-  const n = m ? Number(m[1]) * SIZE_UNITS[m[2]] : NaN;
-  if (!Number.isSafeInteger(n) || n < 65536 || n > 1 << 30) {
+  const n = typeof v === 'number' ? v : parseBytes(v);
+  if (n === undefined || !Number.isSafeInteger(n) || n < 65536 || n > 1 << 30) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${v}" must be a size between 64KiB and 1GiB, e.g. 16MiB` });
     return z.NEVER;
   }
