@@ -116,6 +116,7 @@ describe('console security (real daemons, HTTP)', () => {
     expect(unknown.status).toBe(404);
     const badVerb = await send(`${base}/console/api/action`, { method: 'POST', headers: h, body: JSON.stringify({ node: 'node1', module: 'app', verb: 'format' }) });
     expect(badVerb.status).toBe(400);
+    expect((JSON.parse(badVerb.body) as { error: string }).error).toMatch(/^bad body: verb: .*\(send \{"node": "node1", "module": "app", "verb": "swap"\}\)$/);
   });
 
   it('logs out with the CSRF token: the cookie is cleared and the session is gone', async () => {

@@ -4,6 +4,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { allows, ROLE_RIGHTS, type TokenSet } from '../api/tokens.ts';
 import { forbidden } from '../api/auth.ts';
+import { jsonBody } from '../api/json-body.ts';
 import type { Logger } from '../log/logger.ts';
 import { watchCluster } from './cluster-view.ts';
 import type { NodeFeed } from './feed.ts';
@@ -150,9 +151,9 @@ export function consoleApp(d: ConsoleDeps): Hono {
 
   api.post('/action', async (c) => {
     const s = c.get('session');
-    const parsed = actionBody.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success) return c.json({ error: `bad action: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}` }, 400);
-    const { node, module, verb, force } = parsed.data;
+    const parsed = await jsonBody(c, actionBody, '{"node": "node1", "module": "app", "verb": "swap"}');
+    if (parsed instanceof Response) return parsed;
+    const { node, module, verb, force } = parsed;
     const what = `${verb} ${module} on ${node}`;
     if (!allows(s.role, 'control')) {
       d.log?.warn({ role: s.role, via: 'console', action: what }, 'console action refused: role too small');
