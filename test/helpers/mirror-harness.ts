@@ -1,6 +1,8 @@
 /**
  * A process hosting one mirror replicator, driven by JSON lines on stdin and reporting on stdout:
  *   in:  {"id":1,"cmd":"prepare"|"primary"|"secondary"|"stop"|"status"|"exit","opts":{...}}
+ *        (stop's opts: {"remount":true} is the daemon's role change through WAIT: the view unmounted,
+ *        the directory shielded until the next prepare)
  *   out: {"id":1,"ok":true,"result":...} | {"id":1,"ok":false,"error":"..."} | {"event":{...}}
  * Configuration comes as JSON in argv[2]. Run it inside `unshare -m --propagation private` so its FUSE
  * mounts live and die with its own mount namespace.
@@ -64,7 +66,7 @@ rl.on('line', (line) => {
       case 'secondary':
         return rep.becomeSecondary(msg.opts);
       case 'stop':
-        return rep.stop();
+        return rep.stop(msg.opts);
       case 'status':
         return rep.status();
       case 'exit':
