@@ -122,6 +122,9 @@ function made(p: string, finish: () => void, dir = false): void {
  * backing directory. Every change is made there first, synchronously on the event loop (so the
  * replication stream carries changes in exactly the order they were made), then handed to the sink;
  * the application's call returns when the sink says it is replicated (or tracked).
+ *
+ * What an application holding the view sees across a role change (stale connections, syncs of
+ * primary-era handles, the shield between two mounts): README.md in this folder, "Role changes".
  */
 export class View {
   private dev: FuseDevice | null = null;
