@@ -81,6 +81,15 @@ describe('soak regressions (each found by npm run soak, replayed at the moment f
   // step-down had detached lazily, while the node became primary again: its append landed at a stale
   // offset over a newer record and was acknowledged. Now an old connection is not served, and a sync of
   // a handle opened under the primary role fails once the node is not primary.
+  // seed 7, episode #98 (a 60-minute arbiter run): every packet into the primary dropped, a swap asked
+  // of it 1.9 s in. It stepped down and handed over, lost the secondary's heartbeats 20 ms later (which
+  // cleared its handover) and heard them again before its step down had finished: the secondary never
+  // saw a handover, both stayed SECOND in sync, nobody served for good. Now two settled secondaries
+  // with nobody handing over let the one whose data ranks first take primary (core: decide, SECOND).
+  it('arbiter: a swap asked while the primary hears nothing; the pair does not stay SECOND/SECOND', async () => {
+    await replay([episode(98, [fault('oneway-loss', 'P', 3556, 0, { amount: 100, dir: 'in' }), fault('swap', 'P', 0, 1891)], 2901)], [], true);
+  }, 150_000);
+
   it('arbiter: the primary stopped past its lease while the secondary is cut; no acknowledged record overwritten', async () => {
     await replay([episode(35, [fault('cut', 'S', 8596), fault('sigstop', 'P', 5905, 4655)])], [], true);
   }, 150_000);

@@ -178,6 +178,29 @@ describe('mirror core: swap', () => {
     expect(allLogs(sim, 'node1')).toMatch(/swap requested by node2/);
   });
 
+  it('a swap whose handover signal is lost (the old primary loses our heartbeats as it steps down) does not leave both SECOND', () => {
+    // found by the soak (seed 7, episode #98: one-way loss into the primary, then a swap): the old
+    // primary's handover flag was cleared by the peer loss, its heartbeats came back before its step
+    // down had finished, node2 never saw a handover, and two in-sync secondaries waited for each
+    // other for good: nobody served
+    const sim = started();
+    expect(sim.command('node1', { type: 'swap' })).toMatchObject({ ok: true });
+    sim.feed('node1', { type: 'peerLost', node: 'node2' });
+    sim.exchange();
+    expect(sim.node('node1').core.handover).toBe(false);
+    sim.runTransitions('node1');
+    sim.exchange();
+    sim.feed('node1', { type: 'tick' });
+    expect(roles(sim)).toEqual(['SECOND', 'SECOND']); // not at once: the peer's view may be a pulse old
+    sim.run(500);
+    sim.settle();
+    expect(roles(sim)).toEqual(['PRIM', 'SECOND']);
+    expect(allLogs(sim, 'node1')).toMatch(/node2 is SECOND too/);
+    // only the node whose data ranks first (same generation, both in sync: the name) took primary
+    expect(sim.node('node2').done.filter((t) => t.to === 'ALONE')).toHaveLength(0);
+    expect(sim.node('node2').persisted).toMatchObject({ inSync: true });
+  });
+
   it('swap is refused while the secondary is not in sync', () => {
     const sim = started();
     sim.replicationUp = false;

@@ -53,6 +53,8 @@ export interface MirrorCore extends Base {
   readonly handover: boolean;
   /** we ask the primary to swap (advertised) */
   readonly swapRequest: boolean;
+  /** since when both nodes are settled SECOND with nobody handing over (see decide: SECOND) */
+  readonly bothSecondSince?: number;
   /** do not promote on our own (operator `second`, stopstart, failed start) until the peer is primary or gone */
   readonly hold: boolean;
   /** checkers that are down and forbid being primary */
@@ -574,9 +576,12 @@ function stayPrimary(c: MirrorCore, reason: string): R {
   return { state: r.state, actions: [{ type: 'log', level: 'info', msg: `${c.target}: ${reason}` }, ...r.actions] };
 }
 
+/** how many heartbeat pulses two secondaries wait before the first-ranked one takes primary */
+const BOTH_SECOND_PULSES = 3;
+
 function decide(core: MirrorCore): R {
   const peer = core.peerAlive ? core.peer : undefined;
-  let c = core;
+  let c: MirrorCore = core.target === 'SECOND' || core.bothSecondSince === undefined ? core : { ...core, bothSecondSince: undefined };
   if (c.operatorPrim && !isPrimary(c.target)) {
     if (!peerIsPrimary(peer)) return promote(c, c.operatorPrim.reason, c.operatorPrim.tookOver);
     c = { ...c, operatorPrim: undefined };
@@ -621,8 +626,17 @@ function decide(core: MirrorCore): R {
       if (!isPrimary(peer.state) && c.p.inSync && canPromote(c)) {
         if (peer.handover) return promote({ ...c, hold: false }, `${peer.node} handed primary over`);
         if (peer.state === 'STOP' || peer.state === 'WAIT') return promote(c, `${peer.node} is ${peer.state} and our data is in sync`, true);
+        // Both settled SECOND, nobody handing over: a handover whose signal was lost (the releasing
+        // node lost our heartbeats as it stepped down, which clears its flag). Each would wait for the
+        // other for good; the node whose data ranks first (the same order on both) takes primary, once
+        // the peer has said so for a few pulses (a view of it from before it took the handover is gone).
+        if (peer.state === 'SECOND' && peer.target === 'SECOND' && !peer.handover && !c.handover && c.state === 'SECOND' && c.busy === 0 && ranksAbove(c, peer)) {
+          const since = c.bothSecondSince ?? c.now;
+          if (c.now - since >= BOTH_SECOND_PULSES * c.live.cfg.pulseMs) return promote(c, `${peer.node} is SECOND too and nobody hands over (a handover that did not reach it): our data ranks first`);
+          return { state: since === c.bothSecondSince ? c : { ...c, bothSecondSince: since }, actions: [] };
+        }
       }
-      return { state: c, actions: [] };
+      return { state: c.bothSecondSince === undefined ? c : { ...c, bothSecondSince: undefined }, actions: [] };
     }
     case 'WAIT': {
       if (peer && peerIsPrimary(peer)) {
