@@ -60,10 +60,21 @@ export interface Session {
   room: (() => void)[];
   /** the resync copier waiting for room (it leaves half the window to live changes) */
   drained: (() => void)[];
+  /** changes the secondary could not apply in this session (its disk full or failing) */
+  applyFailures: number;
 }
 
 const RESOLVED = Promise.resolve();
 const LOST = 'lost';
+/**
+ * A secondary that cannot apply this many changes in one session (a read-only or failing disk) is
+ * disconnected, and the next session waits FAILED_SESSION_PAUSE_MS, doubled per such session up to
+ * MAX_FAILED_SESSION_PAUSE_MS: copying its entries again at once would spin (thousands a second, each
+ * logged) for as long as its disk stays broken. A full disk frees up within a session or the next.
+ */
+const MAX_APPLY_FAILURES = 256;
+const FAILED_SESSION_PAUSE_MS = 1000;
+const MAX_FAILED_SESSION_PAUSE_MS = 10_000;
 /** files up to this size are digested for the checksum comparison without waiting for the secondary's listing */
 const DIGEST_WITHOUT_ASKING = 1 << 20;
 /** resync entries copied at the same time */
@@ -97,6 +108,9 @@ export function copyChunk(window: number, bps: number | null): number {
  */
 export class PrimaryRole {
   private session: Session | null = null;
+  /** after sessions ended by a secondary that could not apply changes: the pause before the next, and its end */
+  private failedPause = 0;
+  private connectAfter = 0;
   private tickTimer: NodeJS.Timeout | null = null;
   private windowWaits = 0;
   private remoteSyncs = 0;
@@ -265,8 +279,14 @@ export class PrimaryRole {
       s.unacked -= p.bytes;
       const err = failed?.get(p.seq);
       if (err !== undefined && p.mark) {
-        this.ctx.log.warn({ seq: p.seq, err }, 'secondary failed to apply a change; the entry is copied again');
+        // the first of a session is logged; the rest are counted in the reason the session ends with
+        if (s.applyFailures++ === 0) this.ctx.log.warn({ seq: p.seq, err }, 'secondary failed to apply a change; the entry is copied again');
         this.recopy(s, p.mark);
+        if (s.applyFailures === MAX_APPLY_FAILURES) {
+          this.failedPause = Math.min(MAX_FAILED_SESSION_PAUSE_MS, this.failedPause === 0 ? FAILED_SESSION_PAUSE_MS : this.failedPause * 2);
+          this.connectAfter = Date.now() + this.failedPause;
+          s.ch.close(`the secondary failed to apply ${MAX_APPLY_FAILURES} changes (last: ${err}): its disk is full or failing; connecting again in ${this.failedPause} ms`);
+        }
       }
       p.done?.(err);
     }
@@ -310,7 +330,7 @@ export class PrimaryRole {
     const port = this.ctx.opts.module.ports.replication;
     let warned = false;
     while (this.ctx.current()) {
-      if (!this.session) {
+      if (!this.session && Date.now() >= this.connectAfter) {
         try {
           const { ch, report } = await connectToSecondary({ addrs: this.ctx.opts.peer.addrs, port, key: this.ctx.opts.secret.key, keys: this.ctx.opts.keys, plain: isPlain(this.ctx.opts.module), module: this.ctx.opts.module.name, node: this.ctx.opts.self.name });
           if (!this.ctx.current()) {
@@ -344,6 +364,7 @@ export class PrimaryRole {
       resync: { mode: delta ? 'delta' : 'checksum', bytesDone: 0, bytesTotal: 0, entries: 0, t0: Date.now() },
       room: [],
       drained: [],
+      applyFailures: 0,
     };
     this.session = s;
     ch.onClose = (reason) => this.lostSession(s, reason);
@@ -465,6 +486,7 @@ export class PrimaryRole {
       if (err !== undefined) throw new Error(`the secondary refused the end of the resync: ${err}`);
       if (this.session !== s || s.phase !== 'copying' || !t.isEmpty()) continue;
       s.phase = 'synced';
+      this.failedPause = 0;
       const last: LastResync = { mode: s.resync.mode, bytesSent: s.resync.bytesDone, entries: s.resync.entries, durationMs: Date.now() - s.resync.t0 };
       this.ctx.resynced(last);
       await this.ctx.persist(true);
