@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run as sh } from '../node-service/src/demo/lan.ts';
 import { missingDurable, rssGrowth, rssMb, unhandledLines, VipWatch, warningLines, type AppState, type Violation } from './checker.ts';
@@ -124,7 +124,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const procs = new Map<NodeName, ChildProcess>();
   const expectExit = new Set<NodeName>();
   /** RSS samples per daemon incarnation (pid) */
-  const rss = new Map<number, { t: number; mb: number }[]>();
+  const rss = new Map<number, { t: number; mb: number; node: NodeName }[]>();
   const ports: PortSet = modulePorts(1);
   const faultsByKind: Record<string, number> = {};
   const recoveries: number[] = [];
@@ -448,7 +448,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         for (const n of NODES) {
           const pid = procs.get(n)?.pid;
           const mb = rssMb(pid);
-          if (pid && mb !== undefined) rss.set(pid, [...(rss.get(pid) ?? []), { t: Date.now(), mb }]);
+          if (pid && mb !== undefined) rss.set(pid, [...(rss.get(pid) ?? []), { t: Date.now(), mb, node: n }]);
         }
       }, 5000),
       setInterval(() => void checkDurable(false), 20_000),
@@ -469,6 +469,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     await checkDurable(true);
     scanLogs();
     const growth = Math.max(0, ...[...rss.values()].map(rssGrowth));
+    // every sample kept beside the logs: a growth is read as a leak (rising to the end) or a plateau
+    writeFileSync(join(t.c.dir, 'rss.tsv'), ['node\tpid\tseconds\tmb', ...[...rss].flatMap(([pid, xs]) => xs.map((x) => `${x.node}\t${pid}\t${Math.round((x.t - start) / 1000)}\t${x.mb}`))].join('\n') + '\n');
     if (growth > RSS_GROWTH_LIMIT_MB) violate('rss_growth', `a daemon's RSS grew ${growth.toFixed(1)} MiB over the run`);
     const faults = Object.values(faultsByKind).reduce((a, b) => a + b, 0);
     return {
