@@ -75,6 +75,9 @@ const LOST = 'lost';
 const MAX_APPLY_FAILURES = 256;
 const FAILED_SESSION_PAUSE_MS = 1000;
 const MAX_FAILED_SESSION_PAUSE_MS = 10_000;
+
+/** the pause before the next session after one more ended by refused changes (0: none yet) */
+export const nextFailedPause = (prev: number): number => Math.min(MAX_FAILED_SESSION_PAUSE_MS, prev === 0 ? FAILED_SESSION_PAUSE_MS : prev * 2);
 /** files up to this size are digested for the checksum comparison without waiting for the secondary's listing */
 const DIGEST_WITHOUT_ASKING = 1 << 20;
 /** resync entries copied at the same time */
@@ -283,7 +286,7 @@ export class PrimaryRole {
         if (s.applyFailures++ === 0) this.ctx.log.warn({ seq: p.seq, err }, 'secondary failed to apply a change; the entry is copied again');
         this.recopy(s, p.mark);
         if (s.applyFailures === MAX_APPLY_FAILURES) {
-          this.failedPause = Math.min(MAX_FAILED_SESSION_PAUSE_MS, this.failedPause === 0 ? FAILED_SESSION_PAUSE_MS : this.failedPause * 2);
+          this.failedPause = nextFailedPause(this.failedPause);
           this.connectAfter = Date.now() + this.failedPause;
           s.ch.close(`the secondary failed to apply ${MAX_APPLY_FAILURES} changes (last: ${err}): its disk is full or failing; connecting again in ${this.failedPause} ms`);
         }
